@@ -1,0 +1,3 @@
+from nanochat_next.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,262 @@
+"""Device and dtype rules, in one place: the CLI, the training loop and ``doctor`` all use these.
+
+Rules (the same everywhere, printed at the start of every run):
+
+- Device: ``auto`` takes CUDA, then MPS, then CPU. A device asked for by name that is not there is an
+  error that names what is missing; we never fall back silently.
+- Compute dtype for ``auto`` (master weights always stay float32):
+  - CUDA with compute capability 8.0 or newer (A100, H100, RTX 30xx+): bfloat16.
+  - CUDA older than 8.0 (T4, V100): float16 with a GradScaler. ``torch.cuda.is_bf16_supported()`` says
+    True on a T4 through emulation, so we decide by capability, not by that call.
+  - CPU whose instruction set has native bf16 matmul (AVX512-BF16 or AMX-BF16): bfloat16.
+  - Any other CPU, and MPS: float32.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from nanochat_next.errors import UserError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class DeviceUnavailable(UserError):
+    """A device was asked for by name and this machine or this torch build does not have it."""
+
+
+def cuda_missing_reason() -> str | None:
+    """Why CUDA cannot be used here, or None when it can."""
+    if torch.version.cuda is None:
+        return (f"this torch build ({torch.__version__}) has no CUDA support; install a CUDA build of torch "
+                "(see pytorch.org) or use --device cpu")
+    if not torch.cuda.is_available():
+        return (f"torch {torch.__version__} was built with CUDA {torch.version.cuda} but no GPU is visible "
+                "(check nvidia-smi and CUDA_VISIBLE_DEVICES) or use --device cpu")
+    return None
+
+
+def mps_missing_reason() -> str | None:
+    """Why Apple's MPS backend cannot be used here, or None when it can."""
+    if not torch.backends.mps.is_built():
+        return f"this torch build ({torch.__version__}) has no MPS support (MPS needs macOS on Apple silicon)"
+    if not torch.backends.mps.is_available():
+        return "torch has MPS support but the device is not available (needs macOS 12.3+ on Apple silicon)"
+    return None
+
+
+def available_device_types() -> list[str]:
+    """Device types usable right now, best first."""
+    found = []
+    if cuda_missing_reason() is None:
+        found.append("cuda")
+    if mps_missing_reason() is None:
+        found.append("mps")
+    found.append("cpu")
+    return found
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Turn a device name into a torch.device, or raise DeviceUnavailable saying what is missing."""
+    if name not in DEVICE_CHOICES:
+        raise UserError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    if name == "auto":
+        return torch.device(available_device_types()[0])
+    reason = {"cuda": cuda_missing_reason, "mps": mps_missing_reason}.get(name, lambda: None)()
+    if reason is not None:
+        raise DeviceUnavailable(f"--device {name} was requested but {reason}")
+    return torch.device(name)
+
+
+def cpu_native_bf16() -> tuple[bool, str]:
+    """Whether this CPU does bf16 matmul natively (AVX512-BF16 or AMX-BF16), and how we know."""
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    native = sorted(flags & {"avx512_bf16", "amx_bf16"})
+    if native:
+        return True, f"CPU flags {'+'.join(native)}"
+    if flags:
+        return False, "CPU flags show neither avx512_bf16 nor amx_bf16"
+    return False, "CPU flags unknown on this platform (no /proc/cpuinfo)"
+
+
+@dataclass(frozen=True)
+class DtypeChoice:
+    """The compute dtype for a device, whether fp16 loss scaling is needed, and why."""
+
+    dtype: torch.dtype
+    grad_scaler: bool
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+
+def choose_dtype(device: torch.device | str, requested: str = "auto") -> DtypeChoice:
+    """Apply the dtype rules of this module; an explicit request is honoured unless the device can't do it."""
+    device = torch.device(device)
+    if requested not in DTYPE_CHOICES:
+        raise UserError(f"unknown dtype {requested!r}; choose one of {', '.join(DTYPE_CHOICES)}")
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    if requested != "auto":
+        dtype = DTYPES[requested]
+        if dtype == torch.bfloat16 and capability is not None and capability < (8, 0):
+            raise UserError(f"bfloat16 needs a GPU of compute capability 8.0 or newer; this one is "
+                            f"{capability[0]}.{capability[1]}: use --dtype float16 or --dtype auto")
+        scaler = dtype == torch.float16 and device.type == "cuda"
+        return DtypeChoice(dtype, scaler, f"requested with --dtype {requested}")
+    if device.type == "cuda":
+        cap = f"{capability[0]}.{capability[1]}"
+        if capability >= (8, 0):
+            return DtypeChoice(torch.bfloat16, False, f"CUDA compute capability {cap} >= 8.0 has native bf16")
+        return DtypeChoice(torch.float16, True,
+                           f"CUDA compute capability {cap} < 8.0 has no fast bf16: fp16 with GradScaler")
+    if device.type == "cpu":
+        native, why = cpu_native_bf16()
+        if native:
+            return DtypeChoice(torch.bfloat16, False, f"native bf16 matmul on this CPU ({why})")
+        return DtypeChoice(torch.float32, False, f"no native bf16 on this CPU ({why})")
+    return DtypeChoice(torch.float32, False, f"{device.type}: float32 (reduced precision not validated there)")
+
+
+def compile_support(device: torch.device | str = "cpu") -> tuple[bool, str]:
+    """Try torch.compile on a tiny function on the device; return (works, what happened)."""
+    device = torch.device(device)
+    if sys.platform == "win32":
+        return False, "torch.compile is not supported on Windows"
+    try:
+        t0 = time.perf_counter()
+        fn = torch.compile(lambda x: torch.relu(x) * 2.0 + 1.0, dynamic=False)
+        x = torch.randn(8, device=device)
+        ok = torch.allclose(fn(x), torch.relu(x) * 2.0 + 1.0)
+        seconds = time.perf_counter() - t0
+    except Exception as exc:  # compile failures come in many types (missing compiler, Triton, ...)
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return False, f"torch.compile failed: {type(exc).__name__}: {first_line[:200]}"
+    if not ok:
+        return False, "torch.compile ran but gave a different result than eager"
+    return True, f"torch.compile works (tiny function compiled in {seconds:.1f} s)"
+
+
+def measure_matmul_flops(device: torch.device | str, dtype: torch.dtype, n: int = 1024,
+                         seconds: float = 0.5) -> float:
+    """Measured dense matmul throughput in FLOP/s for an n x n product (a peak for MFU on this machine)."""
+    device = torch.device(device)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        elif device.type == "mps":
+            torch.mps.synchronize()
+
+    a @ b  # warm-up
+    sync()
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    sync()
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def device_description(device: torch.device) -> str:
+    """A human name for the device: the GPU model or the CPU model."""
+    if device.type == "cuda":
+        cap = torch.cuda.get_device_capability(device)
+        return f"{torch.cuda.get_device_name(device)} (compute capability {cap[0]}.{cap[1]})"
+    if device.type == "cpu":
+        return cpu_model_name()
+    return device.type
+
+
+def cpu_model_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@dataclass
+class DeviceProfile:
+    device: str
+    description: str
+    dtype: str
+    grad_scaler: bool
+    dtype_reason: str
+    compile_ok: bool | None
+    compile_reason: str
+    matmul_gflops: dict[str, float] | None = None
+
+
+def runtime_profile(device: str = "auto", check_compile: bool = True, measure: bool = False) -> dict:
+    """Everything ``doctor`` reports, as a JSON-ready dict. Raises DeviceUnavailable for an absent device."""
+    wanted = [resolve_device(device)] if device != "auto" else [torch.device(t) for t in available_device_types()]
+    missing = {"cuda": cuda_missing_reason(), "mps": mps_missing_reason()}
+    devices = []
+    for dev in wanted:
+        choice = choose_dtype(dev)
+        ok, why = compile_support(dev) if check_compile else (None, "not checked (--no-compile-check)")
+        flops = None
+        if measure:
+            flops = {name: round(measure_matmul_flops(dev, dt) / 1e9, 1)
+                     for name, dt in DTYPES.items() if not (dev.type == "cpu" and dt == torch.float16)}
+        devices.append(asdict(DeviceProfile(str(dev), device_description(dev), choice.name, choice.grad_scaler,
+                                            choice.reason, ok, why, flops)))
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cpu": cpu_model_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "available_devices": available_device_types(),
+        "unavailable": {name: why for name, why in missing.items() if why is not None},
+        "devices": devices,
+    }
+
+
+def format_profile(profile: dict) -> str:
+    """The doctor report as aligned text."""
+    lines = [
+        f"python        {profile['python']} on {profile['platform']}",
+        f"torch         {profile['torch']} (CUDA {profile['cuda'] or 'none'}, cuDNN {profile['cudnn'] or 'none'})",
+        f"cpu           {profile['cpu']}, {profile['cpu_count']} logical cores, torch uses "
+        f"{profile['torch_threads']} threads",
+        f"devices       {', '.join(profile['available_devices'])}",
+    ]
+    for name, why in profile["unavailable"].items():
+        lines.append(f"  no {name:<9} {why}")
+    for d in profile["devices"]:
+        lines.append(f"[{d['device']}] {d['description']}")
+        scaler = " + GradScaler" if d["grad_scaler"] else ""
+        lines.append(f"  dtype       {d['dtype']}{scaler}: {d['dtype_reason']}")
+        verdict = {True: "yes", False: "no", None: "unknown"}[d["compile_ok"]]
+        lines.append(f"  compile     {verdict}: {d['compile_reason']}")
+        if d["matmul_gflops"]:
+            measured = ", ".join(f"{k} {v:,.0f}" for k, v in d["matmul_gflops"].items())
+            lines.append(f"  matmul      GFLOP/s measured: {measured}")
+    return "\n".join(lines)
