@@ -1,0 +1,58 @@
+"""Shared test set-up.
+
+Tests never download. Corpora come from ../shared/data (beside the repository, as in CI) or from an
+existing cache. When NANOCHAT_NEXT_CACHE is unset and ../shared/data exists, the whole session (notebook
+kernels included, they inherit the environment) uses a private cache filled from there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("NANOCHAT_NEXT_CACHE") or not SHARED_DATA.is_dir():
+        return
+    cache = Path(tempfile.mkdtemp(prefix="nanochat-next-test-cache-"))
+    (cache / "corpora").mkdir()
+    for name in ("tinyshakespeare.txt", "names.txt"):
+        if (SHARED_DATA / name).is_file():
+            shutil.copyfile(SHARED_DATA / name, cache / "corpora" / name)
+    os.environ["NANOCHAT_NEXT_CACHE"] = str(cache)
+    config._nanochat_next_cache = cache  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    cache = getattr(config, "_nanochat_next_cache", None)
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def corpus_file(filename: str) -> Path:
+    """A corpus from the cache or ../shared/data; skip (with the reason) if neither has it."""
+    from nanochat_next.corpus import cache_dir
+
+    for candidate in (cache_dir() / "corpora" / filename, SHARED_DATA / filename):
+        if candidate.is_file():
+            return candidate
+    pytest.skip(f"{filename} is in neither the cache nor {SHARED_DATA}")
+
+
+@pytest.fixture(scope="session")
+def shakespeare_text() -> str:
+    return corpus_file("tinyshakespeare.txt").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def shakespeare_docs(shakespeare_text: str) -> list[str]:
+    from nanochat_next.corpus import split_documents
+
+    return split_documents(shakespeare_text, "paragraphs")

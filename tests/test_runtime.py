@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nanochat_next import runtime
+from nanochat_next.errors import UserError
+from nanochat_next.runtime import DeviceUnavailable, choose_dtype, resolve_device
+
+
+def test_auto_device_is_the_best_available():
+    assert resolve_device("auto").type == runtime.available_device_types()[0]
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_absent_cuda_is_a_clear_error_not_a_fallback():
+    with pytest.raises(DeviceUnavailable, match="--device cuda was requested but .*use --device cpu"):
+        resolve_device("cuda")
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has MPS")
+def test_absent_mps_is_a_clear_error():
+    with pytest.raises(DeviceUnavailable, match="--device mps was requested"):
+        resolve_device("mps")
+
+
+def test_unknown_device_and_dtype():
+    with pytest.raises(UserError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    with pytest.raises(UserError, match="unknown dtype 'fp8'"):
+        choose_dtype("cpu", "fp8")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_dtype_follows_native_bf16(monkeypatch, native):
+    monkeypatch.setattr(runtime, "cpu_native_bf16", lambda: (native, "test"))
+    choice = choose_dtype("cpu")
+    assert choice.dtype == (torch.bfloat16 if native else torch.float32)
+    assert not choice.grad_scaler
+    assert choose_dtype("cpu", "float32").dtype == torch.float32
+
+
+@pytest.mark.parametrize("capability, dtype, scaler", [((7, 5), torch.float16, True), ((8, 0), torch.bfloat16, False),
+                                                       ((9, 0), torch.bfloat16, False), ((6, 0), torch.float16, True)])
+def test_cuda_dtype_by_capability(monkeypatch, capability, dtype, scaler):
+    # decided by compute capability, never by torch.cuda.is_bf16_supported() (True on a T4 by emulation)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    choice = choose_dtype(torch.device("cuda"))
+    assert (choice.dtype, choice.grad_scaler) == (dtype, scaler)
+    assert f"{capability[0]}.{capability[1]}" in choice.reason
+    if capability < (8, 0):
+        with pytest.raises(UserError, match="bfloat16 needs a GPU of compute capability 8.0"):
+            choose_dtype(torch.device("cuda"), "bfloat16")
+        assert choose_dtype(torch.device("cuda"), "float16").grad_scaler
+
+
+def test_cpu_flags_detection_reads_proc_cpuinfo():
+    native, why = runtime.cpu_native_bf16()
+    assert isinstance(native, bool) and why
+
+
+def test_profile_is_complete_without_compile_check():
+    profile = runtime.runtime_profile("cpu", check_compile=False)
+    assert profile["torch"] == torch.__version__
+    assert profile["torch_threads"] == torch.get_num_threads()
+    (cpu,) = profile["devices"]
+    assert cpu["device"] == "cpu" and cpu["dtype"] in ("bfloat16", "float32") and cpu["compile_ok"] is None
+    text = runtime.format_profile(profile)
+    assert "dtype" in text and "compile     unknown" in text
+
+
+def test_measured_matmul_flops_is_positive():
+    assert runtime.measure_matmul_flops("cpu", torch.float32, n=64, seconds=0.05) > 0
