@@ -53,11 +53,12 @@ def plot_compression(rows: Sequence[dict], path: str | Path | None = None, title
     sizes = [r["vocab_size"] for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
     ax1.plot(sizes, [r["bytes_per_token"] for r in rows], "o-")
-    ax1.set(xscale="log", xlabel="vocab size", ylabel="bytes per token (higher = better compression)")
+    ax1.set(xscale="log", xlabel="vocab size", ylabel="bytes per token (higher is better)")
     ax2.plot(sizes, [r["tokens_per_document"] for r in rows], "o-", color="tab:orange")
     ax2.set(xscale="log", xlabel="vocab size", ylabel="tokens per document")
     for ax in (ax1, ax2):
         ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.minorticks_off()
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)

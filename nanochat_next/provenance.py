@@ -1,0 +1,70 @@
+"""Where a result came from: machine, versions, git commit, command line. Every results/*.json carries it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("nanochat-next", "torch", "numpy", "tiktoken", "rustbpe", "regex", "matplotlib")
+
+
+def git_state(repo: str | os.PathLike = ".") -> dict:
+    """Commit hash and whether the work tree has uncommitted changes (None where git is unavailable)."""
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def run_metadata() -> dict:
+    """Machine, versions, git state, time and command line of this run."""
+    import torch
+
+    from nanochat_next.runtime import cpu_model_name
+
+    return {
+        "timestamp_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "git": git_state(Path(__file__).resolve().parents[1]),
+        "machine": {
+            "cpu": cpu_model_name(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "cuda": torch.version.cuda,
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        },
+        "versions": package_versions(),
+    }
+
+
+def write_results(directory: str | os.PathLike, name: str, data: dict, markdown: str) -> tuple[Path, Path]:
+    """Write results/<name>.json (data + metadata) and results/<name>.md; return both paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = directory / f"{name}.json", directory / f"{name}.md"
+    json_path.write_text(json.dumps({**data, "metadata": run_metadata()}, indent=2) + "\n")
+    md_path.write_text(markdown.rstrip() + "\n")
+    return json_path, md_path

@@ -1,0 +1,268 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Tokenization: from characters to byte-level BPE
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ricardofrantz/nanochat-next/blob/main/notebooks/01_tokenizer.ipynb)
+#
+# A language model reads integers, not text. A **tokenizer** turns text into a sequence of integer ids
+# and back. This notebook builds up the tokenizer that nanochat (and GPT-4) use:
+#
+# 1. **characters**: one id per distinct character: simple, but every unseen character is a failure;
+# 2. **bytes**: one id per UTF-8 byte: 256 ids cover any text, but sequences get long;
+# 3. **byte-level BPE**: start from bytes and repeatedly *merge the most frequent pair* into a new id.
+#
+# We write BPE by hand on a tiny string, then use the library's readable trainer on Shakespeare and check
+# that it learns *exactly* the same merges as `rustbpe` (the fast Rust trainer nanochat uses), encode with
+# `tiktoken`, save the tokenizer as plain text, and measure how compression grows with vocabulary size.
+#
+# Runs top to bottom on a laptop CPU in well under 2 minutes.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # on Colab: install this repository's library first
+    # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
+    pass
+
+# %% tags=["parameters"]
+corpus = "tinyshakespeare"  # a known corpus name, or a path to a .txt file / folder of .txt files
+vocab_size = 4096  # the tokenizer we train in full (special tokens included)
+compare_vocab_sizes = [300, 512, 1024, 2048, 4096, 8192]  # for the compression plot
+
+# %%
+import time
+
+import regex
+
+from nanochat_next.bpe_tokenizer import SPECIAL_TOKENS, BPETokenizer
+from nanochat_next.bpe_train import SPLIT_PATTERN, merges_to_token_bytes, train_merges
+from nanochat_next.char_tokenizer import CharTokenizer
+from nanochat_next.corpus import load_corpus, split_documents, train_val_split
+from nanochat_next.errors import UserError
+from nanochat_next.tok_eval import compression, format_table, plot_compression, sweep_vocab_sizes
+
+text, rule = load_corpus(corpus)  # downloads once into the cache (checksum-verified), then reads it
+docs = split_documents(text, rule)
+train_docs, val_docs = train_val_split(docs)  # first 90% train, last 10% held out
+print(f"{len(text):,} characters, {len(docs):,} documents ({rule}): {len(train_docs):,} train, {len(val_docs):,} held out")
+print(repr(docs[0]))
+
+# %% [markdown]
+# ## 1. Characters
+#
+# The simplest tokenizer gives every distinct character an id. We follow karpathy's `microgpt.py`: the
+# sorted characters get ids `0..n-1` and a special `<|bos|>` ("beginning of sequence") token gets id `n`;
+# it will separate documents during training.
+
+# %%
+chars = CharTokenizer.from_text(train_docs)
+print("vocab size:", chars.vocab_size)
+print("characters:", repr("".join(chars.chars)))
+ids = chars.encode("To be, or not to be", prepend_bos=True)
+print(ids)
+print(chars.decode(ids))
+
+# %% [markdown]
+# The weakness: a character that was not in the training text has no id at all.
+
+# %%
+try:
+    chars.encode("naïve café ☕")
+except UserError as err:
+    print("UserError:", err)
+
+# %% [markdown]
+# ## 2. Bytes
+#
+# UTF-8 writes every character as 1 to 4 bytes. With the 256 possible byte values as the vocabulary,
+# *any* text can be encoded, but non-ASCII text gets longer.
+
+# %%
+sample = "naïve café ☕"
+as_bytes = list(sample.encode("utf-8"))
+print(f"{len(sample)} characters -> {len(as_bytes)} bytes")
+print(as_bytes)
+
+# %% [markdown]
+# ## 3. Byte pair encoding, by hand
+#
+# BPE starts from bytes and repeats one step: count every adjacent pair of ids, take the most frequent
+# pair (ties: the smallest pair, as `rustbpe` does), and replace it everywhere by a new id
+# (256, 257, ...). Each merge shortens the sequence; the list of merges *is* the tokenizer.
+
+
+# %%
+def count_pairs(ids: list[int]) -> dict[tuple[int, int], int]:
+    counts: dict[tuple[int, int], int] = {}
+    for pair in zip(ids, ids[1:]):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+tiny = "the cat in the hat ate the hot oat at the theatre"
+ids = list(tiny.encode("utf-8"))
+vocab = {i: bytes([i]) for i in range(256)}
+hand_merges = []
+for step in range(6):
+    counts = count_pairs(ids)
+    pair = max(counts, key=lambda p: (counts[p], -p[0], -p[1]))  # most frequent, then smallest pair
+    new_id = 256 + step
+    vocab[new_id] = vocab[pair[0]] + vocab[pair[1]]
+    hand_merges.append(pair)
+    ids = merge(ids, pair, new_id)
+    print(f"merge {step}: {vocab[pair[0]]!r} + {vocab[pair[1]]!r} -> {new_id} {vocab[new_id]!r}"
+          f"  (seen {counts[pair]}x, sequence now {len(ids)} long)")
+
+# %% [markdown]
+# The library's trainer (`nanochat_next.bpe_train.train_merges`) does the same, but *incrementally*: it
+# keeps the pair counts and only updates them around each replacement, instead of recounting the whole
+# text after every merge. Given the whole string as one chunk, it learns the same merges:
+
+# %%
+library_merges = train_merges([tiny], 6, pattern=r"(?s).+")
+print(library_merges == hand_merges)
+assert library_merges == hand_merges
+
+# %% [markdown]
+# ## 4. Split first, then merge
+#
+# GPT-style tokenizers never merge across certain boundaries: a regex first splits the text into chunks
+# (words with their leading space, runs of digits, punctuation, whitespace), and BPE runs inside each
+# chunk. nanochat's pattern is GPT-4's with one change: numbers split into runs of at most **2** digits
+# (`\p{N}{1,2}`), which wastes fewer tokens on numbers at small vocabulary sizes.
+
+# %%
+print(regex.findall(SPLIT_PATTERN, "Hello world! It's 2024... 1234567   spaces\n\nDON'T"))
+
+# %% [markdown]
+# ## 5. Training on Shakespeare: our readable trainer vs rustbpe
+#
+# Now the real thing, `vocab_size` tokens in total: 256 bytes + merges + nanochat's 9 special tokens
+# (`<|bos|>`, `<|user_start|>`, ...). The `python` trainer is the readable one; `rustbpe` is the fast one.
+# They must produce the *identical* vocabulary, merge for merge; the test suite checks this on
+# adversarial text too.
+
+# %%
+t0 = time.perf_counter()
+tok_python = BPETokenizer.train(train_docs, vocab_size, trainer="python")
+t_python = time.perf_counter() - t0
+t0 = time.perf_counter()
+tok = BPETokenizer.train(train_docs, vocab_size, trainer="rustbpe")
+t_rust = time.perf_counter() - t0
+print(f"python trainer: {t_python:.2f} s, rustbpe: {t_rust:.2f} s")
+print("identical vocabularies:", tok_python.token_bytes == tok.token_bytes)
+assert tok_python.token_bytes == tok.token_bytes
+print(f"{tok.vocab_size} tokens = 256 bytes + {tok.num_merges} merges + {len(SPECIAL_TOKENS)} special")
+
+# %%
+print("first merges:", [tok.token_bytes[i].decode("utf-8", "replace") for i in range(256, 276)])
+print("last merges: ", [tok.token_bytes[i].decode("utf-8", "replace") for i in range(tok.bos_id - 12, tok.bos_id)])
+
+# %% [markdown]
+# ## 6. Encoding with tiktoken
+#
+# Training is done once; encoding happens all the time. `BPETokenizer` hands the learned ranks to
+# OpenAI's `tiktoken`, a fast encoder. Special tokens are *never* produced from plain text: the string
+# `"<|bos|>"` inside a document stays ordinary characters unless we explicitly allow special tokens.
+
+# %%
+line = "ROMEO: But, soft! what light through yonder window breaks?"
+ids = tok.encode(line, prepend_bos=True)
+print(len(line.encode("utf-8")), "bytes ->", len(ids), "tokens")
+print(ids)
+print([tok.decode([i]) for i in ids])
+assert tok.decode(ids[1:]) == line
+
+# %%
+tricky = "a document that mentions <|bos|> in its text"
+plain, allowed = tok.encode(tricky), tok.encode(tricky, allow_special=True)
+print(f"plain text:      {len(plain)} tokens, contains <|bos|> (id {tok.bos_id}): {tok.bos_id in plain}")
+print(f"special allowed: {len(allowed)} tokens, contains <|bos|> (id {tok.bos_id}): {tok.bos_id in allowed}")
+
+# %% [markdown]
+# ## 7. Saving without pickle
+#
+# nanochat pickles its tokenizer, and loading a pickle can run arbitrary code. We save two text files:
+# `tokenizer.tiktoken` (tiktoken's own format: base64 of each token's bytes and its id) and
+# `tokenizer.json` (the split pattern, special token ids, and a checksum of the ranks file).
+
+# %%
+import tempfile
+from pathlib import Path
+
+save_dir = Path(tempfile.mkdtemp()) / "tokenizer"
+tok.save(save_dir)
+print(sorted(p.name for p in save_dir.iterdir()))
+print((save_dir / "tokenizer.tiktoken").read_text().splitlines()[256:260])
+loaded = BPETokenizer.load(save_dir)
+assert loaded.encode(line) == tok.encode(line)
+print("reloaded tokenizer encodes identically")
+
+# %% [markdown]
+# ## 8. Compression vs vocabulary size
+#
+# A bigger vocabulary packs more bytes into each token, so the model sees more text per position, but
+# each extra token costs an embedding row and an output column. We train one tokenizer per size on the
+# training split and measure **bytes per token** and **tokens per document** on the held-out split.
+
+# %%
+rows = sweep_vocab_sizes(train_docs, val_docs, compare_vocab_sizes)
+print(format_table(rows))
+bytes_per_token = [r["bytes_per_token"] for r in rows]
+assert all(a < b for a, b in zip(bytes_per_token, bytes_per_token[1:])), "compression grows with vocab size"
+assert 3.0 < compression(tok, val_docs)["bytes_per_token"] < 3.6  # Shakespeare at 4096 tokens: ~3.3
+
+# %%
+fig = plot_compression(rows, title=f"{corpus}: held-out compression")
+
+# %% [markdown]
+# ## 9. Compared with GPT-2 and GPT-4 (needs internet)
+#
+# tiktoken downloads the GPT-2 and GPT-4 vocabularies on first use. Offline, this cell says so and moves
+# on. Those vocabularies are 50k and 100k tokens trained on web text, so they compress Shakespeare well,
+# but a tiny model could never afford their embedding tables.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import tiktoken
+
+val_bytes = sum(len(d.encode("utf-8")) for d in val_docs)
+for name in ("gpt2", "cl100k_base"):
+    try:
+        enc = tiktoken.get_encoding(name)
+    except Exception as err:  # offline: no network to fetch the vocabulary
+        print(f"{name}: skipped, its vocabulary could not be downloaded ({type(err).__name__})")
+        continue
+    n_tokens = sum(len(enc.encode_ordinary(d)) for d in val_docs)
+    print(f"{name}: {enc.n_vocab:,} tokens, {val_bytes / n_tokens:.3f} bytes/token")
+
+# %% [markdown]
+# ## What's next
+#
+# `nanochat-next tok-train` and `nanochat-next tok-eval` do all of this from the command line. Notebook 02
+# uses the character tokenizer to build a bigram language model on scalars.
