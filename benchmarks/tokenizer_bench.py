@@ -125,7 +125,8 @@ def main() -> None:
             f"| {'yes' if r['identical_vocab_python_vs_rustbpe'] else 'NO'} |")
     lines += ["", f"Targets at vocab {head['vocab_size']}:", ""]
     for key, limit in data["targets"].items():
-        lines.append(f"- `{key}` = {data[key]:.3f} (target <= {limit}): {'met' if data['targets_met'][key] else 'MISSED'}")
+        verdict = "met" if data["targets_met"][key] else "MISSED"
+        lines.append(f"- `{key}` = {data[key]:.3f} (target <= {limit}): {verdict}")
     json_path, md_path = write_results(args.out, "tokenizer", data, "\n".join(lines))
     print(f"wrote {json_path} and {md_path}")
 

@@ -48,7 +48,7 @@ import time
 import regex
 
 from nanochat_next.bpe_tokenizer import SPECIAL_TOKENS, BPETokenizer
-from nanochat_next.bpe_train import SPLIT_PATTERN, merges_to_token_bytes, train_merges
+from nanochat_next.bpe_train import SPLIT_PATTERN, train_merges
 from nanochat_next.char_tokenizer import CharTokenizer
 from nanochat_next.corpus import load_corpus, split_documents, train_val_split
 from nanochat_next.errors import UserError
@@ -57,7 +57,8 @@ from nanochat_next.tok_eval import compression, format_table, plot_compression, 
 text, rule = load_corpus(corpus)  # downloads once into the cache (checksum-verified), then reads it
 docs = split_documents(text, rule)
 train_docs, val_docs = train_val_split(docs)  # first 90% train, last 10% held out
-print(f"{len(text):,} characters, {len(docs):,} documents ({rule}): {len(train_docs):,} train, {len(val_docs):,} held out")
+print(f"{len(text):,} characters, {len(docs):,} documents ({rule})")
+print(f"{len(train_docs):,} train, {len(val_docs):,} held out")
 print(repr(docs[0]))
 
 # %% [markdown]
