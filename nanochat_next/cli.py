@@ -35,6 +35,16 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
 def fraction(text: str) -> float:
     try:
         value = float(text)
@@ -42,6 +52,26 @@ def fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 (exclusive), got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
     return value
 
 
@@ -145,6 +175,55 @@ def cmd_tok_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- train / sample
+def cmd_train(args: argparse.Namespace) -> int:
+    from nanochat_next.corpus import load_corpus, split_documents
+    from nanochat_next.scalar_train import ScalarRun, train
+
+    if args.val_fraction >= 1.0:
+        raise UserError(f"--val-fraction must be below 1, got {args.val_fraction}")
+    run = ScalarRun(model_kind=args.model_kind, steps=args.steps, optimizer=args.optimizer, lr=args.lr,
+                    lr_schedule=args.lr_schedule, warmup_ratio=args.warmup_ratio, warmdown_ratio=args.warmdown_ratio,
+                    final_fraction=args.final_lr_fraction, weight_decay=args.weight_decay, seed=args.seed,
+                    val_fraction=args.val_fraction, eval_docs=args.eval_docs, smoothing=args.smoothing,
+                    n_embd=args.n_embd, n_head=args.n_head, n_layer=args.n_layer, block_size=args.block_size)
+    text, rule = load_corpus(args.data, allow_download=not args.no_download)
+    docs = split_documents(text, rule if args.documents == "auto" else args.documents)
+    print(f"scalar {run.model_kind}: {len(docs):,} documents from {args.data}, {run.steps} steps of {run.optimizer} "
+          f"(lr {run.learning_rate:g}, {run.lr_schedule} schedule), seed {run.seed}")
+    result = train(docs, run, checkpoint_dir=args.checkpoint_dir, progress=not args.no_progress, data_name=args.data)
+    losses = result["losses"]
+    print(f"{result['num_params']:,} parameters, vocab {result['vocab_size']}, "
+          f"{result['steps_per_s']:.1f} steps/s over {result['steps_done']} steps")
+    if losses:
+        first = sum(losses[:10]) / len(losses[:10])
+        last = sum(losses[-10:]) / len(losses[-10:])
+        print(f"train loss {first:.4f} (first 10 steps) -> {last:.4f} (last 10); "
+              f"val loss {result['val_loss']:.4f} on {result['val_documents_evaluated']:,} held-out documents")
+    print(f"saved {result['checkpoint']}")
+    if result["interrupted"]:
+        print(f"interrupted after {result['steps_done']} steps; the checkpoint holds the model at that point",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import random
+
+    from nanochat_next import scalar_checkpoint
+    from nanochat_next.scalar_sample import check_temperature, generate
+
+    check_temperature(args.temperature)
+    model, tokenizer, _ = scalar_checkpoint.load(args.checkpoint)
+    prompt = tokenizer.encode(args.prompt, prepend_bos=True)
+    rng = random.Random(args.seed)
+    for _ in range(args.num_samples):
+        new = generate(model, prompt, args.max_new_tokens, args.temperature, rng, stop_token=tokenizer.bos_id)
+        print(args.prompt + tokenizer.decode(new))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- doctor
 def cmd_doctor(args: argparse.Namespace) -> int:
     from nanochat_next.runtime import format_profile, runtime_profile
@@ -196,6 +275,59 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trainer for the sweep (default: rustbpe)")
     p.add_argument("--out", default="out/tok_eval", help="directory for tok_eval.json/.md/.png (default: out/tok_eval)")
     p.set_defaults(func=cmd_tok_eval)
+
+    p = sub.add_parser("train", help="train a model (scalar bigram or scalar mini-GPT) and save a checkpoint",
+                       description="Train a model and save a checkpoint. --mode scalar trains on Python scalars "
+                                   "(the teaching path): a bigram table or a microgpt-style mini-GPT, on a character "
+                                   "tokenizer, one document per step (the bigram: all documents every step).",
+                       formatter_class=fmt)
+    p.add_argument("--mode", choices=["scalar"], default="scalar", help="scalar: Python Value autograd")
+    p.add_argument("--model-kind", choices=["bigram", "mini-gpt"], default="mini-gpt", help="which model")
+    p.add_argument("--data", "--corpus", dest="data", default="names",
+                   help="known corpus (names, tinyshakespeare) or a path to .txt file(s)")
+    p.add_argument("--documents", choices=["auto", "paragraphs", "lines"], default="auto",
+                   help="document rule: auto = the corpus's own (names: lines), paragraphs for paths")
+    p.add_argument("--val-fraction", type=unit_interval, default=0.1,
+                   help="fraction of the (shuffled) documents held out for the validation loss; 0 = none")
+    p.add_argument("--no-download", action="store_true", help="use only the corpus cache, never download")
+    p.add_argument("--steps", type=positive_int, default=500, help="optimizer steps")
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="optimizer")
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help="peak learning rate (default: 0.01 mini-gpt/adamw, 0.1 mini-gpt/sgd, 0.5 bigram/adamw, "
+                        "50 bigram/sgd)")
+    p.add_argument("--lr-schedule", choices=["linear", "sqrt", "cosine", "constant"], default="linear",
+                   help="warmdown shape: linear, sqrt (1-sqrt), cosine, or constant (no warmdown)")
+    p.add_argument("--warmup-ratio", type=unit_interval, default=0.0, help="fraction of steps of linear warmup")
+    p.add_argument("--warmdown-ratio", type=unit_interval, default=0.5, help="fraction of steps of warmdown")
+    p.add_argument("--final-lr-fraction", type=unit_interval, default=0.0, help="LR at the end, as a fraction of peak")
+    p.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="decoupled weight decay")
+    p.add_argument("--seed", type=int, default=42, help="seeds the document shuffle and the weight init")
+    p.add_argument("--smoothing", type=non_negative_float, default=1.0, help="bigram: pseudo-count added to every pair")
+    p.add_argument("--n-embd", type=positive_int, default=16, help="mini-gpt: embedding width")
+    p.add_argument("--n-head", type=positive_int, default=4, help="mini-gpt: attention heads (must divide n-embd)")
+    p.add_argument("--n-layer", type=positive_int, default=1, help="mini-gpt: transformer blocks")
+    p.add_argument("--block-size", type=positive_int, default=16, help="mini-gpt: context length in tokens")
+    p.add_argument("--eval-docs", type=positive_int, default=200,
+                   help="mini-gpt: held-out documents for the final validation loss (the bigram uses all)")
+    p.add_argument("--checkpoint-dir", default="out/scalar",
+                   help="where model.json (the checkpoint) and metrics.jsonl (one line per step) go")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="generate text from a trained checkpoint",
+                       description="Generate samples from a checkpoint. Each sample starts from <|bos|> + --prompt "
+                                   "and stops at <|bos|>, after --max-new-tokens, or at the model's block size. The "
+                                   "same --seed gives the same output, byte for byte.",
+                       formatter_class=fmt)
+    p.add_argument("--mode", choices=["scalar"], default="scalar", help="scalar: a checkpoint from train --mode scalar")
+    p.add_argument("--checkpoint", "--checkpoint-dir", dest="checkpoint", default="out/scalar",
+                   help="checkpoint directory (holding model.json) or the .json file itself")
+    p.add_argument("--prompt", default="", help="text to continue (characters must be in the model's vocabulary)")
+    p.add_argument("--num-samples", type=positive_int, default=10, help="how many samples")
+    p.add_argument("--max-new-tokens", type=positive_int, default=100, help="most tokens generated per sample")
+    p.add_argument("--temperature", type=positive_float, default=0.8, help="softmax temperature, > 0")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("doctor", help="print the runtime profile: versions, devices, dtypes, compile support",
                        description="Print python/torch versions, available devices, the default dtype of each "
