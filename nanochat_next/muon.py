@@ -1,0 +1,157 @@
+"""MuonAdamW: Muon for the hidden weight matrices, AdamW for everything else (nanochat's optimizer).
+
+One ``torch.optim.Optimizer`` with two kinds of parameter group:
+
+- ``kind="adamw"``: decoupled weight decay ``p *= 1 - lr * wd``, then Adam with bias correction.
+- ``kind="muon"``: for groups of same-shaped 2-D matrices, stacked and updated together:
+  1. Nesterov momentum: ``buf = lerp(buf, g, 1 - m)``, update direction ``lerp(g, buf, m)``;
+  2. orthogonalisation by 5 Polar Express iterations (Amsel et al. 2025, arXiv:2505.16932) in bfloat16,
+     after scaling the matrix to spectral norm <= 1 (Frobenius norm x 1.02);
+  3. NorMuon variance reduction (arXiv:2510.05491): a factored second moment per row (tall matrices) or
+     per column (wide ones), rescaled so the update's overall norm is kept;
+  4. cautious weight decay: decay only where the update and the weight have the same sign;
+  5. the step, with the learning rate scaled by ``sqrt(max(1, rows / cols))``.
+
+Learning-rate, momentum and weight-decay schedules are the training loop's business (it sets the group
+values before each step), as in nanochat.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# Polar Express coefficients for 5 iterations (safety factor 2e-2, cushion 2), from the paper
+POLAR_EXPRESS = [
+    (8.156554524902461, -22.48329292557795, 15.878769915207462),
+    (4.042929935166739, -2.808917465908714, 0.5000178451051316),
+    (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
+    (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
+    (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
+]
+
+
+def orthogonalize(g: Tensor, steps: int = 5) -> Tensor:
+    """Approximately U V^T of g = U S V^T (batched over the leading dim), computed in bfloat16."""
+    x = g.bfloat16()
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) * 1.02 + 1e-6)
+    tall = g.size(-2) > g.size(-1)
+    for a, b, c in POLAR_EXPRESS[:steps]:
+        if tall:
+            gram = x.mT @ x
+            x = a * x + x @ (b * gram + c * (gram @ gram))
+        else:
+            gram = x @ x.mT
+            x = a * x + (b * gram + c * (gram @ gram)) @ x
+    return x
+
+
+def _f32(value: float) -> Tensor:
+    """Hyperparameters enter the arithmetic as float32 0-D tensors, as in nanochat (same rounding)."""
+    return torch.tensor(value, dtype=torch.float32)
+
+
+def adamw_update(p: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step: int, lr: float,
+                 betas: tuple[float, float], eps: float, weight_decay: float) -> None:
+    lr_t, wd_t, beta1, beta2, step_t = _f32(lr), _f32(weight_decay), _f32(betas[0]), _f32(betas[1]), _f32(step)
+    p.mul_(1 - lr_t * wd_t)
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.lerp_(grad.square(), 1 - beta2)
+    denom = (exp_avg_sq / (1 - beta2**step_t)).sqrt() + _f32(eps)
+    p.add_(exp_avg / denom, alpha=-(lr_t / (1 - beta1**step_t)))
+
+
+def muon_update(grads: Tensor, params: Tensor, momentum_buffer: Tensor, second_moment: Tensor, momentum: float,
+                lr: float, weight_decay: float, beta2: float, ns_steps: int) -> None:
+    """One Muon step on stacked (n, rows, cols) grads/params; updates params and buffers in place."""
+    m = _f32(momentum).to(grads.dtype)
+    momentum_buffer.lerp_(grads, 1 - m)
+    g = orthogonalize(grads.lerp_(momentum_buffer, m), ns_steps)
+    # NorMuon: normalise per row (tall) or per column (wide), keeping the total norm
+    red_dim = -1 if params.size(-2) >= params.size(-1) else -2
+    b2 = _f32(beta2).to(g.dtype)  # bfloat16 here, as in nanochat
+    v_mean = g.float().square().mean(dim=red_dim, keepdim=True)
+    red_size = g.size(red_dim)
+    v_norm = (v_mean.sum(dim=(-2, -1), keepdim=True) * red_size).sqrt()
+    second_moment.lerp_(v_mean.to(second_moment.dtype), 1 - b2)
+    step_size = second_moment.clamp_min(1e-10).rsqrt()
+    v_norm_new = ((v_mean * red_size) * step_size.float().square()).sum(dim=(-2, -1), keepdim=True).sqrt()
+    g = g * (step_size * (v_norm / v_norm_new.clamp_min(1e-10))).to(g.dtype)
+    # cautious weight decay (only where update and weight agree in sign) and the step
+    lr_t, wd_t = _f32(lr).to(g.dtype), _f32(weight_decay).to(g.dtype)
+    mask = (g * params) >= 0
+    params.sub_(lr_t * g + lr_t * wd_t * params * mask)
+
+
+class MuonAdamW(torch.optim.Optimizer):
+    """Parameter groups carry ``kind`` ("adamw" or "muon") and that kind's hyperparameters."""
+
+    def __init__(self, param_groups: list[dict]):
+        for group in param_groups:
+            if group.get("kind") not in ("adamw", "muon"):
+                raise ValueError(f"every group needs kind 'adamw' or 'muon', got {group.get('kind')!r}")
+            if group["kind"] == "muon" and len({tuple(p.shape) for p in group["params"]}) > 1:
+                raise ValueError("a muon group must hold parameters of one shape (they are stacked)")
+        super().__init__(param_groups, defaults={})
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ARG002 - torch's signature
+        for group in self.param_groups:
+            if group["kind"] == "adamw":
+                self._adamw(group)
+            else:
+                self._muon(group)
+
+    def _adamw(self, group: dict) -> None:
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p)
+                state["exp_avg_sq"] = torch.zeros_like(p)
+            state["step"] += 1
+            adamw_update(p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"],
+                         group["betas"], group["eps"], group["weight_decay"])
+
+    def _muon(self, group: dict) -> None:
+        params = group["params"]
+        if not params or any(p.grad is None for p in params):
+            return
+        state = self.state[params[0]]
+        rows, cols = params[0].shape[-2:]
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = torch.zeros(len(params), rows, cols, dtype=params[0].dtype,
+                                                   device=params[0].device)
+            shape = (len(params), rows, 1) if rows >= cols else (len(params), 1, cols)
+            state["second_momentum_buffer"] = torch.zeros(shape, dtype=params[0].dtype, device=params[0].device)
+        stacked = torch.stack(list(params))
+        lr = group["lr"] * max(1.0, rows / cols) ** 0.5
+        muon_update(torch.stack([p.grad for p in params]), stacked, state["momentum_buffer"],
+                    state["second_momentum_buffer"], group["momentum"], lr, group["weight_decay"],
+                    group["beta2"], group["ns_steps"])
+        torch._foreach_copy_(params, list(stacked.unbind(0)))
+
+
+def nanochat_param_groups(model, unembedding_lr: float = 0.004, embedding_lr: float = 0.2, matrix_lr: float = 0.02,
+                          weight_decay: float = 0.0, adam_betas: tuple[float, float] = (0.8, 0.95),
+                          scalar_lr: float = 0.5) -> list[dict]:
+    """nanochat's groups and LR rules for the modern GPT: AdamW LRs scaled by (n_embd / 768) ** -0.5."""
+    groups = model.param_groups()
+    scale = (model.config.n_embd / 768) ** -0.5
+    adam = dict(kind="adamw", betas=adam_betas, eps=1e-10, weight_decay=0.0)
+    out = [
+        dict(adam, params=groups["lm_head"], lr=unembedding_lr * scale),
+        dict(adam, params=groups["embeddings"], lr=embedding_lr * scale),
+        dict(adam, params=groups["value_embeds"], lr=embedding_lr * scale),
+        dict(adam, params=groups["resid_lambdas"], lr=scalar_lr * 0.01),
+        dict(adam, params=groups["x0_lambdas"], lr=scalar_lr, betas=(0.96, 0.95)),
+    ]
+    matrices = groups["matrices"]
+    for shape in sorted({tuple(p.shape) for p in matrices}):
+        out.append(dict(kind="muon", params=[p for p in matrices if tuple(p.shape) == shape], lr=matrix_lr,
+                        momentum=0.95, ns_steps=5, beta2=0.95, weight_decay=weight_decay))
+    for group in out:
+        group["initial_lr"] = group["lr"]
+    return out

@@ -1,0 +1,103 @@
+"""Generate the nanochat parity fixtures from nanochat's own code (gpt.py, optim.py) at the pinned ref.
+
+    python tools/make_nanochat_fixtures.py --nanochat /path/to/nanochat-checkout [--out tests/fixtures]
+
+The checkout must be karpathy/nanochat at 2f096867244e3d00a50284d1be05fa3f5dcfb84b (the script checks);
+importing it needs `filelock` besides torch. It builds a small modern GPT with every feature switched on
+(GQA, an S/L window pattern, value embeddings, lambdas), perturbs all weights so no path is zero, and
+records: the weights, a batch, nanochat's logits and losses, and the losses of 5 MuonAdamW steps with
+changing LR, momentum and weight decay. Output: nanochat_parity.safetensors + nanochat_parity.json.
+
+nanochat wraps its two optimizer kernels in torch.compile, and Inductor's fused bfloat16 arithmetic
+rounds differently from the same code run eagerly (on CPU: ~7e-4 on a Muon update). So the 5 steps are
+recorded twice: ``losses`` with the kernels' own Python code run eagerly (the reference our eager
+optimizer must match), and ``losses_compiled`` as nanochat runs by default.
+No nanochat code is copied: it is imported from the checkout at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+PINNED = "2f096867244e3d00a50284d1be05fa3f5dcfb84b"
+CONFIG = dict(sequence_len=32, vocab_size=100, n_layer=3, n_head=4, n_kv_head=2, n_embd=32, window_pattern="SL")
+OPTIM = dict(unembedding_lr=0.004, embedding_lr=0.2, matrix_lr=0.02, weight_decay=0.1, adam_betas=(0.8, 0.95),
+             scalar_lr=0.5)
+SCHEDULE = [  # (lr multiplier, muon momentum, muon weight decay) per step
+    (1.0, 0.85, 0.1), (1.0, 0.87, 0.09), (0.8, 0.9, 0.08), (0.6, 0.92, 0.07), (0.4, 0.95, 0.06)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nanochat", required=True, help="path to a karpathy/nanochat checkout at the pinned ref")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "tests" / "fixtures"))
+    args = parser.parse_args()
+    head = subprocess.run(["git", "-C", args.nanochat, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    if head.strip() != PINNED:
+        sys.exit(f"{args.nanochat} is at {head.strip() or '?'}, expected the pinned ref {PINNED}")
+    sys.path.insert(0, args.nanochat)
+    from nanochat import optim  # imported from the checkout
+    from nanochat.gpt import GPT, GPTConfig
+
+    torch.manual_seed(1234)
+    model = GPT(GPTConfig(**CONFIG))
+    model.init_weights()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    weights = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    gen = torch.Generator().manual_seed(99)
+    idx = torch.randint(0, CONFIG["vocab_size"], (2, CONFIG["sequence_len"]), generator=gen)
+    targets = torch.randint(0, CONFIG["vocab_size"], (2, CONFIG["sequence_len"]), generator=gen)
+    targets[0, :3] = -1  # ignored positions
+    with torch.no_grad():
+        logits = model(idx)
+        loss_none = model(idx, targets, loss_reduction="none")
+
+    def five_steps() -> list[float]:
+        model.load_state_dict(weights)
+        optimizer = model.setup_optimizer(**OPTIM)
+        losses = []
+        for lrm, momentum, wd in SCHEDULE:
+            loss = model(idx, targets)
+            loss.backward()
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * lrm
+                if group["kind"] == "muon":
+                    group["momentum"], group["weight_decay"] = momentum, wd
+            optimizer.step()
+            model.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+        with torch.no_grad():
+            losses.append(model(idx, targets).item())  # after the 5th step
+        return losses
+
+    losses_compiled = five_steps()
+    compiled_kernels = (optim.adamw_step_fused, optim.muon_step_fused)
+    optim.adamw_step_fused = optim.adamw_step_fused._torchdynamo_orig_callable  # the same code, run eagerly
+    optim.muon_step_fused = optim.muon_step_fused._torchdynamo_orig_callable
+    losses = five_steps()
+    optim.adamw_step_fused, optim.muon_step_fused = compiled_kernels
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {f"weights.{k}": v for k, v in weights.items()}
+    tensors.update({"idx": idx, "targets": targets, "logits": logits.contiguous(), "loss_none": loss_none})
+    save_file(tensors, out / "nanochat_parity.safetensors")
+    meta = {"nanochat_ref": PINNED, "config": CONFIG, "optimizer": {**OPTIM, "adam_betas": list(OPTIM["adam_betas"])},
+            "schedule": SCHEDULE, "losses": losses, "losses_compiled": losses_compiled, "torch": torch.__version__,
+            "generated_by": "tools/make_nanochat_fixtures.py"}
+    (out / "nanochat_parity.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"wrote {out}/nanochat_parity.safetensors and .json")
+    print(f"eager losses    {losses}\ncompiled losses {losses_compiled}")
+
+
+if __name__ == "__main__":
+    main()
