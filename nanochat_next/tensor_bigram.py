@@ -1,0 +1,36 @@
+"""The bigram of notebook 02 as a tensor model, trainable by the same loop as the GPTs."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nanochat_next.gpt import GPTConfig
+
+
+class TensorBigram(nn.Module):
+    """The bigram of notebook 02 as a tensor model: a (vocab x vocab) table of next-token logits."""
+
+    style = "bigram"
+
+    def __init__(self, config: GPTConfig, init: bool = True):
+        super().__init__()
+        self.config = config
+        self.logits = nn.Embedding(config.vocab_size, config.vocab_size)
+        if init:
+            nn.init.zeros_(self.logits.weight)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                loss_reduction: str = "mean") -> torch.Tensor:
+        logits = self.logits(idx).float()
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1,
+                               reduction=loss_reduction)
+
+    def flops_per_token(self) -> int:
+        return 6 * self.config.vocab_size  # the softmax over one row; the lookup costs no matmul
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"embeddings": [self.logits.weight]}
