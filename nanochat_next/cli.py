@@ -177,9 +177,18 @@ def cmd_tok_eval(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- train / sample
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.mode == "tensor":
+        return cmd_train_tensor(args)
     from nanochat_next.corpus import load_corpus, split_documents
     from nanochat_next.scalar_train import ScalarRun, train
 
+    if args.optimizer == "muon":
+        raise UserError("--optimizer muon is for --mode tensor; the scalar path has adamw and sgd")
+    args.steps = args.steps or 500
+    args.optimizer = args.optimizer or "adamw"
+    args.checkpoint_dir = args.checkpoint_dir or "out/scalar"
+    args.data = args.data or "names"
+    args.weight_decay = args.weight_decay or 0.0
     if args.val_fraction >= 1.0:
         raise UserError(f"--val-fraction must be below 1, got {args.val_fraction}")
     run = ScalarRun(model_kind=args.model_kind, steps=args.steps, optimizer=args.optimizer, lr=args.lr,
@@ -205,6 +214,53 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"interrupted after {result['steps_done']} steps; the checkpoint holds the model at that point",
               file=sys.stderr)
         return 130
+    return 0
+
+
+def load_tensor_data(args: argparse.Namespace):
+    """(train source, val source) from a parquet directory (nanochat layout) or a corpus name/path."""
+    from pathlib import Path
+
+    from nanochat_next.corpus import load_corpus, split_documents, train_val_split
+    from nanochat_next.packing import DocumentSource, parquet_shards
+
+    if Path(args.data).is_dir() and any(Path(args.data).glob("*.parquet")):
+        train_files, val_files = parquet_shards(args.data)
+        return DocumentSource.from_parquet(train_files), DocumentSource.from_parquet(val_files)
+    text, rule = load_corpus(args.data, allow_download=not args.no_download)
+    docs = split_documents(text, rule if args.documents == "auto" else args.documents)
+    train_docs, val_docs = train_val_split(docs, args.val_fraction)
+    return DocumentSource.from_docs(train_docs), DocumentSource.from_docs(val_docs)
+
+
+def cmd_train_tensor(args: argparse.Namespace) -> int:
+    from nanochat_next.bpe_tokenizer import BPETokenizer
+    from nanochat_next.tensor_train import TensorRun, distributed_info, train
+
+    if not 0.0 < args.val_fraction < 1.0:
+        raise UserError(f"--val-fraction must be between 0 and 1 in tensor mode, got {args.val_fraction}")
+    args.data = args.data or "tinyshakespeare"
+    run = TensorRun(model_kind=args.model_kind, style=args.style, depth=args.depth, aspect_ratio=args.aspect_ratio,
+                    head_dim=args.head_dim, max_seq_len=args.max_seq_len, window_pattern=args.window_pattern,
+                    device_batch_size=args.device_batch_size, total_batch_size=args.total_batch_size,
+                    num_iterations=args.steps or 200, optimizer=args.optimizer or "muon", lr=args.lr or 1e-3,
+                    eval_every=args.eval_every, eval_tokens=args.eval_tokens, device=args.device, dtype=args.dtype,
+                    compile=args.compile, seed=args.seed, peak_flops=args.peak_flops,
+                    warmup_ratio=args.warmup_ratio, warmdown_ratio=args.warmdown_ratio,
+                    final_lr_frac=args.final_lr_fraction, lr_schedule=args.lr_schedule,
+                    weight_decay=0.2 if args.weight_decay is None else args.weight_decay)
+    out = args.checkpoint_dir or "out/tensor"
+    train_source, val_source = load_tensor_data(args)
+    if args.tokenizer:
+        tokenizer = BPETokenizer.load(args.tokenizer)
+    else:
+        tokenizer = BPETokenizer.train(train_source.docs, args.vocab_size)
+    rank = distributed_info()[0]
+    result = train(run, train_source, val_source, tokenizer, out, progress=not args.no_progress and rank == 0,
+                   log=print if rank == 0 else (lambda *a, **k: None))
+    if rank == 0:
+        print(f"done: {result['steps']} steps, final loss {result['final_loss']:.4f}, val bpb "
+              f"{result['final_val_bpb']:.4f}, median {result['tok_per_s_median']:,.0f} tok/s; saved {out}/")
     return 0
 
 
@@ -281,26 +337,31 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(the teaching path): a bigram table or a microgpt-style mini-GPT, on a character "
                                    "tokenizer, one document per step (the bigram: all documents every step).",
                        formatter_class=fmt)
-    p.add_argument("--mode", choices=["scalar"], default="scalar", help="scalar: Python Value autograd")
+    p.add_argument("--mode", choices=["scalar", "tensor"], default="scalar",
+                   help="scalar: Python Value autograd (teaching); tensor: torch models, nanochat's recipe")
     p.add_argument("--model-kind", choices=["bigram", "mini-gpt"], default="mini-gpt", help="which model")
-    p.add_argument("--data", "--corpus", dest="data", default="names",
-                   help="known corpus (names, tinyshakespeare) or a path to .txt file(s)")
+    p.add_argument("--data", "--corpus", dest="data", default=None,
+                   help="known corpus (names, tinyshakespeare), a path to .txt file(s), or (tensor mode) a directory "
+                        "of parquet shards in nanochat's layout (default: names scalar, tinyshakespeare tensor)")
     p.add_argument("--documents", choices=["auto", "paragraphs", "lines"], default="auto",
                    help="document rule: auto = the corpus's own (names: lines), paragraphs for paths")
     p.add_argument("--val-fraction", type=unit_interval, default=0.1,
                    help="fraction of the (shuffled) documents held out for the validation loss; 0 = none")
     p.add_argument("--no-download", action="store_true", help="use only the corpus cache, never download")
-    p.add_argument("--steps", type=positive_int, default=500, help="optimizer steps")
-    p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="optimizer")
+    p.add_argument("--steps", "--num-iterations", dest="steps", type=positive_int, default=None,
+                   help="optimizer steps (default: 500 scalar, 200 tensor)")
+    p.add_argument("--optimizer", choices=["adamw", "sgd", "muon"], default=None,
+                   help="scalar: adamw (default) or sgd; tensor: muon (nanochat's MuonAdamW, default), adamw, sgd")
     p.add_argument("--lr", type=positive_float, default=None,
-                   help="peak learning rate (default: 0.01 mini-gpt/adamw, 0.1 mini-gpt/sgd, 0.5 bigram/adamw, "
-                        "50 bigram/sgd)")
+                   help="peak learning rate for adamw/sgd (scalar default: 0.01 mini-gpt/adamw, 0.1 mini-gpt/sgd, "
+                        "0.5 bigram/adamw, 50 bigram/sgd; tensor default 0.001)")
     p.add_argument("--lr-schedule", choices=["linear", "sqrt", "cosine", "constant"], default="linear",
                    help="warmdown shape: linear, sqrt (1-sqrt), cosine, or constant (no warmdown)")
     p.add_argument("--warmup-ratio", type=unit_interval, default=0.0, help="fraction of steps of linear warmup")
     p.add_argument("--warmdown-ratio", type=unit_interval, default=0.5, help="fraction of steps of warmdown")
     p.add_argument("--final-lr-fraction", type=unit_interval, default=0.0, help="LR at the end, as a fraction of peak")
-    p.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="decoupled weight decay")
+    p.add_argument("--weight-decay", type=non_negative_float, default=None,
+                   help="weight decay (default: 0 scalar; tensor: 0.2 for Muon, scaled like nanochat)")
     p.add_argument("--seed", type=int, default=42, help="seeds the document shuffle and the weight init")
     p.add_argument("--smoothing", type=non_negative_float, default=1.0, help="bigram: pseudo-count added to every pair")
     p.add_argument("--n-embd", type=positive_int, default=16, help="mini-gpt: embedding width")
@@ -309,9 +370,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-size", type=positive_int, default=16, help="mini-gpt: context length in tokens")
     p.add_argument("--eval-docs", type=positive_int, default=200,
                    help="mini-gpt: held-out documents for the final validation loss (the bigram uses all)")
-    p.add_argument("--checkpoint-dir", default="out/scalar",
-                   help="where model.json (the checkpoint) and metrics.jsonl (one line per step) go")
+    p.add_argument("--checkpoint-dir", "--out", dest="checkpoint_dir", default=None,
+                   help="output directory: the checkpoint and metrics.jsonl (one line per step) (default: "
+                        "out/scalar or out/tensor)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t = p.add_argument_group("tensor mode (--mode tensor)")
+    t.add_argument("--style", choices=["modern", "classic"], default="modern",
+                   help="modern = nanochat's GPT at 2f09686; classic = GPT-2")
+    t.add_argument("--depth", type=positive_int, default=4, help="layers; width = depth x aspect ratio")
+    t.add_argument("--aspect-ratio", type=positive_int, default=64, help="model width per layer of depth")
+    t.add_argument("--head-dim", type=positive_int, default=64, help="attention head width")
+    t.add_argument("--max-seq-len", type=positive_int, default=256, help="context length in tokens")
+    t.add_argument("--window-pattern", default="L", help="sliding windows per layer, e.g. SSSL (L = full context)")
+    t.add_argument("--device-batch-size", type=positive_int, default=8, help="sequences per micro-batch")
+    t.add_argument("--total-batch-size", type=positive_int, default=2048,
+                   help="tokens per optimizer step (gradient accumulation makes up the rest)")
+    t.add_argument("--eval-every", type=int, default=50, help="validation bpb every N steps (<= 0: only at the end)")
+    t.add_argument("--eval-tokens", type=positive_int, default=16384, help="validation tokens per evaluation")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
+                   help="an absent device is an error, never a silent fallback")
+    t.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
+                   help="compute dtype (auto: see `nanochat-next doctor`); weights stay float32")
+    t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False, help="torch.compile the model")
+    t.add_argument("--tokenizer", default=None,
+                   help="a tokenizer directory (tok-train); default: train one on the training split")
+    t.add_argument("--vocab-size", type=positive_int, default=4096, help="vocab of the tokenizer trained when no "
+                   "--tokenizer is given")
+    t.add_argument("--peak-flops", type=positive_float, default=None,
+                   help="peak FLOP/s for MFU (default: a matmul measured at start)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate text from a trained checkpoint",

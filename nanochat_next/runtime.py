@@ -8,7 +8,9 @@ Rules (the same everywhere, printed at the start of every run):
   - CUDA with compute capability 8.0 or newer (A100, H100, RTX 30xx+): bfloat16.
   - CUDA older than 8.0 (T4, V100): float16 with a GradScaler. ``torch.cuda.is_bf16_supported()`` says
     True on a T4 through emulation, so we decide by capability, not by that call.
-  - CPU whose instruction set has native bf16 matmul (AVX512-BF16 or AMX-BF16): bfloat16.
+  - CPU with AMX-BF16 tiles (Intel Sapphire Rapids and newer, when the VM exposes them): bfloat16.
+    AVX512-BF16 alone is not enough: on this project's 2-core Xeon VM (avx512_bf16, no AMX) bf16 matmul
+    measured slower than fp32 (results/cpu_dtype.md), so such CPUs train in float32.
   - Any other CPU, and MPS: float32.
 """
 
@@ -77,7 +79,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def cpu_native_bf16() -> tuple[bool, str]:
-    """Whether this CPU does bf16 matmul natively (AVX512-BF16 or AMX-BF16), and how we know."""
+    """Whether this CPU does bf16 matmul fast (AMX-BF16 tiles), and how we know."""
     flags: set[str] = set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -87,11 +89,12 @@ def cpu_native_bf16() -> tuple[bool, str]:
                     break
     except OSError:
         pass
-    native = sorted(flags & {"avx512_bf16", "amx_bf16"})
-    if native:
-        return True, f"CPU flags {'+'.join(native)}"
+    if "amx_bf16" in flags:
+        return True, "CPU flag amx_bf16 (AMX tiles)"
+    if "avx512_bf16" in flags:
+        return False, "avx512_bf16 without AMX: bf16 matmul is not faster than fp32 there"
     if flags:
-        return False, "CPU flags show neither avx512_bf16 nor amx_bf16"
+        return False, "CPU flags show no bf16 support"
     return False, "CPU flags unknown on this platform (no /proc/cpuinfo)"
 
 
@@ -130,8 +133,8 @@ def choose_dtype(device: torch.device | str, requested: str = "auto") -> DtypeCh
     if device.type == "cpu":
         native, why = cpu_native_bf16()
         if native:
-            return DtypeChoice(torch.bfloat16, False, f"native bf16 matmul on this CPU ({why})")
-        return DtypeChoice(torch.float32, False, f"no native bf16 on this CPU ({why})")
+            return DtypeChoice(torch.bfloat16, False, f"fast bf16 matmul on this CPU ({why})")
+        return DtypeChoice(torch.float32, False, f"no fast bf16 on this CPU ({why})")
     return DtypeChoice(torch.float32, False, f"{device.type}: float32 (reduced precision not validated there)")
 
 
