@@ -1,7 +1,6 @@
 """Training the tensor models: nanochat's recipe, with the device/dtype rules of ``runtime``.
 
-The logged training loss is the mean over all micro-batches of the step and all ranks (nanochat logs the
-last micro-batch of rank 0). One step = ``grad_accum`` micro-batches of ``device_batch_size x max_seq_len`` tokens per process, so a
+One step = ``grad_accum`` micro-batches of ``device_batch_size x max_seq_len`` tokens per process, so a
 step always sees ``total_batch_size`` tokens whatever the number of processes. Then the optimizer step
 with the LR multiplier of the schedule, Muon momentum warming 0.85 -> 0.95 over 300 steps and Muon
 weight decay decaying linearly to 0, as nanochat. Learning rates and weight decay are scaled to the
@@ -9,7 +8,8 @@ batch size and model as nanochat does (LR x sqrt(B / 2^19); weight decay x sqrt(
 
 Validation bits per byte every ``eval_every`` steps and at the end; tokens/s and MFU every step; a
 progress bar; one JSON line per step in ``OUT/metrics.jsonl``; the final model in ``OUT/model/`` as
-safetensors + config JSON. Under ``torchrun`` it runs DDP (gloo on CPU, nccl on CUDA).
+safetensors + config JSON. Under ``torchrun`` it runs DDP (gloo on CPU, nccl on CUDA). The logged training
+loss is the mean over all micro-batches of the step and all ranks (nanochat logs rank 0's last one).
 """
 
 from __future__ import annotations
