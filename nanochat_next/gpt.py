@@ -202,7 +202,10 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def init_weights(self) -> None:
-        """nanochat's init: wte N(0, 1), lm_head N(0, 0.001), matrices U(+-sqrt(3/n_embd)), projections 0."""
+        """nanochat's init: wte N(0, 1), lm_head N(0, 0.001), matrices U(+-sqrt(3/n_embd)), projections 0.
+
+        The random draws come in nanochat's order, so a model built on the meta device, moved with
+        ``to_empty`` and initialised here after ``torch.manual_seed(s)`` equals nanochat's with that seed."""
         nn.init.normal_(self.transformer.wte.weight, std=1.0)
         nn.init.normal_(self.lm_head.weight, std=0.001)
         s = 3**0.5 * self.config.n_embd**-0.5
@@ -218,6 +221,9 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             if block.attn.ve_gate is not None:
                 nn.init.zeros_(block.attn.ve_gate.weight)
+        # (re)compute the rotary tables on the weights' device (after a meta-device build they hold garbage)
+        self.cos, self.sin = rotary_tables(self.rotary_seq_len, self.config.head_dim,
+                                           device=self.transformer.wte.weight.device)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 loss_reduction: str = "mean") -> torch.Tensor:

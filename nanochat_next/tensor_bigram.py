@@ -19,7 +19,11 @@ class TensorBigram(nn.Module):
         self.config = config
         self.logits = nn.Embedding(config.vocab_size, config.vocab_size)
         if init:
-            nn.init.zeros_(self.logits.weight)
+            self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        nn.init.zeros_(self.logits.weight)  # uniform predictions at the start
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 loss_reduction: str = "mean") -> torch.Tensor:

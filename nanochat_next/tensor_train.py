@@ -101,11 +101,16 @@ def model_config(run: TensorRun, vocab_size: int) -> GPTConfig:
     return config_for_depth(run.depth, vocab_size, run.aspect_ratio, run.head_dim, run.max_seq_len, run.window_pattern)
 
 
-def build_model(run: TensorRun, vocab_size: int) -> torch.nn.Module:
+def build_model(run: TensorRun, vocab_size: int, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """Built on the meta device, then initialised on ``device``: with the same seed, the modern GPT's
+    weights equal nanochat's (its init draws random numbers in the same order)."""
     config = model_config(run, vocab_size)
-    if run.model_kind == "bigram":
-        return TensorBigram(config)
-    return GPT(config) if run.style == "modern" else ClassicGPT(config)
+    cls = TensorBigram if run.model_kind == "bigram" else GPT if run.style == "modern" else ClassicGPT
+    with torch.device("meta"):
+        model = cls(config, init=False)
+    model.to_empty(device=device)
+    model.init_weights()
+    return model
 
 
 def scaling_params(model: torch.nn.Module) -> int:
@@ -196,7 +201,7 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
     grad_accum = run.total_batch_size // (tokens_per_micro * world)
 
     torch.manual_seed(run.seed)
-    model = build_model(run, tokenizer.vocab_size).to(device)
+    model = build_model(run, tokenizer.vocab_size, device)
     lr_scale, weight_decay = scaled_hyperparameters(run, model, tokenizer.vocab_size)
     optimizer = build_optimizer(run, model, lr_scale, weight_decay)
     forward = torch.compile(model, dynamic=False) if run.compile else model
