@@ -73,7 +73,8 @@ BAD = {
     "heads do not divide": (["train", "--n-embd", "10", "--n-head", "4", "--data", "GOOD"], "divisible"),
     "warmup + warmdown > 1": (["train", "--warmup-ratio", "0.6", "--data", "GOOD"], "exceeds 1"),
     "val fraction 1": (["train", "--val-fraction", "1", "--data", "GOOD"], "below 1"),
-    "tensor mode not here yet": (["train", "--mode", "tensor"], "invalid choice"),
+    "muon in scalar mode": (["train", "--optimizer", "muon", "--data", "GOOD"], "is for --mode tensor"),
+    "unknown mode": (["train", "--mode", "quantum"], "invalid choice"),
 }
 
 

@@ -54,6 +54,17 @@ def test_train_cli_learns_and_saves(tmp_path, style):
     assert tok.vocab_size == 300 and config["model_config"]["vocab_size"] == 300
 
 
+def test_tensor_bigram_trains_with_adamw(tmp_path):
+    result = run_cli("train", "--mode", "tensor", "--model-kind", "bigram", "--optimizer", "adamw", "--lr", "0.1",
+                     "--steps", "8", "--eval-every", "4", "--out", str(tmp_path), *TINY)
+    assert result.returncode == 0, result.stderr
+    evals = [json.loads(line)["val_bpb"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+             if "val_bpb" in line]
+    assert evals[-1] < evals[0]
+    weights = load_file(tmp_path / "model" / "model.safetensors")
+    assert tuple(weights["logits.weight"].shape) == (300, 300)
+
+
 def test_ddp_two_processes_equal_one_process(tmp_path):
     common = ["train", "--mode", "tensor", "--steps", "4", "--eval-every", "0", "--dtype", "float32", *TINY]
     single = run_cli(*common, "--out", str(tmp_path / "one"))
