@@ -116,13 +116,14 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) -> torch.Tensor:
-    """q (B, H, T, D), k/v (B, H_kv, T, D): position t attends to positions t - window .. t."""
-    n_tok = q.size(2)
+    """q (B, H, Tq, D), k/v (B, H_kv, Tk, D), the queries being the last Tq of Tk positions: query at
+    absolute position p attends to keys p - window .. p."""
+    n_q, n_k = q.size(2), k.size(2)
     gqa = q.size(1) != k.size(1)
-    if window >= n_tok:
+    if window >= n_k and n_q == n_k:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
-    rows = torch.arange(n_tok, device=q.device)[:, None]
-    cols = torch.arange(n_tok, device=q.device)[None, :]
+    rows = torch.arange(n_k - n_q, n_k, device=q.device)[:, None]
+    cols = torch.arange(n_k, device=q.device)[None, :]
     mask = (cols <= rows) & (rows - cols <= window)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
 
@@ -130,6 +131,7 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: 
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig, layer: int):
         super().__init__()
+        self.layer = layer
         self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.n_kv_head, config.head_dim
         kv_dim = config.n_kv_head * config.head_dim
         self.c_q = nn.Linear(config.n_embd, config.n_embd, bias=False)
@@ -140,7 +142,7 @@ class CausalSelfAttention(nn.Module):
                         if has_value_embedding(layer, config.n_layer) else None)
 
     def forward(self, x: torch.Tensor, ve: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor,
-                window: int) -> torch.Tensor:
+                window: int, cache=None) -> torch.Tensor:
         B, n_tok, C = x.shape
         q = self.c_q(x).view(B, n_tok, self.n_head, self.head_dim)
         k = self.c_k(x).view(B, n_tok, self.n_kv_head, self.head_dim)
@@ -149,6 +151,8 @@ class CausalSelfAttention(nn.Module):
             gate = 2 * torch.sigmoid(self.ve_gate(x[..., :VE_GATE_CHANNELS]))  # (B, T, n_kv_head) in (0, 2)
             v = v + gate.unsqueeze(-1) * ve.view(B, n_tok, self.n_kv_head, self.head_dim)
         q, k = rms_norm(apply_rotary(q, cos, sin)), rms_norm(apply_rotary(k, cos, sin))
+        if cache is not None:  # incremental decoding: attend over everything cached so far
+            k, v = cache.update(self.layer, k, v)
         y = causal_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), window)
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, n_tok, C))
 
@@ -169,8 +173,8 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(config, layer)
         self.mlp = MLP(config)
 
-    def forward(self, x, ve, cos, sin, window):
-        x = x + self.attn(rms_norm(x), ve, cos, sin, window)
+    def forward(self, x, ve, cos, sin, window, cache=None):
+        x = x + self.attn(rms_norm(x), ve, cos, sin, window, cache)
         return x + self.mlp(rms_norm(x))
 
 
@@ -225,20 +229,28 @@ class GPT(nn.Module):
         self.cos, self.sin = rotary_tables(self.rotary_seq_len, self.config.head_dim,
                                            device=self.transformer.wte.weight.device)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                loss_reduction: str = "mean") -> torch.Tensor:
-        """Logits (B, T, vocab) in float32, or the cross-entropy loss if targets are given (-1 = ignore)."""
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, loss_reduction: str = "mean",
+                kv_cache=None) -> torch.Tensor:
+        """Logits (B, T, vocab) in float32, or the cross-entropy loss if targets are given (-1 = ignore).
+
+        With a ``KVCache``, ``idx`` continues the cached positions (rotary angles start at the cache
+        offset) and the cache advances by T."""
         B, n_tok = idx.shape
-        if n_tok > self.rotary_seq_len:
-            raise UserError(f"input of {n_tok} tokens is longer than the rotary tables ({self.rotary_seq_len} = "
+        start = kv_cache.pos if kv_cache is not None else 0
+        if start + n_tok > self.rotary_seq_len:
+            raise UserError(f"position {start + n_tok} is past the rotary tables ({self.rotary_seq_len} = "
                             f"10 x sequence_len {self.config.sequence_len})")
-        cos, sin = self.cos[:, :n_tok], self.sin[:, :n_tok]
+        if kv_cache is not None:
+            kv_cache.check_room(n_tok)
+        cos, sin = self.cos[:, start:start + n_tok], self.sin[:, start:start + n_tok]
         x = rms_norm(self.transformer.wte(idx))
         x0 = x
         for i, block in enumerate(self.transformer.h):
             x = self.resid_lambdas[i] * x + self.x0_lambdas[i] * x0
             ve = self.value_embeds[str(i)](idx) if str(i) in self.value_embeds else None
-            x = block(x, ve, cos, sin, self.window_sizes[i])
+            x = block(x, ve, cos, sin, self.window_sizes[i], kv_cache)
+        if kv_cache is not None:
+            kv_cache.advance(n_tok)
         logits = self.lm_head(rms_norm(x))[..., : self.config.vocab_size].float()
         logits = SOFTCAP * torch.tanh(logits / SOFTCAP)
         if targets is None:

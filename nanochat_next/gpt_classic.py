@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nanochat_next.errors import UserError
-from nanochat_next.gpt import GPTConfig
+from nanochat_next.gpt import GPTConfig, causal_attention
 
 
 class ClassicBlock(nn.Module):
@@ -29,11 +29,14 @@ class ClassicBlock(nn.Module):
         self.c_fc = nn.Linear(c, 4 * c)
         self.mlp_proj = nn.Linear(4 * c, c)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, layer: int = 0, cache=None) -> torch.Tensor:
         B, n_tok, C = x.shape
         q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
-        q, k, v = (t.view(B, n_tok, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).contiguous().view(B, n_tok, C)
+        q, k, v = (t.view(B, n_tok, self.n_head, C // self.n_head) for t in (q, k, v))
+        if cache is not None:
+            k, v = cache.update(layer, k, v)
+        y = causal_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), window=k.size(1))
+        y = y.transpose(1, 2).contiguous().view(B, n_tok, C)
         x = x + self.attn_proj(y)
         return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
 
@@ -67,16 +70,20 @@ class ClassicGPT(nn.Module):
                 std = 0.02 / (2 * self.config.n_layer) ** 0.5 if name.endswith("proj.weight") else 0.02
                 nn.init.normal_(p, std=std)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                loss_reduction: str = "mean") -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, loss_reduction: str = "mean",
+                kv_cache=None) -> torch.Tensor:
         n_tok = idx.size(1)
-        if n_tok > self.config.sequence_len:
-            raise UserError(f"input of {n_tok} tokens is longer than the learned positions "
-                            f"({self.config.sequence_len})")
-        pos = torch.arange(n_tok, device=idx.device)
+        start = kv_cache.pos if kv_cache is not None else 0
+        if start + n_tok > self.config.sequence_len:
+            raise UserError(f"position {start + n_tok} is past the learned positions ({self.config.sequence_len})")
+        if kv_cache is not None:
+            kv_cache.check_room(n_tok)
+        pos = torch.arange(start, start + n_tok, device=idx.device)
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)
-        for block in self.transformer.h:
-            x = block(x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, i, kv_cache)
+        if kv_cache is not None:
+            kv_cache.advance(n_tok)
         logits = self.lm_head(self.transformer.ln_f(x))[..., : self.config.vocab_size].float()
         if targets is None:
             return logits

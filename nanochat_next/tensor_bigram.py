@@ -25,8 +25,11 @@ class TensorBigram(nn.Module):
     def init_weights(self) -> None:
         nn.init.zeros_(self.logits.weight)  # uniform predictions at the start
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                loss_reduction: str = "mean") -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, loss_reduction: str = "mean",
+                kv_cache=None) -> torch.Tensor:
+        if kv_cache is not None:  # nothing to cache: the next token depends on the current one only
+            kv_cache.check_room(idx.size(1))
+            kv_cache.advance(idx.size(1))
         logits = self.logits(idx).float()
         if targets is None:
             return logits
