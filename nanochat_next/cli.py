@@ -264,7 +264,47 @@ def cmd_train_tensor(args: argparse.Namespace) -> int:
     return 0
 
 
+def checkpoint_mode(path: str) -> str:
+    """'scalar' for a model.json checkpoint, 'tensor' for a training output with model/config.json."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.suffix == ".json" or (p / "model.json").is_file():
+        return "scalar"
+    if (p / "model" / "config.json").is_file():
+        return "tensor"
+    raise UserError(f"no checkpoint at {path}: expected model.json (scalar) or model/config.json (tensor); "
+                    "train one with `nanochat-next train`")
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
+    mode = checkpoint_mode(args.checkpoint) if args.mode == "auto" else args.mode
+    if mode == "scalar":
+        return sample_scalar(args)
+    from nanochat_next.engine import Engine
+    from nanochat_next.tensor_train import load_trained
+
+    model, tokenizer, _ = load_trained(args.checkpoint, args.device)
+    engine = Engine(model, tokenizer)
+    prompt = tokenizer.encode(args.prompt, prepend_bos=True)
+    options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    if args.stream:
+        for i in range(args.num_samples):
+            print(args.prompt, end="", flush=True)
+            for piece in engine.stream_text(prompt, args.max_new_tokens, **{**options, "seed": args.seed + i}):
+                print(piece, end="", flush=True)
+            print()
+        return 0
+    for sample in engine.generate_batch(prompt, args.max_new_tokens, args.num_samples, **options):
+        print(args.prompt + tokenizer.decode(sample))
+        if args.num_samples > 1:
+            print("-" * 40)
+    if "context" in engine.stop_reason:
+        print(f"note: generation stopped at the model's context of {engine.context} tokens", file=sys.stderr)
+    return 0
+
+
+def sample_scalar(args: argparse.Namespace) -> int:
     import random
 
     from nanochat_next import scalar_checkpoint
@@ -277,6 +317,50 @@ def cmd_sample(args: argparse.Namespace) -> int:
     for _ in range(args.num_samples):
         new = generate(model, prompt, args.max_new_tokens, args.temperature, rng, stop_token=tokenizer.bos_id)
         print(args.prompt + tokenizer.decode(new))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """A small REPL: each turn is rendered with the tokenizer's chat special tokens; old turns are dropped
+    (whole) when the conversation would not leave room for a reply within the model's context."""
+    from nanochat_next.engine import Engine
+    from nanochat_next.tensor_train import load_trained
+
+    model, tok, _ = load_trained(args.checkpoint, args.device)
+    engine = Engine(model, tok)
+    special = tok.special_tokens
+    user_start, user_end = special["<|user_start|>"], special["<|user_end|>"]
+    asst_start, asst_end = special["<|assistant_start|>"], special["<|assistant_end|>"]
+    turns: list[list[int]] = []
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("chat with the model; /clear starts over, /quit or Ctrl-D leaves (a base model was not trained to chat)")
+    turn = 0
+    while True:
+        try:
+            line = input("you> " if interactive else "")
+        except EOFError:
+            break
+        line = line.strip()
+        if line in ("/quit", "/exit"):
+            break
+        if line == "/clear":
+            turns = []
+            continue
+        if not line:
+            continue
+        turns.append([user_start, *tok.encode(line), user_end, asst_start])
+        room = engine.context - args.max_new_tokens
+        while len(turns) > 1 and 1 + sum(map(len, turns)) > room:
+            turns.pop(0)  # forget the oldest exchange rather than overflow the context
+        prompt = [tok.bos_id, *[t for chunk in turns for t in chunk]]
+        if len(prompt) > room:  # a single message too long for the context: keep its end
+            prompt = [tok.bos_id, *prompt[len(prompt) - room + 1:]]
+        reply = engine.generate_batch(prompt, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                                      top_p=args.top_p, seed=args.seed + turn)[0]
+        print(("bot> " if interactive else "") + tok.decode(reply), flush=True)
+        turns[-1] = [*turns[-1], *reply, asst_end]
+        turn += 1
     return 0
 
 
@@ -405,15 +489,35 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and stops at <|bos|>, after --max-new-tokens, or at the model's block size. The "
                                    "same --seed gives the same output, byte for byte.",
                        formatter_class=fmt)
-    p.add_argument("--mode", choices=["scalar"], default="scalar", help="scalar: a checkpoint from train --mode scalar")
+    p.add_argument("--mode", choices=["auto", "scalar", "tensor"], default="auto",
+                   help="auto: detect from the checkpoint (model.json = scalar, model/config.json = tensor)")
     p.add_argument("--checkpoint", "--checkpoint-dir", dest="checkpoint", default="out/scalar",
-                   help="checkpoint directory (holding model.json) or the .json file itself")
+                   help="a training output directory, or a scalar model.json file")
     p.add_argument("--prompt", default="", help="text to continue (characters must be in the model's vocabulary)")
     p.add_argument("--num-samples", type=positive_int, default=10, help="how many samples")
     p.add_argument("--max-new-tokens", type=positive_int, default=100, help="most tokens generated per sample")
-    p.add_argument("--temperature", type=positive_float, default=0.8, help="softmax temperature, > 0")
+    p.add_argument("--temperature", type=non_negative_float, default=0.8,
+                   help="softmax temperature (tensor: 0 = greedy; scalar: must be > 0)")
+    p.add_argument("--top-k", type=positive_int, default=None, help="tensor: sample among the k most likely tokens")
+    p.add_argument("--top-p", type=unit_interval, default=None, help="tensor: nucleus sampling mass in (0, 1]")
+    p.add_argument("--stream", action="store_true", help="tensor: print text as it is generated")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="tensor: device")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("chat", help="a small chat REPL on a tensor checkpoint",
+                       description="Read messages from the terminal (or stdin, one per line) and answer with the "
+                                   "model, rendering the conversation with the chat special tokens. The oldest turns "
+                                   "are dropped when the context would overflow. Works with a base model too.",
+                       formatter_class=fmt)
+    p.add_argument("--checkpoint", default="out/tensor", help="a tensor training output directory")
+    p.add_argument("--max-new-tokens", type=positive_int, default=64, help="most tokens per reply")
+    p.add_argument("--temperature", type=non_negative_float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=positive_int, default=50, help="sample among the k most likely tokens")
+    p.add_argument("--top-p", type=unit_interval, default=None, help="nucleus sampling mass in (0, 1]")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="device")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (turn i uses seed + i)")
+    p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("doctor", help="print the runtime profile: versions, devices, dtypes, compile support",
                        description="Print python/torch versions, available devices, the default dtype of each "

@@ -180,6 +180,37 @@ def save_model(directory: Path, model: torch.nn.Module, run: TensorRun, extra: d
     return directory
 
 
+def load_trained(directory: str | Path, device: str = "auto") -> tuple[torch.nn.Module, BPETokenizer, dict]:
+    """(model, tokenizer, config) from a training output directory (model/ + tokenizer/), no pickle involved."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    model_dir = directory / "model"
+    if not (model_dir / "config.json").is_file() or not (model_dir / "model.safetensors").is_file():
+        raise UserError(f"no tensor model at {directory} (expected model/config.json and model/model.safetensors); "
+                        f"train one with `nanochat-next train --mode tensor --out {directory}`")
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+        gpt_config = GPTConfig(**config["model_config"])
+        cls = {"modern": GPT, "classic": ClassicGPT, "bigram": TensorBigram}[config["style"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{model_dir / 'config.json'} is damaged ({type(exc).__name__}: {exc})") from None
+    model = cls(gpt_config, init=False)
+    try:
+        missing, unexpected = model.load_state_dict(load_file(model_dir / "model.safetensors"), strict=False)
+    except Exception as exc:  # safetensors raises its own error types for truncated/corrupt files
+        raise UserError(f"{model_dir / 'model.safetensors'} is damaged ({exc})") from None
+    missing = [k for k in missing if not (cls is ClassicGPT and k == "lm_head.weight")]  # tied to wte
+    if missing or unexpected:
+        raise UserError(f"{model_dir} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    if isinstance(model, GPT):  # rotary buffers are not saved; recompute them
+        from nanochat_next.gpt import rotary_tables
+
+        model.cos, model.sin = rotary_tables(model.rotary_seq_len, gpt_config.head_dim)
+    tokenizer = BPETokenizer.load(directory / "tokenizer")
+    return model.to(resolve_device(device)).eval(), tokenizer, config
+
+
 def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSource, tokenizer: BPETokenizer,
           out_dir: str | Path, progress: bool = True, log=print) -> dict:
     """Train per ``run``; returns a summary with per-step losses and eval results."""
