@@ -28,7 +28,7 @@ from nanochat_next.provenance import git_state, write_results
 from nanochat_next.tensor_train import TensorRun, build_model, model_config
 
 PINNED = "2f096867244e3d00a50284d1be05fa3f5dcfb84b"
-PROMPT_LEN, NEW_TOKENS, VOCAB, REPEATS = 64, 128, 4096, 3
+PROMPT_LEN, NEW_TOKENS, VOCAB, REPEATS = 64, 128, 4096, 5
 
 # Runs inside each side's process: prints one JSON line with timings and the greedy tokens.
 RUNNER = r"""

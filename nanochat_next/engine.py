@@ -70,7 +70,7 @@ class Engine:
         return KVCache(c.n_layer, batch, max_len, c.n_kv_head, c.head_dim, self.device,
                        next(self.model.parameters()).dtype)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate(self, prompt: Sequence[int], max_new_tokens: int, num_samples: int = 1, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int = 0,
                  stop_tokens: set[int] | None = None) -> Iterator[list[int | None]]:

@@ -122,6 +122,9 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: 
     gqa = q.size(1) != k.size(1)
     if window >= n_k and n_q == n_k:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+    if n_q == 1:  # decoding one token: it sees the last window + 1 keys, no mask needed
+        start = max(0, n_k - 1 - window)
+        return F.scaled_dot_product_attention(q, k[:, :, start:], v[:, :, start:], enable_gqa=gqa)
     rows = torch.arange(n_k - n_q, n_k, device=q.device)[:, None]
     cols = torch.arange(n_k, device=q.device)[None, :]
     mask = (cols <= rows) & (rows - cols <= window)
