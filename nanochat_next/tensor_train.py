@@ -271,7 +271,7 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
     t_start = time.perf_counter()
     try:
         for step in range(run.num_iterations + 1):
-            if run.eval_every > 0 and (step % run.eval_every == 0 or step == run.num_iterations):
+            if step == run.num_iterations or (run.eval_every > 0 and step % run.eval_every == 0):
                 bpb = run_eval()
                 evals.append({"step": step, "val_bpb": bpb, "time": time.perf_counter() - t_start})
                 if master:
