@@ -234,6 +234,8 @@ def load_tensor_data(args: argparse.Namespace):
 
 
 def cmd_train_tensor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from nanochat_next.bpe_tokenizer import BPETokenizer
     from nanochat_next.tensor_train import TensorRun, distributed_info, train
 
@@ -248,16 +250,21 @@ def cmd_train_tensor(args: argparse.Namespace) -> int:
                     compile=args.compile, seed=args.seed, peak_flops=args.peak_flops,
                     warmup_ratio=args.warmup_ratio, warmdown_ratio=args.warmdown_ratio,
                     final_lr_frac=args.final_lr_fraction, lr_schedule=args.lr_schedule,
-                    weight_decay=0.2 if args.weight_decay is None else args.weight_decay)
+                    weight_decay=0.2 if args.weight_decay is None else args.weight_decay,
+                    save_every=args.save_every, keep_last=args.keep_last)
     out = args.checkpoint_dir or "out/tensor"
     train_source, val_source = load_tensor_data(args)
+    rank = distributed_info()[0]
     if args.tokenizer:
         tokenizer = BPETokenizer.load(args.tokenizer)
+    elif args.resume and (Path(out) / "tokenizer" / "tokenizer.json").is_file():
+        tokenizer = BPETokenizer.load(Path(out) / "tokenizer")
     else:
         tokenizer = BPETokenizer.train(train_source.docs, args.vocab_size)
-    rank = distributed_info()[0]
+        if rank == 0:
+            tokenizer.save(Path(out) / "tokenizer")  # saved first, so a resumed run uses the very same one
     result = train(run, train_source, val_source, tokenizer, out, progress=not args.no_progress and rank == 0,
-                   log=print if rank == 0 else (lambda *a, **k: None))
+                   log=print if rank == 0 else (lambda *a, **k: None), resume=args.resume)
     if rank == 0:
         print(f"done: {result['steps']} steps, final loss {result['final_loss']:.4f}, val bpb "
               f"{result['final_val_bpb']:.4f}, median {result['tok_per_s_median']:,.0f} tok/s; saved {out}/")
@@ -482,6 +489,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "--tokenizer is given")
     t.add_argument("--peak-flops", type=positive_float, default=None,
                    help="peak FLOP/s for MFU (default: a matmul measured at start)")
+    t.add_argument("--save-every", type=non_negative_int, default=0,
+                   help="checkpoint every N steps into OUT/checkpoints (0: only at the end); written before eval")
+    t.add_argument("--keep-last", type=non_negative_int, default=0, help="keep only the newest N checkpoints (0: all)")
+    t.add_argument("--resume", default=None, metavar="latest|STEP",
+                   help="continue exactly from the newest intact checkpoint in OUT/checkpoints, or from a step")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate text from a trained checkpoint",

@@ -135,6 +135,12 @@ class PackingLoader:
         self.micro_batch += 1
         return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
 
+    def advance_to(self, micro_batch: int) -> None:
+        """Build (and drop) micro-batches up to a global index, e.g. the end of a training step: then this
+        loader's state is the state every rank has reached there (used when rank 0 saves for all)."""
+        while self.micro_batch < micro_batch:
+            self._micro_batch()
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self
 

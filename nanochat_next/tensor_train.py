@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from nanochat_next import checkpoint
 from nanochat_next.bpe_tokenizer import BPETokenizer
 from nanochat_next.errors import UserError
 from nanochat_next.evaluate import evaluate_bpb
@@ -36,6 +37,9 @@ from nanochat_next.runtime import choose_dtype, measure_matmul_flops, resolve_de
 from nanochat_next.schedule import LRSchedule
 from nanochat_next.tensor_bigram import TensorBigram
 
+# run settings that may change between a checkpoint and its resume; every other one must match
+RESUMABLE_CHANGES = {"eval_every", "eval_tokens", "device", "compile", "peak_flops", "save_every", "keep_last", "extra"}
+STOP_AFTER_SAVE_ENV = "NANOCHAT_NEXT_TEST_CRASH_AFTER_SAVE"  # tests: die (os._exit) right after saving step N
 B_REF = 2**19  # nanochat's reference batch size (tokens) for its LR and weight-decay scaling
 PARAM_DATA_RATIO = 10.5  # nanochat's default target tokens : scaling params
 
@@ -72,6 +76,8 @@ class TensorRun:
     compile: bool = False
     seed: int = 42
     peak_flops: float | None = None  # FLOP/s for MFU; None = measure a matmul at start
+    save_every: int = 0  # checkpoint every N steps (0: only at the end); always before that step's eval
+    keep_last: int = 0  # keep the newest N checkpoints (0: all)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -212,8 +218,14 @@ def load_trained(directory: str | Path, device: str = "auto") -> tuple[torch.nn.
 
 
 def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSource, tokenizer: BPETokenizer,
-          out_dir: str | Path, progress: bool = True, log=print) -> dict:
-    """Train per ``run``; returns a summary with per-step losses and eval results."""
+          out_dir: str | Path, progress: bool = True, log=print, resume: str | None = None) -> dict:
+    """Train per ``run``; returns a summary with per-step losses and eval results.
+
+    Checkpoints go to ``out_dir/checkpoints`` (see ``checkpoint``); at an eval step the checkpoint is
+    written before the eval runs. ``resume`` ("latest" or a step) continues from one exactly: same
+    weights, optimizer state, loader position, RNG and history, so the losses equal an uninterrupted
+    run's bit for bit (on CPU, fp32). SIGINT/SIGTERM finish the current step, save, and stop."""
+    import signal
     rank, local_rank, world = distributed_info()
     device = resolve_device(run.device)
     if world > 1:
@@ -243,7 +255,44 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
     scaler = torch.amp.GradScaler(device.type) if choice.grad_scaler else None
     schedule = LRSchedule(run.num_iterations, run.warmup_ratio, run.warmdown_ratio, run.final_lr_frac, run.lr_schedule)
     token_bytes = torch.tensor(tokenizer.token_byte_lengths(), dtype=torch.int64)
-    train_loader = PackingLoader(train_source, tokenizer, run.device_batch_size, run.max_seq_len, rank, world)
+    ckpt_root = Path(out_dir) / "checkpoints"
+    start, losses, evals, tok_per_s, loader_state = 0, [], [], [], None
+    if resume:
+        loaded = checkpoint.load(checkpoint.find(ckpt_root, resume, warn=log))
+        saved_run = loaded.state["run"]
+        changed = sorted(k for k, v in asdict(run).items() if k not in RESUMABLE_CHANGES and saved_run.get(k) != v)
+        if changed:
+            raise UserError(f"cannot resume {loaded.path}: these settings differ from the checkpoint's: "
+                            + ", ".join(f"{k} (was {saved_run.get(k)!r}, now {getattr(run, k)!r})" for k in changed))
+        missing, unexpected = model.load_state_dict(loaded.model, strict=False)
+        if unexpected or [k for k in missing if k != "lm_head.weight"]:
+            raise UserError(f"checkpoint {loaded.path} does not fit this model (missing {missing[:3]}, "
+                            f"unexpected {unexpected[:3]})")
+        optimizer.load_state_dict(loaded.optimizer)
+        checkpoint.set_rng_state(loaded.state["rng"])
+        start, losses, evals = loaded.step, loaded.state["losses"], loaded.state["evals"]
+        tok_per_s, loader_state = loaded.state["tok_per_s"], loaded.state["loader"]
+        if master:
+            log(f"resumed from {loaded.path} at step {start}")
+    train_loader = PackingLoader(train_source, tokenizer, run.device_batch_size, run.max_seq_len, rank, world,
+                                 state=loader_state)
+
+    def save(step: int) -> Path | None:
+        if not master:
+            return None
+        train_loader.advance_to(step * grad_accum * world)  # the loader state all ranks share at this step
+        state = {"run": asdict(run), "loader": train_loader.state_dict(), "rng": checkpoint.rng_state(),
+                 "losses": losses, "evals": evals, "tok_per_s": tok_per_s, "vocab_size": tokenizer.vocab_size}
+        path = checkpoint.save(ckpt_root, step, model, optimizer, state, run.keep_last)
+        if os.environ.get(STOP_AFTER_SAVE_ENV) == str(step):
+            os._exit(17)  # simulated crash (fault-injection tests)
+        return path
+
+    stop_signal: list[int] = []
+    previous_handlers = {}
+    if master:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous_handlers[sig] = signal.signal(sig, lambda signum, frame: stop_signal.append(signum))
     flops_per_token = model.flops_per_token()
     peak = run.peak_flops or measure_matmul_flops(device, choice.dtype)
     out_dir = Path(out_dir)
@@ -261,16 +310,32 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
         steps = max(1, run.eval_tokens // (tokens_per_micro * world))
         return evaluate_bpb(model, val_loader, steps, token_bytes, device, autocast)
 
-    metrics = open(out_dir / "metrics.jsonl", "w", encoding="utf-8") if master else None  # noqa: SIM115
+    metrics_path = out_dir / "metrics.jsonl"
+    if master and resume and metrics_path.exists():  # drop lines past the checkpoint: those steps are redone
+        kept = [line for line in metrics_path.read_text().splitlines() if json.loads(line)["step"] < start]
+        tmp = metrics_path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, metrics_path)
+    # line-buffered: every step's line reaches the file even if the process is killed right after
+    metrics = open(metrics_path, "a" if resume else "w", encoding="utf-8", buffering=1) if master else None  # noqa: SIM115
     bar = None
     if master and progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=run.num_iterations, desc=f"train {run.style}", unit="step")
-    losses, evals, tok_per_s = [], [], []
     t_start = time.perf_counter()
+    last_saved = None
     try:
-        for step in range(run.num_iterations + 1):
+        for step in range(start, run.num_iterations + 1):
+            is_save_step = step == run.num_iterations or (run.save_every > 0 and step % run.save_every == 0)
+            if step > 0 and step != start and is_save_step:
+                last_saved = save(step)  # before the eval: a crash in eval loses nothing
+            if stop_signal:
+                if last_saved is None or not last_saved.name.endswith(f"{step:06d}"):
+                    last_saved = save(step)
+                log(f"stopped by signal {stop_signal[0]} after step {step}; saved {last_saved}. Continue with "
+                    f"--resume latest")
+                raise KeyboardInterrupt
             if step == run.num_iterations or (run.eval_every > 0 and step % run.eval_every == 0):
                 bpb = run_eval()
                 evals.append({"step": step, "val_bpb": bpb, "time": time.perf_counter() - t_start})
@@ -314,8 +379,9 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t0
             if not math.isfinite(loss_value):
-                raise UserError(f"loss became {loss_value} at step {step}; lower the learning rates or use "
-                                "--dtype float32")
+                good = f"the last good checkpoint is {last_saved}" if last_saved else "no checkpoint was saved yet"
+                raise UserError(f"loss became {loss_value} at step {step}; {good}. Lower the learning rates or "
+                                "use --dtype float32")
             losses.append(loss_value)
             tps = run.total_batch_size / dt
             tok_per_s.append(tps)
@@ -332,6 +398,8 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
             bar.close()
         if metrics:
             metrics.close()
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
     steady = sorted(tok_per_s[10:] or tok_per_s)
     summary = {
         "steps": len(losses), "final_loss": losses[-1] if losses else math.nan,
