@@ -371,6 +371,41 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- export / import
+def cmd_export(args: argparse.Namespace) -> int:
+    from nanochat_next.nanochat_layout import export_nanochat
+    from nanochat_next.tensor_train import load_trained
+
+    model, _, config = load_trained(args.checkpoint, "cpu")
+    step = config.get("summary", {}).get("steps", 0)
+    model_path, meta_path = export_nanochat(model, step, args.dest, {"val_bpb": config.get("summary", {})
+                                                                     .get("final_val_bpb")})
+    print(f"wrote {model_path} and {meta_path} (nanochat's layout; load with its checkpoint_manager)")
+    return 0
+
+
+def cmd_import_nanochat(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nanochat_next.bpe_tokenizer import BPETokenizer
+    from nanochat_next.nanochat_layout import load_nanochat
+    from nanochat_next.tensor_train import TensorRun, save_model
+
+    model, meta = load_nanochat(args.source, args.step)
+    tokenizer = BPETokenizer.load(args.tokenizer)
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise UserError(f"tokenizer {args.tokenizer} has {tokenizer.vocab_size} tokens but the model expects "
+                        f"{model.config.vocab_size}")
+    c = model.config
+    run = TensorRun(depth=c.n_layer, max_seq_len=c.sequence_len, window_pattern=c.window_pattern)
+    out = Path(args.out)
+    save_model(out / "model", model, run, {"imported_from": str(args.source), "nanochat_meta": meta})
+    tokenizer.save(out / "tokenizer")
+    print(f"imported {args.source} (step {meta.get('step')}) into {out}/; "
+          f"try `nanochat-next sample --checkpoint {out}`")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- doctor
 def cmd_doctor(args: argparse.Namespace) -> int:
     from nanochat_next.runtime import format_profile, runtime_profile
@@ -530,6 +565,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="device")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (turn i uses seed + i)")
     p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("export", help="export a tensor model to karpathy/nanochat's checkpoint layout",
+                       description="Write model_<step>.pt (a plain state dict) and meta_<step>.json in nanochat's "
+                                   "layout, loadable by nanochat's checkpoint_manager (modern style only).",
+                       formatter_class=fmt)
+    p.add_argument("--checkpoint", default="out/tensor", help="a tensor training output directory")
+    p.add_argument("--to", choices=["nanochat"], default="nanochat", help="target layout")
+    p.add_argument("--dest", required=True, help="directory to write into")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import-nanochat", help="import a nanochat checkpoint (model_<step>.pt + meta_<step>.json)",
+                       description="Load a nanochat base checkpoint without unpickling (weights_only) into our "
+                                   "training output layout, so sample and chat work on it. nanochat's tokenizer is "
+                                   "a pickle and is not read: give an equivalent tokenizer of ours.",
+                       formatter_class=fmt)
+    p.add_argument("--source", required=True, help="directory with model_<step>.pt and meta_<step>.json")
+    p.add_argument("--step", type=non_negative_int, default=None, help="step to import (default: the newest)")
+    p.add_argument("--tokenizer", required=True, help="our tokenizer directory with the same vocabulary")
+    p.add_argument("--out", required=True, help="output directory (model/ + tokenizer/)")
+    p.set_defaults(func=cmd_import_nanochat)
 
     p = sub.add_parser("doctor", help="print the runtime profile: versions, devices, dtypes, compile support",
                        description="Print python/torch versions, available devices, the default dtype of each "
