@@ -38,7 +38,9 @@ from nanochat_next.schedule import LRSchedule
 from nanochat_next.tensor_bigram import TensorBigram
 
 # run settings that may change between a checkpoint and its resume; every other one must match
-RESUMABLE_CHANGES = {"eval_every", "eval_tokens", "device", "compile", "peak_flops", "save_every", "keep_last", "extra"}
+# (learning rates and dtype may change too, e.g. to recover from a NaN: the resume is then no longer exact)
+RESUMABLE_CHANGES = {"eval_every", "eval_tokens", "device", "compile", "peak_flops", "save_every", "keep_last", "extra",
+                     "lr", "embedding_lr", "unembedding_lr", "matrix_lr", "scalar_lr", "dtype"}
 STOP_AFTER_SAVE_ENV = "NANOCHAT_NEXT_TEST_CRASH_AFTER_SAVE"  # tests: die (os._exit) right after saving step N
 B_REF = 2**19  # nanochat's reference batch size (tokens) for its LR and weight-decay scaling
 PARAM_DATA_RATIO = 10.5  # nanochat's default target tokens : scaling params
@@ -268,7 +270,10 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
         if unexpected or [k for k in missing if k != "lm_head.weight"]:
             raise UserError(f"checkpoint {loaded.path} does not fit this model (missing {missing[:3]}, "
                             f"unexpected {unexpected[:3]})")
+        fresh_lrs = [g["initial_lr"] for g in optimizer.param_groups]  # this run's LRs win over the saved ones
         optimizer.load_state_dict(loaded.optimizer)
+        for group, lr in zip(optimizer.param_groups, fresh_lrs):
+            group["initial_lr"] = lr
         checkpoint.set_rng_state(loaded.state["rng"])
         start, losses, evals = loaded.step, loaded.state["losses"], loaded.state["evals"]
         tok_per_s, loader_state = loaded.state["tok_per_s"], loaded.state["loader"]
@@ -324,12 +329,13 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
 
         bar = tqdm(total=run.num_iterations, desc=f"train {run.style}", unit="step")
     t_start = time.perf_counter()
-    last_saved = None
+    last_saved, saved = None, []
     try:
         for step in range(start, run.num_iterations + 1):
             is_save_step = step == run.num_iterations or (run.save_every > 0 and step % run.save_every == 0)
             if step > 0 and step != start and is_save_step:
                 last_saved = save(step)  # before the eval: a crash in eval loses nothing
+                saved.append(step)
             if stop_signal:
                 if last_saved is None or not last_saved.name.endswith(f"{step:06d}"):
                     last_saved = save(step)
@@ -379,7 +385,10 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t0
             if not math.isfinite(loss_value):
-                good = f"the last good checkpoint is {last_saved}" if last_saved else "no checkpoint was saved yet"
+                # checkpoint `step` (if saved) holds the weights that produced this loss: not a good one
+                before = [s_ for s_ in saved if s_ < step] or ([start] if resume and start < step else [])
+                good = (f"the last good checkpoint is {ckpt_root / f'step_{before[-1]:06d}'} (resume it with "
+                        f"--resume {before[-1]} and lower learning rates)" if before else "no good checkpoint exists")
                 raise UserError(f"loss became {loss_value} at step {step}; {good}. Lower the learning rates or "
                                 "use --dtype float32")
             losses.append(loss_value)

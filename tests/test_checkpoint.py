@@ -167,3 +167,59 @@ def test_no_pickle_loading_in_the_package():
     for path in root.glob("*.py"):
         text = path.read_text()
         assert "weights_only=False" not in text and "import pickle" not in text, path
+
+
+def test_nan_loss_names_the_last_good_checkpoint(tmp_path):
+    bad = cli(*TINY, "--steps", "20", "--optimizer", "sgd", "--lr", "1e30", "--save-every", "1", "--out", str(tmp_path))
+    assert bad.returncode == 2
+    line = bad.stderr.strip().splitlines()[-1]
+    step = int(line.split("at step ")[1].split(";")[0])
+    assert f"the last good checkpoint is {tmp_path / 'checkpoints' / f'step_{step - 1:06d}'}" in line
+    assert "Lower the learning rates" in line
+    # a checkpoint may be resumed with other learning rates (e.g. to recover from a NaN)
+    again = cli(*TINY, "--steps", "20", "--optimizer", "sgd", "--lr", "1e-30", "--save-every", "5",
+                "--out", str(tmp_path), "--resume", "1")
+    assert "resumed from" in again.stdout, again.stderr
+
+
+def test_eval_memory_stays_flat():
+    from nanochat_next.bpe_tokenizer import BPETokenizer
+    from nanochat_next.evaluate import evaluate_bpb
+    from nanochat_next.packing import DocumentSource, PackingLoader
+    from nanochat_next.tensor_train import TensorRun, build_model
+
+    def rss_kb() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+    tok = BPETokenizer([bytes([i]) for i in range(256)])
+    docs = [f"document number {i} " * (1 + i % 7) for i in range(400)]
+    model = build_model(TensorRun(depth=2, aspect_ratio=32, head_dim=32, max_seq_len=64), tok.vocab_size)
+    token_bytes = torch.tensor(tok.token_byte_lengths())
+
+    def one_eval() -> float:
+        loader = PackingLoader(DocumentSource.from_docs(docs), tok, 4, 64)
+        return evaluate_bpb(model, loader, 4, token_bytes)
+
+    first = one_eval()
+    base = rss_kb()
+    values = [one_eval() for _ in range(50)]
+    assert all(v == first for v in values), "evaluation is deterministic"
+    assert rss_kb() < base * 1.05, f"RSS grew from {base} kB to {rss_kb()} kB over 50 evals"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_eval_gpu_memory_stays_flat():
+    from nanochat_next.evaluate import evaluate_bpb
+    from nanochat_next.tensor_train import TensorRun, build_model
+
+    model = build_model(TensorRun(depth=2, aspect_ratio=32, head_dim=32, max_seq_len=64), 300, "cuda")
+    batches = [(torch.randint(0, 300, (4, 64)), torch.randint(0, 300, (4, 64))) for _ in range(4)]
+    token_bytes = torch.ones(300, dtype=torch.int64)
+    evaluate_bpb(model, iter(batches), 4, token_bytes, "cuda")
+    torch.cuda.reset_peak_memory_stats()
+    evaluate_bpb(model, iter(batches), 4, token_bytes, "cuda")
+    peak = torch.cuda.max_memory_allocated()
+    for _ in range(50):
+        evaluate_bpb(model, iter(batches), 4, token_bytes, "cuda")
+    assert torch.cuda.max_memory_allocated() <= peak * 1.05
