@@ -60,12 +60,12 @@ def test_training_is_reproducible(tmp_path, trained):
 
 
 BAD = {
-    "temperature zero": (["sample", "--temperature", "0"], "expected a number > 0"),
-    "temperature nan": (["sample", "--temperature", "nan"], "expected a number > 0"),
-    "temperature negative": (["sample", "--temperature", "-1"], "expected a number > 0"),
+    "temperature zero": (["sample", "--temperature", "0"], "temperature must be a number > 0"),  # scalar: no greedy
+    "temperature nan": (["sample", "--temperature", "nan"], "expected a number >= 0"),
+    "temperature negative": (["sample", "--temperature", "-1"], "expected a number >= 0"),
     "prompt longer than block": (["sample", "--prompt", "abcdefghij"], "block size is 8"),
     "unknown characters": (["sample", "--prompt", "Zé"], "not in the tokenizer's vocabulary"),
-    "missing checkpoint": (["sample", "--checkpoint", "MISSING"], "no scalar checkpoint"),
+    "missing checkpoint": (["sample", "--checkpoint", "MISSING"], "no checkpoint at"),
     "empty data": (["train", "--data", "EMPTY"], "is empty"),
     "missing data": (["train", "--data", "MISSING"], "neither a known corpus"),
     "zero steps": (["train", "--steps", "0"], "expected a positive integer"),
