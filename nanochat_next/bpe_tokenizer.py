@@ -16,13 +16,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import tiktoken
 
+from nanochat_next.atomic import write_text
 from nanochat_next.bpe_train import SPLIT_PATTERN, merges_to_token_bytes, train_merges
 from nanochat_next.errors import UserError
 
@@ -144,8 +143,8 @@ class BPETokenizer:
             "ranks_file": "tokenizer.tiktoken",
             "ranks_sha256": hashlib.sha256(ranks_text.encode("ascii")).hexdigest(),
         }
-        _atomic_write(directory / "tokenizer.tiktoken", ranks_text)
-        _atomic_write(directory / "tokenizer.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        write_text(directory / "tokenizer.tiktoken", ranks_text)
+        write_text(directory / "tokenizer.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
         return directory
 
     @classmethod
@@ -201,15 +200,3 @@ class _CharCounter:
                 raise UserError(f"training texts must be str, got {type(text).__name__}")
             self.chars += len(text)
             yield text
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

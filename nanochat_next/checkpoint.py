@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from nanochat_next.atomic import fsync_path, replace, write_text
 from nanochat_next.errors import UserError
 
 FORMAT = "nanochat-next/checkpoint"
@@ -44,14 +45,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _pause() -> None:
@@ -127,25 +120,20 @@ def save(root: str | Path, step: int, model: torch.nn.Module, optimizer: torch.o
         _pause()
         files = {}
         for f in sorted(tmp.iterdir()):
-            _fsync(f)
+            fsync_path(f)
             files[f.name] = {"size": f.stat().st_size, "sha256": _sha256(f)}
         manifest = {"format": FORMAT, "version": 1, "step": step, "files": files}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        _fsync(tmp / "manifest.json")
-        _fsync(tmp)
+        fsync_path(tmp / "manifest.json")
+        fsync_path(tmp)
         if final.exists():  # re-saving a step (e.g. after a resume): replace it whole
             shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync(root)
+        replace(tmp, final)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"could not write checkpoint {final} ({exc.strerror or exc}); the previous checkpoints are "
                         "untouched") from None
-    pointer_tmp = root / f".latest.tmp-{os.getpid()}"
-    pointer_tmp.write_text(name + "\n")
-    _fsync(pointer_tmp)
-    os.replace(pointer_tmp, root / "latest")
-    _fsync(root)
+    write_text(root / "latest", name + "\n")
     if keep_last > 0:
         for old in sorted(p for p in root.glob(f"{PREFIX}*") if p.is_dir())[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)

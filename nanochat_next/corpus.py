@@ -28,6 +28,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from nanochat_next.atomic import replace
 from nanochat_next.errors import UserError
 
 CACHE_ENV = "NANOCHAT_NEXT_CACHE"
@@ -76,17 +77,6 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # directories cannot be opened on some platforms (Windows); rename is still atomic
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> Path:
     """Download url to dest atomically, verifying sha256 before the file appears under its final name."""
     from tqdm.auto import tqdm
@@ -108,8 +98,7 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> Path:
         if h.hexdigest() != sha256:
             raise UserError(f"download of {url} has sha256 {h.hexdigest()}, expected {sha256}; "
                             "the file was not saved (try again, or provide the file by hand)")
-        os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
     return dest

@@ -16,12 +16,12 @@ of ours (``tok-train`` on the same data gives the identical vocabulary: results/
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import torch
 
+from nanochat_next.atomic import write_text, write_with
 from nanochat_next.errors import UserError
 from nanochat_next.gpt import GPT, GPTConfig, rotary_tables
 
@@ -34,15 +34,11 @@ def export_nanochat(model: GPT, step: int, dest: str | Path, meta: dict | None =
     dest.mkdir(parents=True, exist_ok=True)
     model_path, meta_path = dest / f"model_{step:06d}.pt", dest / f"meta_{step:06d}.json"
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = model_path.with_suffix(".pt.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, model_path)
+    write_with(model_path, lambda tmp: torch.save(state, tmp))
     config = {k: getattr(model.config, k) for k in ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head",
                                                      "n_embd", "window_pattern")}
-    tmp = meta_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"step": step, "model_config": config, **(meta or {}),
-                               "exported_by": "nanochat-next"}, indent=2))
-    os.replace(tmp, meta_path)
+    write_text(meta_path, json.dumps({"step": step, "model_config": config, **(meta or {}),
+                                      "exported_by": "nanochat-next"}, indent=2))
     return model_path, meta_path
 
 

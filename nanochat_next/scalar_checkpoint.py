@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from nanochat_next.atomic import write_text
 from nanochat_next.char_tokenizer import CharTokenizer
 from nanochat_next.errors import UserError
 from nanochat_next.scalar_bigram import ScalarBigram
@@ -31,16 +31,7 @@ def save(path: str | os.PathLike, model: ScalarBigram | ScalarMiniGPT, tokenizer
     kind = "bigram" if isinstance(model, ScalarBigram) else "mini-gpt"
     data = {"format": FORMAT, "version": 1, "model_kind": kind, **model.to_dict(),
             "tokenizer": tokenizer.to_dict(), "record": record or {}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return write_text(path, json.dumps(data, ensure_ascii=False))
 
 
 def load(path: str | os.PathLike) -> tuple[ScalarBigram | ScalarMiniGPT, CharTokenizer, dict]:

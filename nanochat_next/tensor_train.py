@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 
 from nanochat_next import checkpoint
+from nanochat_next.atomic import write_text, write_with
 from nanochat_next.bpe_tokenizer import BPETokenizer
 from nanochat_next.errors import UserError
 from nanochat_next.evaluate import evaluate_bpb
@@ -175,16 +176,10 @@ def save_model(directory: Path, model: torch.nn.Module, run: TensorRun, extra: d
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if isinstance(model, ClassicGPT):
         state.pop("lm_head.weight")  # tied to transformer.wte.weight
-    tmp = directory / ".model.safetensors.tmp"
-    save_file(state, tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, directory / "model.safetensors")
+    write_with(directory / "model.safetensors", lambda tmp: save_file(state, tmp))
     config = {"model_config": asdict(model.config), "model_kind": run.model_kind, "style": model.style,
               "run": asdict(run), **extra}
-    tmp = directory / ".config.json.tmp"
-    tmp.write_text(json.dumps(config, indent=2) + "\n")
-    os.replace(tmp, directory / "config.json")
+    write_text(directory / "config.json", json.dumps(config, indent=2) + "\n")
     return directory
 
 
@@ -318,9 +313,7 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
     metrics_path = out_dir / "metrics.jsonl"
     if master and resume and metrics_path.exists():  # drop lines past the checkpoint: those steps are redone
         kept = [line for line in metrics_path.read_text().splitlines() if json.loads(line)["step"] < start]
-        tmp = metrics_path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, metrics_path)
+        write_text(metrics_path, "".join(line + "\n" for line in kept))
     # line-buffered: every step's line reaches the file even if the process is killed right after
     metrics = open(metrics_path, "a" if resume else "w", encoding="utf-8", buffering=1) if master else None  # noqa: SIM115
     bar = None
