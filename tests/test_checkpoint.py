@@ -129,20 +129,20 @@ def test_sigterm_finishes_the_step_saves_and_exits(tmp_path):
     assert int(latest.removeprefix("step_")) == len(losses(tmp_path))
 
 
-def test_disk_errors_keep_the_previous_checkpoint(tmp_path, monkeypatch):
-    import errno
-
+@pytest.mark.parametrize("code, message", [(28, "No space left on device"), (30, "Read-only file system")])
+def test_disk_errors_keep_the_previous_checkpoint(tmp_path, monkeypatch, code, message):
+    # injected: a real full disk needs a mount, and root ignores read-only permissions
     model = torch.nn.Linear(3, 3)
     opt = torch.optim.AdamW(model.parameters())
     model(torch.ones(1, 3)).sum().backward()
     opt.step()
     first = checkpoint.save(tmp_path, 1, model, opt, {"run": {}})
 
-    def full_disk(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def failing_disk(*args, **kwargs):
+        raise OSError(code, message)
 
-    monkeypatch.setattr("safetensors.torch.save_file", full_disk)
-    with pytest.raises(UserError, match="No space left on device.*previous checkpoints are untouched"):
+    monkeypatch.setattr("safetensors.torch.save_file", failing_disk)
+    with pytest.raises(UserError, match=f"{message}.*previous checkpoints are untouched"):
         checkpoint.save(tmp_path, 2, model, opt, {"run": {}})
     assert checkpoint.find(tmp_path) == first and checkpoint.verify(first) is None
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".step_")], "no temp directory left behind"
