@@ -1,8 +1,10 @@
 """Crash-safe file writes: write a temporary file beside the target, fsync it, rename it over the target,
-fsync the directory. Readers see the old file or the new one, never a torn one."""
+fsync the directory. Readers see the old file or the new one, never a torn one. Plus the checksum that
+verifies such files later."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -44,3 +46,11 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     return write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8", newline=""))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -20,7 +20,6 @@ everything else JSON.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -31,20 +30,12 @@ from pathlib import Path
 
 import torch
 
-from nanochat_next.atomic import fsync_path, replace, write_text
+from nanochat_next.atomic import fsync_path, replace, sha256_file, write_text
 from nanochat_next.errors import UserError
 
 FORMAT = "nanochat-next/checkpoint"
 PREFIX = "step_"
 SLEEP_ENV = "NANOCHAT_NEXT_TEST_SLEEP_BETWEEN_FILES"  # fault-injection tests: widen the window between files
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _pause() -> None:
@@ -121,7 +112,7 @@ def save(root: str | Path, step: int, model: torch.nn.Module, optimizer: torch.o
         files = {}
         for f in sorted(tmp.iterdir()):
             fsync_path(f)
-            files[f.name] = {"size": f.stat().st_size, "sha256": _sha256(f)}
+            files[f.name] = {"size": f.stat().st_size, "sha256": sha256_file(f)}
         manifest = {"format": FORMAT, "version": 1, "step": step, "files": files}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         fsync_path(tmp / "manifest.json")
@@ -156,7 +147,7 @@ def verify(directory: Path) -> str | None:
             return f"{name} is missing"
         if f.stat().st_size != meta["size"]:
             return f"{name} is {f.stat().st_size} bytes, the manifest says {meta['size']} (truncated?)"
-        if _sha256(f) != meta["sha256"]:
+        if sha256_file(f) != meta["sha256"]:
             return f"{name} does not match its sha256 in the manifest (corrupted)"
     for required in ("model.safetensors", "optimizer.safetensors", "state.json"):
         if required not in files:

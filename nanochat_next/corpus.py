@@ -28,7 +28,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from nanochat_next.atomic import replace
+from nanochat_next.atomic import replace, sha256_file
 from nanochat_next.errors import UserError
 
 CACHE_ENV = "NANOCHAT_NEXT_CACHE"
@@ -69,14 +69,6 @@ def cache_dir() -> Path:
     return Path(base) / "nanochat-next"
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> Path:
     """Download url to dest atomically, verifying sha256 before the file appears under its final name."""
     from tqdm.auto import tqdm
@@ -113,7 +105,7 @@ def corpus_path(name: str, allow_download: bool = True) -> Path:
     how_to = (f"put the file at {dest} (sha256 {corpus.sha256}, from {corpus.url}), "
               f"or set {CACHE_ENV} to a directory whose corpora/ holds {corpus.filename}")
     if dest.exists():
-        actual = sha256_of(dest)
+        actual = sha256_file(dest)
         if actual == corpus.sha256:
             return dest
         if not allow_download:
