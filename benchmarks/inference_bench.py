@@ -58,8 +58,6 @@ else:
     from nanochat_next.gpt import GPT, GPTConfig
     model = GPT(GPTConfig(**cfg["model_config"]), init=False)
     model.load_state_dict(state, strict=True)
-    from nanochat_next.gpt import rotary_tables
-    model.cos, model.sin = rotary_tables(model.rotary_seq_len, model.config.head_dim)
     engine = Engine(model.eval())
     def stream(batch):
         for step in engine.generate(prompt, new, num_samples=batch, temperature=0.0, stop_tokens=set()):

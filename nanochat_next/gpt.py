@@ -86,6 +86,13 @@ def rms_norm(x: torch.Tensor) -> torch.Tensor:
     return F.rms_norm(x, (x.size(-1),))
 
 
+def logits_or_loss(logits: torch.Tensor, targets: torch.Tensor | None, reduction: str = "mean") -> torch.Tensor:
+    """What every model's forward returns: the logits, or with targets the cross-entropy (-1 = ignore)."""
+    if targets is None:
+        return logits
+    return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1, reduction=reduction)
+
+
 def has_value_embedding(layer: int, n_layer: int) -> bool:
     """Alternating layers, the last one always included."""
     return layer % 2 == (n_layer - 1) % 2
@@ -255,11 +262,7 @@ class GPT(nn.Module):
         if kv_cache is not None:
             kv_cache.advance(n_tok)
         logits = self.lm_head(rms_norm(x))[..., : self.config.vocab_size].float()
-        logits = SOFTCAP * torch.tanh(logits / SOFTCAP)
-        if targets is None:
-            return logits
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1,
-                               reduction=loss_reduction)
+        return logits_or_loss(SOFTCAP * torch.tanh(logits / SOFTCAP), targets, loss_reduction)
 
     def flops_per_token(self) -> int:
         """nanochat's estimate: 6 x matmul params + 12 x heads x head_dim x effective context, per layer."""

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nanochat_next.errors import UserError
-from nanochat_next.gpt import GPTConfig, causal_attention
+from nanochat_next.gpt import GPTConfig, causal_attention, logits_or_loss
 
 
 class ClassicBlock(nn.Module):
@@ -85,10 +85,7 @@ class ClassicGPT(nn.Module):
         if kv_cache is not None:
             kv_cache.advance(n_tok)
         logits = self.lm_head(self.transformer.ln_f(x))[..., : self.config.vocab_size].float()
-        if targets is None:
-            return logits
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1,
-                               reduction=loss_reduction)
+        return logits_or_loss(logits, targets, loss_reduction)
 
     def flops_per_token(self) -> int:
         c = self.config

@@ -23,7 +23,7 @@ import torch
 
 from nanochat_next.atomic import write_text, write_with
 from nanochat_next.errors import UserError
-from nanochat_next.gpt import GPT, GPTConfig, rotary_tables
+from nanochat_next.gpt import GPT, GPTConfig
 
 
 def export_nanochat(model: GPT, step: int, dest: str | Path, meta: dict | None = None) -> tuple[Path, Path]:
@@ -70,5 +70,4 @@ def load_nanochat(directory: str | Path, step: int | None = None) -> tuple[GPT, 
     state.setdefault("x0_lambdas", torch.zeros(config.n_layer))
     model = GPT(config, init=False)
     model.load_state_dict(state, strict=True)
-    model.cos, model.sin = rotary_tables(model.rotary_seq_len, config.head_dim)
     return model.eval(), meta

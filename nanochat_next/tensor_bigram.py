@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from nanochat_next.gpt import GPTConfig
+from nanochat_next.gpt import GPTConfig, logits_or_loss
 
 
 class TensorBigram(nn.Module):
@@ -31,10 +30,7 @@ class TensorBigram(nn.Module):
             kv_cache.check_room(idx.size(1))
             kv_cache.advance(idx.size(1))
         logits = self.logits(idx).float()
-        if targets is None:
-            return logits
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1,
-                               reduction=loss_reduction)
+        return logits_or_loss(logits, targets, loss_reduction)
 
     def flops_per_token(self) -> int:
         return 6 * self.config.vocab_size  # the softmax over one row; the lookup costs no matmul

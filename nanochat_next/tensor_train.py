@@ -206,10 +206,6 @@ def load_trained(directory: str | Path, device: str = "auto") -> tuple[torch.nn.
     missing = [k for k in missing if not (cls is ClassicGPT and k == "lm_head.weight")]  # tied to wte
     if missing or unexpected:
         raise UserError(f"{model_dir} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    if isinstance(model, GPT):  # rotary buffers are not saved; recompute them
-        from nanochat_next.gpt import rotary_tables
-
-        model.cos, model.sin = rotary_tables(model.rotary_seq_len, gpt_config.head_dim)
     tokenizer = BPETokenizer.load(directory / "tokenizer")
     return model.to(resolve_device(device)).eval(), tokenizer, config
 
