@@ -211,7 +211,7 @@ def cmd_train_tensor(args: argparse.Namespace) -> int:
                     device_batch_size=args.device_batch_size, total_batch_size=args.total_batch_size,
                     num_iterations=args.steps or 200, optimizer=args.optimizer or "muon", lr=args.lr or 1e-3,
                     eval_every=args.eval_every, eval_tokens=args.eval_tokens, device=args.device, dtype=args.dtype,
-                    compile=args.compile, seed=args.seed, peak_flops=args.peak_flops,
+                    compile=args.compile, deterministic=args.deterministic, seed=args.seed, peak_flops=args.peak_flops,
                     warmup_ratio=args.warmup_ratio, warmdown_ratio=args.warmdown_ratio,
                     final_lr_frac=args.final_lr_fraction, lr_schedule=args.lr_schedule,
                     weight_decay=0.2 if args.weight_decay is None else args.weight_decay,
@@ -381,6 +381,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from nanochat_next.bench import BenchOptions, run_bench, scorecard_table
+
+    if args.nanochat and args.no_baseline:
+        raise UserError("--nanochat and --no-baseline contradict each other; pass one")
+    result = run_bench(BenchOptions(profile=args.profile, nanochat=args.nanochat,
+                                    nanochat_ref=None if args.no_baseline or args.nanochat else args.nanochat_ref,
+                                    nanochat_python=args.nanochat_python, device=args.device, out=args.out,
+                                    steps=args.steps, keep_work=args.keep_work, progress=not args.no_progress))
+    print(scorecard_table(result["scorecard"]))
+    base = result["baseline"]
+    if base["status"] != "run":
+        print(f"baseline {base['status']}: {base['reason']}")
+    print(f"wrote {result['artifacts']['json']} and {result['artifacts']['md']}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -482,6 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
                    help="compute dtype (auto: see `nanochat-next doctor`); weights stay float32")
     t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False, help="torch.compile the model")
+    t.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
+                   help="torch deterministic algorithms: one seed gives identical runs (compiled runs otherwise "
+                        "differ in the last bits)")
     t.add_argument("--tokenizer", default=None,
                    help="a tokenizer directory (tok-train); default: train one on the training split")
     t.add_argument("--vocab-size", type=positive_int, default=4096, help="vocab of the tokenizer trained when no "
@@ -561,6 +581,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile-check", action="store_true", help="skip the torch.compile test (it takes seconds)")
     p.add_argument("--measure", action="store_true", help="also measure matmul GFLOP/s per dtype (about 2 s)")
     p.set_defaults(func=cmd_doctor)
+
+    from nanochat_next.bench import PINNED_NANOCHAT, PROFILES
+
+    p = sub.add_parser("bench", help="benchmark ours vs nanochat: pass/fail scorecard in results/",
+                       description="Train nanochat (pinned ref) and ours on one dataset with one tokenizer, config, "
+                                   "seed and device; measure tok/s, val bpb, time to a target bpb, peak memory, "
+                                   "decode tok/s and reproducibility; write results/bench_<profile>_<UTC>.json/.md "
+                                   "with a quality/speed/reproducibility scorecard. Without a nanochat checkout "
+                                   "(and offline) ours runs alone and the scorecard says 'baseline: not run'. "
+                                   "Profiles: " + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()),
+                       formatter_class=fmt)
+    p.add_argument("--profile", required=True, choices=list(PROFILES), help="the config to run (see above)")
+    p.add_argument("--nanochat", metavar="PATH", help="a local nanochat checkout to use as the baseline")
+    p.add_argument("--nanochat-ref", metavar="SHA", default=PINNED_NANOCHAT,
+                   help="without --nanochat: clone nanochat at this commit into the cache (needs internet once)")
+    p.add_argument("--nanochat-python", metavar="PY",
+                   help="the Python that runs nanochat (needs its dependencies; default: this one)")
+    p.add_argument("--no-baseline", action="store_true", help="run ours alone (the scorecard says so)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"],
+                   help="override the profile's device (our dtype then follows our default rule)")
+    p.add_argument("--steps", type=int, help="override the profile's number of steps")
+    p.add_argument("--out", default="results", help="where the .json and .md go")
+    p.add_argument("--keep-work", action="store_true", help="keep the temporary runs, logs and checkpoints")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

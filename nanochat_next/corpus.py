@@ -69,8 +69,9 @@ def cache_dir() -> Path:
     return Path(base) / "nanochat-next"
 
 
-def download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> Path:
-    """Download url to dest atomically, verifying sha256 before the file appears under its final name."""
+def download(url: str, dest: Path, sha256: str | None, timeout: float = 30.0, verify=None) -> Path:
+    """Download url to dest atomically: the file appears under its final name only once complete and checked
+    (its sha256 where one is pinned, else ``verify(tmp_path)``, which raises UserError on a bad file)."""
     from tqdm.auto import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,9 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> Path:
                     bar.update(len(block))
             out.flush()
             os.fsync(out.fileno())
-        if h.hexdigest() != sha256:
+        if verify is not None:
+            verify(tmp)
+        if sha256 is not None and h.hexdigest() != sha256:
             raise UserError(f"download of {url} has sha256 {h.hexdigest()}, expected {sha256}; "
                             "the file was not saved (try again, or provide the file by hand)")
         replace(tmp, dest)
@@ -118,6 +121,47 @@ def corpus_path(name: str, allow_download: bool = True) -> Path:
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise UserError(f"could not download corpus {name!r} ({reason}); offline? {how_to}") from exc
+
+
+FINEWEB_URL_ENV = "NANOCHAT_NEXT_FINEWEB_URL"
+# nanochat's pretraining shards at the pinned ref (nanochat/dataset.py): shard_00000 .. shard_01822.parquet
+FINEWEB_URL = "https://huggingface.co/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main"
+FINEWEB_MAX_SHARD = 1822
+
+
+def _check_parquet_text(path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.ParquetFile(path).schema_arrow.names
+    except Exception as exc:  # noqa: BLE001 - any parse failure means a bad download
+        raise UserError(f"downloaded shard is not a readable parquet file ({exc}); it was not saved") from None
+    if "text" not in names:
+        raise UserError(f"downloaded shard has no 'text' column (columns: {names}); it was not saved")
+
+
+def fineweb_shards(count: int, allow_download: bool = True) -> list[Path]:
+    """The first ``count`` of nanochat's FineWeb-EDU parquet shards, cached under ``cache_dir()/fineweb-edu``
+    (downloaded atomically, each checked to be a parquet file with a ``text`` column). As in nanochat, the
+    last of them serves as the validation split. ``$NANOCHAT_NEXT_FINEWEB_URL`` overrides the source."""
+    if not 2 <= count <= FINEWEB_MAX_SHARD + 1:
+        raise UserError(f"need between 2 and {FINEWEB_MAX_SHARD + 1} FineWeb-EDU shards (the last is validation), "
+                        f"got {count}")
+    base = os.environ.get(FINEWEB_URL_ENV, FINEWEB_URL).rstrip("/")
+    paths = []
+    for index in range(count):
+        dest = cache_dir() / "fineweb-edu" / f"shard_{index:05d}.parquet"
+        if not dest.exists():
+            if not allow_download:
+                raise UserError(f"FineWeb-EDU shard {dest.name} is not cached and downloads are off: put it at "
+                                f"{dest} (from {base}/{dest.name})")
+            try:
+                download(f"{base}/{dest.name}", dest, None, timeout=120.0, verify=_check_parquet_text)
+            except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                raise UserError(f"could not download {base}/{dest.name} ({getattr(exc, 'reason', exc)}); offline? "
+                                f"put the shard at {dest}") from exc
+        paths.append(dest)
+    return paths
 
 
 def read_text(path: str | os.PathLike) -> str:

@@ -55,16 +55,21 @@ def run_metadata() -> dict:
             "platform": platform.platform(),
             "cuda": torch.version.cuda,
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
         },
         "versions": package_versions(),
     }
 
 
-def write_results(directory: str | os.PathLike, name: str, data: dict, markdown: str) -> tuple[Path, Path]:
-    """Write results/<name>.json (data + metadata) and results/<name>.md; return both paths."""
+def write_results(directory: str | os.PathLike, name: str, data: dict, markdown: str,
+                  metadata: dict | None = None) -> tuple[Path, Path]:
+    """Write results/<name>.json (data + metadata) and results/<name>.md atomically; return both paths.
+    ``metadata`` defaults to :func:`run_metadata` now."""
+    from nanochat_next.atomic import write_text
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     json_path, md_path = directory / f"{name}.json", directory / f"{name}.md"
-    json_path.write_text(json.dumps({**data, "metadata": run_metadata()}, indent=2) + "\n")
-    md_path.write_text(markdown.rstrip() + "\n")
+    write_text(json_path, json.dumps({**data, "metadata": metadata or run_metadata()}, indent=2) + "\n")
+    write_text(md_path, markdown.rstrip() + "\n")
     return json_path, md_path

@@ -40,8 +40,8 @@ from nanochat_next.tensor_bigram import TensorBigram
 
 # run settings that may change between a checkpoint and its resume; every other one must match
 # (learning rates and dtype may change too, e.g. to recover from a NaN: the resume is then no longer exact)
-RESUMABLE_CHANGES = {"eval_every", "eval_tokens", "device", "compile", "peak_flops", "save_every", "keep_last", "extra",
-                     "lr", "embedding_lr", "unembedding_lr", "matrix_lr", "scalar_lr", "dtype"}
+RESUMABLE_CHANGES = {"eval_every", "eval_tokens", "device", "compile", "deterministic", "peak_flops", "save_every",
+                     "keep_last", "extra", "lr", "embedding_lr", "unembedding_lr", "matrix_lr", "scalar_lr", "dtype"}
 STOP_AFTER_SAVE_ENV = "NANOCHAT_NEXT_TEST_CRASH_AFTER_SAVE"  # tests: die (os._exit) right after saving step N
 B_REF = 2**19  # nanochat's reference batch size (tokens) for its LR and weight-decay scaling
 PARAM_DATA_RATIO = 10.5  # nanochat's default target tokens : scaling params
@@ -77,6 +77,9 @@ class TensorRun:
     device: str = "auto"
     dtype: str = "auto"
     compile: bool = False
+    # torch deterministic algorithms while training: a compiled model's embedding backward otherwise
+    # accumulates with atomic adds, so two runs with one seed differ in the last bits (measured on CPU)
+    deterministic: bool = True
     seed: int = 42
     peak_flops: float | None = None  # FLOP/s for MFU; None = measure a matmul at start
     save_every: int = 0  # checkpoint every N steps (0: only at the end); always before that step's eval
@@ -218,7 +221,6 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
     written before the eval runs. ``resume`` ("latest" or a step) continues from one exactly: same
     weights, optimizer state, loader position, RNG and history, so the losses equal an uninterrupted
     run's bit for bit (on CPU, fp32). SIGINT/SIGTERM finish the current step, save, and stop."""
-    import signal
     rank, local_rank, world = distributed_info()
     device = resolve_device(run.device)
     if world > 1:
@@ -228,6 +230,21 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     master = rank == 0
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    if run.deterministic and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for determinism
+    torch.use_deterministic_algorithms(run.deterministic, warn_only=True)
+    try:
+        return _train(run, train_source, val_source, tokenizer, out_dir, progress, log, resume, device, world, rank,
+                      local_rank, master)
+    finally:
+        torch.use_deterministic_algorithms(deterministic_before)
+
+
+def _train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSource, tokenizer: BPETokenizer,
+           out_dir: str | Path, progress: bool, log, resume: str | None, device: torch.device, world: int, rank: int,
+           local_rank: int, master: bool) -> dict:
+    import signal
     choice = choose_dtype(device, run.dtype)
     tokens_per_micro = run.device_batch_size * run.max_seq_len
     if run.total_batch_size % (tokens_per_micro * world):
@@ -406,6 +423,8 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
         "dtype": choice.name, "device": str(device), "processes": world, "grad_accum": grad_accum,
         "num_params": sum(p.numel() for p in model.parameters()), "peak_flops": peak,
         "train_seconds": time.perf_counter() - t_start,
+        # CUDA: the allocator's peak (what nanochat reports); elsewhere None (measure the process's RSS instead)
+        "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
     }
     if master:
         save_model(out_dir / "model", model, run, {"summary": summary})
