@@ -107,6 +107,16 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
 )}
 
 
+def profile_for_gpu(name: str | None, capability: tuple[int, int] | None) -> str:
+    """The profile that fits a GPU (what the Colab launcher runs): no GPU -> smoke; before Ampere (T4, sm75:
+    no native bf16) -> t4; an H100 -> h100; any other Ampere or newer -> a100."""
+    if name is None or capability is None:
+        return "smoke"
+    if tuple(capability) < (8, 0):
+        return "t4"
+    return "h100" if "H100" in name.upper() else "a100"
+
+
 @dataclass
 class Baseline:
     """Where nanochat comes from in this run and whether it ran."""
@@ -149,6 +159,9 @@ def clone_nanochat(ref: str, cache: Path) -> Path:
     return dest
 
 
+# what nanochat's base_train imports beyond this package's own dependencies (torch, pyarrow, tiktoken, rustbpe)
+NANOCHAT_DEPENDENCIES = ("wandb", "tabulate", "psutil", "python-dotenv", "filelock", "jinja2", "tokenizers", "pyyaml",
+                         "requests")
 NANOCHAT_IMPORTS = ("import wandb, torch, pyarrow, tiktoken, rustbpe; import nanochat.gpt, nanochat.dataloader, "
                     "nanochat.tokenizer, nanochat.checkpoint_manager, nanochat.loss_eval, nanochat.engine, "
                     "nanochat.report, scripts.base_eval")
@@ -182,8 +195,7 @@ def resolve_baseline(nanochat: str | None, nanochat_ref: str | None, python: str
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
         baseline.status, baseline.reason = "not run", (
             f"{python} cannot run nanochat's training script ({last}); install nanochat's dependencies there "
-            "(pip install wandb tabulate psutil python-dotenv filelock jinja2 tokenizers pyyaml tiktoken rustbpe "
-            "pyarrow) or pass --nanochat-python")
+            f"(pip install {' '.join(NANOCHAT_DEPENDENCIES)}) or pass --nanochat-python")
     return baseline
 
 
@@ -340,7 +352,8 @@ def nanochat_train_command(profile: Profile, python: str, device: str) -> list[s
             "--save-every", "-1"]
 
 
-# Runs in each side's own process: greedy decode of one prompt; prints one JSON line.
+# Runs in each side's own process: greedy decoding of one prompt, batch by batch; prints one JSON line.
+# side: "nanochat" (its Engine), "ours" (our Engine) or "ours-nocache" (a full forward per new token).
 DECODE_RUNNER = r"""
 import json, statistics, sys, time, contextlib, torch
 side, weights, config_path = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -357,39 +370,57 @@ if side == "nanochat":
     model = GPT(GPTConfig(**cfg["model_config"]))
     model.load_state_dict(state, strict=True)
     model.to(device).eval()
-    specials = {s: cfg["bos"] + i for i, s in enumerate(cfg["specials"])}
-    class Tok:
-        def encode_special(self, s): return specials[s]
-        def get_bos_token_id(self): return cfg["bos"]
+    class Tok:  # special ids nanochat's Engine acts on (stop at bos/assistant_end, tool calls): none match,
+        def encode_special(self, s): return -1  # so both engines decode exactly new_tokens tokens
+        def get_bos_token_id(self): return -1
     engine = Engine(model, Tok())
-    def stream():
-        for column, _ in engine.generate(prompt, num_samples=1, max_tokens=new, temperature=0.0):
-            yield column[0]
+    def stream(batch):
+        for column, _ in engine.generate(prompt, num_samples=batch, max_tokens=new, temperature=0.0):
+            yield column
 else:
     from nanochat_next.engine import Engine
     from nanochat_next.gpt import GPT, GPTConfig
     model = GPT(GPTConfig(**cfg["model_config"]), init=False)
     model.load_state_dict(state, strict=True)
-    engine = Engine(model.to(device).eval())
-    def stream():
-        for step in engine.generate(prompt, new, num_samples=1, temperature=0.0, stop_tokens=set()):
-            yield step[0]
-def measure():
-    stamps, tokens = [], []
+    model.to(device).eval()
+    engine = Engine(model)
+    def stream(batch):
+        yield from engine.generate(prompt, new, num_samples=batch, temperature=0.0, stop_tokens=set())
+    if side == "ours-nocache":
+        def stream(batch):
+            ids = torch.tensor([prompt] * batch, device=device)
+            with torch.no_grad():
+                for _ in range(new):
+                    nxt = model(ids)[:, -1].argmax(-1)
+                    ids = torch.cat([ids, nxt[:, None]], 1)
+                    yield nxt.tolist()
+def measure(batch):
+    t0 = time.perf_counter(); stamps, tokens = [], []
     with autocast:
-        for token in stream():
+        for column in stream(batch):
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            stamps.append(time.perf_counter()); tokens.append(token)
-    return (len(stamps) - 1) / (stamps[-1] - stamps[0]), tokens
-runs = [measure() for _ in range(cfg["repeats"])]
-print("RESULT", json.dumps({"decode_tok_s": statistics.median(r[0] for r in runs), "tokens": runs[0][1]}))
+            stamps.append(time.perf_counter()); tokens.append(column[0])
+    if len(stamps) != new:
+        raise SystemExit(f"{side} decoded {len(stamps)} tokens, expected {new}")
+    return {"prefill_tok_s": len(prompt) / (stamps[0] - t0),
+            "decode_tok_s": (len(stamps) - 1) * batch / (stamps[-1] - stamps[0]), "tokens": tokens}
+out = {}
+for batch in cfg.get("batches", [1]):
+    runs = [measure(batch) for _ in range(cfg["repeats"])]
+    out[batch] = {"prefill_tok_s": statistics.median(r["prefill_tok_s"] for r in runs),
+                  "decode_tok_s": statistics.median(r["decode_tok_s"] for r in runs), "tokens": runs[0]["tokens"]}
+print("RESULT", json.dumps(out), flush=True)
 """
 
 
 def decode_speed(python: str, side: str, weights: Path, config: Path, cwd: Path, log_path: Path) -> dict:
-    run_process([python, "-c", DECODE_RUNNER, side, str(weights), str(config)], cwd, dict(os.environ), log_path)
-    return json.loads(log_path.read_text().split("RESULT", 1)[1])
+    """Run DECODE_RUNNER for one side in its own process: {batch: {prefill_tok_s, decode_tok_s, tokens}} and
+    the process's peak RSS (MB) under ``"peak_rss_mb"``."""
+    proc = run_process([python, "-c", DECODE_RUNNER, side, str(weights), str(config)], cwd, dict(os.environ),
+                       log_path)
+    result = json.loads(log_path.read_text().split("RESULT", 1)[1])
+    return {"by_batch": {int(k): v for k, v in result.items()}, "peak_rss_mb": proc["peak_rss_mb"]}
 
 
 # ------------------------------------------------------------------------------------------------ the verdict
@@ -418,13 +449,16 @@ def scorecard(profile: Profile, runs: dict, baseline: Baseline, reproducibility:
         else:
             ttt_ratio = nc_t / ours_t
             ttt_ok, ttt_text = ttt_ratio >= SPEED_THRESHOLD, f"time-to-target ratio {ttt_ratio:.2f}x"
+        decode_text = ""
+        if ours.get("decode_tok_s") and nc.get("decode_tok_s"):
+            decode_text = f"; decode {ours['decode_tok_s'] / nc['decode_tok_s']:.2f}x (reported, not scored)"
         rows = [{"row": "quality", "status": "pass" if delta <= profile.quality_tolerance else "fail",
                  "value": delta, "threshold": quality_rule,
                  "detail": f"val bpb {ours['final_val_bpb']:.4f} vs {nc['final_val_bpb']:.4f} ({delta:+.4f}); "
                            f"seed spread {reproducibility['seed_spread_bpb']:.4f}"},
                 {"row": "speed", "status": "pass" if tps_ratio >= SPEED_THRESHOLD and ttt_ok else "fail",
                  "value": {"tok_per_s_ratio": tps_ratio, "time_to_target_ratio": ttt_ratio}, "threshold": speed_rule,
-                 "detail": f"tok/s ratio {tps_ratio:.2f}x; {ttt_text}"}]
+                 "detail": f"tok/s ratio {tps_ratio:.2f}x; {ttt_text}" + decode_text}]
     ok = (reproducibility["identical_rerun"] and not reproducibility["missing_metadata"]
           and reproducibility["our_tree_clean"])
     diff = reproducibility["max_abs_loss_diff"]
@@ -495,7 +529,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     import torch
     from tqdm.auto import tqdm
 
-    from nanochat_next.bpe_tokenizer import SPECIAL_TOKENS, BPETokenizer
+    from nanochat_next.bpe_tokenizer import BPETokenizer
     from nanochat_next.provenance import run_metadata, write_results
     from nanochat_next.runtime import device_description
 
@@ -596,7 +630,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
         decode_cfg.write_text(json.dumps({
             "model_config": json.loads((model_dir / "config.json").read_text())["model_config"], "prompt": prompt,
             "new_tokens": profile.decode_new_tokens, "repeats": profile.decode_repeats, "device": device,
-            "dtype": dtype, "nanochat": baseline.checkout, "bos": ours_tok.bos_id, "specials": SPECIAL_TOKENS}))
+            "dtype": dtype, "nanochat": baseline.checkout}))
         decode = {"ours": decode_speed(sys.executable, "ours", weights, decode_cfg, Path.cwd(),
                                        work / "decode_ours.log")}
         if runs["nanochat"] is not None:
@@ -604,9 +638,11 @@ def run_bench(options: BenchOptions, log=print) -> dict:
                 decode["nanochat"] = decode_speed(baseline.python, "nanochat", weights, decode_cfg,
                                                   Path(baseline.checkout), work / "decode_nanochat.log")
             except RuntimeError as exc:
-                decode["nanochat"] = {"decode_tok_s": None, "tokens": None, "error": str(exc)}
+                decode["nanochat"] = {"error": str(exc)}
         for side, result in decode.items():
-            runs[side]["decode_tok_s"] = result["decode_tok_s"]
+            runs[side]["decode_tok_s"] = result["by_batch"][1]["decode_tok_s"] if "by_batch" in result else None
+            if "error" in result:
+                runs[side]["decode_error"] = result["error"]
         bar.update(1)
     except BaseException:
         bar.close()
@@ -629,7 +665,9 @@ def run_bench(options: BenchOptions, log=print) -> dict:
         "missing_metadata": missing_metadata(metadata, baseline),
         "our_tree_clean": metadata["git"]["dirty"] is False,
     }
-    same_tokens = (decode["ours"]["tokens"] == decode["nanochat"]["tokens"]) if "nanochat" in decode else None
+    same_tokens = None
+    if "by_batch" in decode.get("nanochat", {}):
+        same_tokens = decode["ours"]["by_batch"][1]["tokens"] == decode["nanochat"]["by_batch"][1]["tokens"]
     data = {
         "benchmark": "bench",
         "profile": profile.name,

@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+import urllib.parse
 from importlib import metadata
 from pathlib import Path
 
@@ -26,6 +27,45 @@ def git_state(repo: str | os.PathLike = ".") -> dict:
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def state_from_direct_url(info: dict | None) -> dict:
+    """The git state pip recorded when it installed this package (PEP 610 direct_url.json): a VCS install
+    names its commit (and is clean by construction); a directory install names a path that may be a checkout."""
+    unknown = {"commit": None, "dirty": None}
+    if not info:
+        return unknown
+    vcs = info.get("vcs_info") or {}
+    if vcs.get("vcs") == "git" and vcs.get("commit_id"):
+        return {"commit": vcs["commit_id"], "dirty": False}
+    url = info.get("url", "")
+    if "dir_info" in info and url.startswith("file://"):
+        return source_checkout_state(Path(urllib.parse.unquote(url[len("file://"):])))
+    return unknown
+
+
+def source_checkout_state(root: Path) -> dict:
+    """git_state(root) if root is the top of a git work tree (not merely inside some other repository)."""
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    if not top or Path(top).resolve() != root.resolve():
+        return {"commit": None, "dirty": None}
+    return git_state(root)
+
+
+def package_source_state() -> dict:
+    """The commit of the nanochat-next code that is running: its checkout's, else what pip recorded."""
+    state = source_checkout_state(Path(__file__).resolve().parents[1])
+    if state["commit"] is not None:
+        return state
+    try:
+        text = metadata.distribution("nanochat-next").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        text = None
+    return state_from_direct_url(json.loads(text) if text else None)
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
@@ -47,7 +87,7 @@ def run_metadata() -> dict:
     return {
         "timestamp_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "git": git_state(Path(__file__).resolve().parents[1]),
+        "git": package_source_state(),
         "machine": {
             "cpu": cpu_model_name(),
             "cpu_count": os.cpu_count(),

@@ -1,9 +1,16 @@
 """Notebook hygiene: every notebook is a Jupytext pair in sync, has a Colab badge for its own path, a
 python3 kernelspec (papermill needs it), a guarded Colab install cell, stored outputs (nbval checks them)
-and a `parameters` cell. nbval itself runs the .ipynb files (see pyproject's addopts)."""
+and a `parameters` cell; what the install cell installs covers every import. nbval itself runs the .ipynb
+files (see pyproject's addopts); papermill runs the benchmark notebook and the Colab batch script here."""
 
 from __future__ import annotations
 
+import ast
+import json
+import re
+import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import jupytext
@@ -12,6 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.py"))
+COLAB = REPO / "colab" / "benchmark_colab.py"
 GITHUB_REPO = "ricardofrantz/nanochat-next"  # where the Colab badges point
 
 
@@ -19,7 +27,7 @@ def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ has no .py notebooks"
 
 
-@pytest.mark.parametrize("script", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("script", [*NOTEBOOKS, COLAB], ids=lambda p: p.stem)
 def test_pair_is_in_sync(script):
     ipynb = script.with_suffix(".ipynb")
     assert ipynb.exists(), f"{script.name} has no paired {ipynb.name}: run jupytext --to ipynb {script}"
@@ -44,3 +52,88 @@ def test_badge_kernel_install_cell_and_outputs(script):
     assert all(c.execution_count is not None for c in code_cells), "commit the notebook executed top to bottom"
     assert [c.execution_count for c in code_cells] == list(range(1, len(code_cells) + 1))
     assert not any(o.get("output_type") == "error" for c in code_cells for o in c.outputs)
+
+
+def declared_distributions() -> set[str]:
+    """The distributions a clean install of this package brings: pyproject's [project] dependencies."""
+    text = (REPO / "pyproject.toml").read_text()
+    block = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    return {re.split(r"[<>=!~ \[]", line.strip().strip('",'))[0].lower()
+            for line in block.splitlines() if line.strip().startswith('"')}
+
+
+def top_level_imports(script: Path) -> set[str]:
+    code = "\n".join(line for line in script.read_text().splitlines() if not line.lstrip().startswith(("%", "!")))
+    names = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("script", [*NOTEBOOKS, COLAB], ids=lambda p: p.stem)
+def test_install_cell_brings_every_import(script):
+    """From a clean environment (Colab: Python + Jupyter + what the install cell adds), every import resolves:
+    each is the standard library, this package, Jupyter's own, or a declared dependency of this package."""
+    declared = declared_distributions()
+    provided = {"nanochat_next", "IPython", "google"}  # this package; Jupyter/Colab's own modules
+    if script == COLAB:
+        provided |= {"papermill"}  # its install cell installs papermill explicitly
+    owners = metadata.packages_distributions()
+    for module in top_level_imports(script) - provided - set(sys.stdlib_module_names):
+        dists = {d.lower() for d in owners.get(module, [])}
+        assert dists & declared, f"{script.name} imports {module} (from {dists or 'nowhere'}), which the install " \
+                                 f"cell does not bring: add it to pyproject's dependencies"
+
+
+def test_colab_launcher_badges_and_profiles():
+    from nanochat_next.bench import PINNED_NANOCHAT, PROFILES
+
+    nb = nbformat.read(COLAB.with_suffix(".ipynb"), as_version=4)
+    badge = f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/main/colab/benchmark_colab.ipynb"
+    assert badge in nb.cells[0].source
+    assert badge in (REPO / "README.md").read_text(), "the README links the one-click Colab benchmark"
+    for script in NOTEBOOKS:
+        assert f"blob/main/notebooks/{script.stem}.ipynb" in (REPO / "README.md").read_text()
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert f'nanochat_ref = "{PINNED_NANOCHAT}"' in params.source
+    source = COLAB.read_text()
+    assert "notebooks/06_benchmark.ipynb" in source.replace('" / "', "/") and (REPO / "notebooks" /
+                                                                                "06_benchmark.ipynb").is_file()
+    for name in re.findall(r"-> `(\w+)`", nb.cells[0].source):
+        assert name in PROFILES, f"the launcher names profile {name!r}, which bench.PROFILES lacks"
+
+
+@pytest.mark.slow
+def test_papermill_runs_the_benchmark_notebook(tmp_path, monkeypatch):
+    """`papermill notebooks/06_benchmark.ipynb out.ipynb -p profile smoke` (offline here: ours alone)."""
+    monkeypatch.setenv("NANOCHAT_NEXT_NANOCHAT_URL", str(tmp_path / "no-network"))
+    out = tmp_path / "out.ipynb"
+    subprocess.run([sys.executable, "-m", "papermill", "-k", "python3", str(REPO / "notebooks" / "06_benchmark.ipynb"),
+                    str(out), "-p", "profile", "smoke", "-p", "out_dir", str(tmp_path)], check=True,
+                   capture_output=True, cwd=REPO)
+    [artifact] = tmp_path.glob("bench_smoke_*.json")
+    data = json.loads(artifact.read_text())
+    assert data["baseline"]["status"] == "not run"
+    executed = nbformat.read(out, as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
+               for c in executed.cells if c.cell_type == "code" for o in c.outputs), "the plots are drawn"
+
+
+@pytest.mark.slow
+def test_batch_script_runs_jobs_and_survives_a_failure(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "colab" / "run_batch.py"), "--out", str(tmp_path),
+                           "--notebooks", "01_tokenizer", "--profiles", "no-such-profile", "-p", "vocab_size=512",
+                           "-p", "compare_vocab_sizes=[300, 512]", "-p", "steps=5"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "batch_summary.json").read_text())
+    by_name = {s["notebook"]: s for s in summary}
+    assert by_name["06_benchmark.ipynb"]["status"] == "failed" and "no-such-profile" in \
+        by_name["06_benchmark.ipynb"]["error"]
+    assert by_name["01_tokenizer.ipynb"]["status"] == "ok"
+    assert "steps" not in by_name["01_tokenizer.ipynb"]["parameters"], "only parameters a notebook declares"
+    assert (tmp_path / "01_tokenizer.ipynb").is_file()
