@@ -449,6 +449,11 @@ def scorecard(profile: Profile, runs: dict, baseline: Baseline, reproducibility:
         else:
             ttt_ratio = nc_t / ours_t
             ttt_ok, ttt_text = ttt_ratio >= SPEED_THRESHOLD, f"time-to-target ratio {ttt_ratio:.2f}x"
+        rerun = runs.get("ours_rerun")
+        noise_text = ""
+        if rerun:
+            noise = abs(rerun["tok_per_s"]["median"] / ours["tok_per_s"]["median"] - 1)
+            noise_text = f" (our two identical runs differ by {100 * noise:.1f}% in tok/s)"
         decode_text = ""
         if ours.get("decode_tok_s") and nc.get("decode_tok_s"):
             decode_text = f"; decode {ours['decode_tok_s'] / nc['decode_tok_s']:.2f}x (reported, not scored)"
@@ -458,7 +463,7 @@ def scorecard(profile: Profile, runs: dict, baseline: Baseline, reproducibility:
                            f"seed spread {reproducibility['seed_spread_bpb']:.4f}"},
                 {"row": "speed", "status": "pass" if tps_ratio >= SPEED_THRESHOLD and ttt_ok else "fail",
                  "value": {"tok_per_s_ratio": tps_ratio, "time_to_target_ratio": ttt_ratio}, "threshold": speed_rule,
-                 "detail": f"tok/s ratio {tps_ratio:.2f}x; {ttt_text}" + decode_text}]
+                 "detail": f"tok/s ratio {tps_ratio:.2f}x{noise_text}; {ttt_text}" + decode_text}]
     ok = (reproducibility["identical_rerun"] and not reproducibility["missing_metadata"]
           and reproducibility["our_tree_clean"])
     diff = reproducibility["max_abs_loss_diff"]

@@ -229,4 +229,4 @@ for style, r in results.items():
 
 # %% [markdown]
 # The same from the command line: `nanochat-next train --mode tensor --style modern` (see README), and
-# `results/train_vs_nanochat.md` for the side-by-side run against nanochat itself.
+# `nanochat-next bench --profile cpu` (notebook 06) for the side-by-side run against nanochat itself.
