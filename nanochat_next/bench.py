@@ -532,12 +532,13 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     """Run the benchmark; write results/bench_<profile>_<UTC>.json and .md; return the JSON data (with the
     paths under ``"artifacts"``)."""
     import torch
-    from tqdm.auto import tqdm
 
     from nanochat_next.bpe_tokenizer import BPETokenizer
     from nanochat_next.provenance import run_metadata, write_results
     from nanochat_next.runtime import device_description
 
+    if options.progress:
+        from tqdm.auto import tqdm
     profile, device, dtype = resolve_profile(options.profile, options.steps, options.device)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     baseline = resolve_baseline(options.nanochat, options.nanochat_ref, options.nanochat_python)
@@ -547,13 +548,17 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     phases = ["data + tokenizer", *(["nanochat train"] if baseline.status == "ready" else []),
               f"ours seed {profile.seeds[0]}", f"ours seed {profile.seeds[0]} again", f"ours seed {profile.seeds[1]}",
               "decode"]
-    bar = tqdm(total=len(phases), desc=f"bench {profile.name}", unit="phase", disable=not options.progress)
-    say = bar.write if options.progress else log
+    bar = tqdm(total=len(phases), desc=f"bench {profile.name}", unit="phase") if options.progress else None
     t_start = time.perf_counter()
 
     def phase(name: str) -> None:
-        bar.set_postfix_str(name)
-        say(f"[{time.perf_counter() - t_start:6.1f}s] {name}")
+        if bar:
+            bar.set_postfix_str(name)
+        (bar.write if bar else log)(f"[{time.perf_counter() - t_start:6.1f}s] {name}")
+
+    def done() -> None:
+        if bar:
+            bar.update(1)
 
     try:
         phase("data + tokenizer")
@@ -579,7 +584,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
                 if not same_tokenizer:
                     raise UserError("our tokenizer and nanochat's differ on the same text; refusing to compare "
                                     f"training runs on different tokens (work dir {work})")
-        bar.update(1)
+        done()
 
         runs: dict[str, dict | None] = {"nanochat": None}
         raw: dict[str, dict] = {}
@@ -598,7 +603,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
                                     "smooth_losses": raw["nanochat"]["smooth_losses"], "dtype":
                                     "bfloat16 autocast" if device == "cuda" else "float32", "compile": True,
                                     "peak_memory_mb": memory, "wall_seconds": proc["wall_seconds"]}
-            bar.update(1)
+            done()
         target = profile.target_bpb
         if target is None and runs["nanochat"] is not None:
             target = runs["nanochat"]["final_val_bpb"] + profile.quality_tolerance
@@ -617,7 +622,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
                          "dtype": summary["dtype"], "compile": profile.compile,
                          "peak_memory_mb": summary.get("peak_memory_mb") if device == "cuda" else proc["peak_rss_mb"],
                          "wall_seconds": proc["wall_seconds"], "num_params": summary["num_params"]}
-            bar.update(1)
+            done()
 
         ours("ours", profile.seeds[0])
         ours("ours_rerun", profile.seeds[0])
@@ -648,12 +653,14 @@ def run_bench(options: BenchOptions, log=print) -> dict:
             runs[side]["decode_tok_s"] = result["by_batch"][1]["decode_tok_s"] if "by_batch" in result else None
             if "error" in result:
                 runs[side]["decode_error"] = result["error"]
-        bar.update(1)
+        done()
     except BaseException:
-        bar.close()
+        if bar:
+            bar.close()
         log(f"benchmark stopped; its logs are kept in {work}")
         raise
-    bar.close()
+    if bar:
+        bar.close()
 
     diffs = [abs(a - b) for a, b in zip(runs["ours"]["losses"], runs["ours_rerun"]["losses"])]
     same_length = len(runs["ours"]["losses"]) == len(runs["ours_rerun"]["losses"])

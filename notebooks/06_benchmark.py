@@ -117,13 +117,14 @@ labels = {"nanochat": "nanochat", "ours": f"ours seed {result['seeds'][0]}",
           "ours_rerun": f"ours seed {result['seeds'][0]} again", "ours_seed2": f"ours seed {result['seeds'][1]}"}
 styles = {"nanochat": dict(color="black"), "ours": dict(color="C0"), "ours_rerun": dict(color="C0", ls=":"),
           "ours_seed2": dict(color="C1")}
+dots = dict(marker="o", ms=3)
 fig, axes = plt.subplots(2, 2, figsize=(11, 7))
 for key, run in runs.items():
     axes[0, 0].plot(run["smooth_losses"], label=labels[key], **styles[key])
-    axes[0, 1].plot([e["step"] for e in run["evals"]], [e["val_bpb"] for e in run["evals"]], "o-", label=labels[key],
-                    **styles[key])
-    axes[1, 0].plot([e["train_time_s"] for e in run["evals"]], [e["val_bpb"] for e in run["evals"]], "o-",
-                    label=labels[key], **styles[key])
+    axes[0, 1].plot([e["step"] for e in run["evals"]], [e["val_bpb"] for e in run["evals"]], label=labels[key],
+                    **dots, **styles[key])
+    axes[1, 0].plot([e["train_time_s"] for e in run["evals"]], [e["val_bpb"] for e in run["evals"]],
+                    label=labels[key], **dots, **styles[key])
 if result["target_bpb"] is not None:
     for ax in (axes[0, 1], axes[1, 0]):
         ax.axhline(result["target_bpb"], color="gray", lw=0.8, ls="--", label="target bpb")
