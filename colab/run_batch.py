@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                                 kernel_name="python3", cwd=str(NOTEBOOKS.parent), progress_bar=False)
             status, error = "ok", None
         except Exception as exc:  # noqa: BLE001 - one failed job must not stop the batch
-            status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc) else ''}"
+            status = "failed"  # papermill's error names the notebook's own exception
+            error = (f"{exc.ename}: {exc.evalue}" if hasattr(exc, "ename") else f"{type(exc).__name__}: {exc}")
         summary.append({"notebook": job["notebook"].name, "parameters": job["parameters"], "output": str(job["output"]),
                         "status": status, "seconds": round(time.perf_counter() - t0, 1), "error": error})
         print(f"  {status} in {summary[-1]['seconds']} s" + (f": {error}" if error else ""), flush=True)

@@ -128,6 +128,7 @@ class Baseline:
     commit: str | None = None
     dirty: bool | None = None
     python: str | None = None
+    versions: dict | None = None  # of the Python that runs nanochat: python, torch, CUDA
 
 
 # ---------------------------------------------------------------------------------------------- the baseline
@@ -190,8 +191,13 @@ def resolve_baseline(nanochat: str | None, nanochat_ref: str | None, python: str
     state = git_state(checkout)
     baseline = Baseline("ready", checkout=str(checkout), ref=nanochat_ref or state["commit"], commit=state["commit"],
                         dirty=state["dirty"], python=python)
-    proc = subprocess.run([python, "-c", NANOCHAT_IMPORTS], cwd=checkout, capture_output=True, text=True)
-    if proc.returncode != 0:
+    report_versions = ("; import json, platform; print(json.dumps({'python': platform.python_version(), "
+                       "'torch': torch.__version__, 'cuda': torch.version.cuda}))")
+    proc = subprocess.run([python, "-c", NANOCHAT_IMPORTS + report_versions], cwd=checkout, capture_output=True,
+                          text=True)
+    if proc.returncode == 0:
+        baseline.versions = json.loads(proc.stdout.strip().splitlines()[-1])
+    else:
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
         baseline.status, baseline.reason = "not run", (
             f"{python} cannot run nanochat's training script ({last}); install nanochat's dependencies there "
@@ -787,7 +793,9 @@ def report(data: dict, metadata: dict) -> str:
         "## Where and what",
         "",
         f"- ours: nanochat-next {metadata['git']['commit']} (dirty: {metadata['git']['dirty']}); nanochat: "
-        f"{base.get('commit') or 'not run'} (dirty: {base.get('dirty')}; pinned ref {PINNED_NANOCHAT[:12]}).",
+        f"{base.get('commit') or 'not run'} (dirty: {base.get('dirty')}; pinned ref {PINNED_NANOCHAT[:12]}"
+        + (f"; its Python {base['versions']['python']}, torch {base['versions']['torch']}"
+           if base.get("versions") else "") + ").",
         f"- {metadata['machine']['cpu']}, {metadata['machine']['cpu_count']} CPUs, torch threads "
         f"{metadata['machine']['torch_threads']}; GPU {metadata['machine']['gpu']}; torch "
         f"{metadata['versions']['torch']}, CUDA {metadata['machine']['cuda']}, cuDNN {metadata['machine']['cudnn']}; "

@@ -12,7 +12,7 @@ import urllib.parse
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("nanochat-next", "torch", "numpy", "tiktoken", "rustbpe", "regex", "matplotlib")
+PACKAGES = ("nanochat-next", "torch", "numpy", "tiktoken", "rustbpe", "regex", "matplotlib", "pyarrow", "safetensors")
 
 
 def git_state(repo: str | os.PathLike = ".") -> dict:

@@ -302,6 +302,7 @@ def test_smoke_bench_against_nanochat(tmp_path):
                  str(tmp_path), "--no-progress"]) == 0
     data = check_artifact(tmp_path)
     assert data["baseline"]["status"] == "run" and data["same_tokenizer"] and data["same_greedy_tokens"]
+    assert data["baseline"]["versions"]["torch"], "the Python that ran nanochat is on record"
     ours, theirs = data["runs"]["ours"], data["runs"]["nanochat"]
     assert ours["evals"][0]["val_bpb"] == pytest.approx(theirs["evals"][0]["val_bpb"], abs=1e-5)  # same init
     assert data["scorecard"][0]["status"] == "pass"
