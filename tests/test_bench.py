@@ -306,3 +306,19 @@ def test_smoke_bench_against_nanochat(tmp_path):
     ours, theirs = data["runs"]["ours"], data["runs"]["nanochat"]
     assert ours["evals"][0]["val_bpb"] == pytest.approx(theirs["evals"][0]["val_bpb"], abs=1e-5)  # same init
     assert data["scorecard"][0]["status"] == "pass"
+
+
+def test_bench_cli_bad_input_is_one_clear_line(tmp_path, capsys):
+    import torch
+
+    cases = [(["--profile", "smoke", "--nanochat", str(tmp_path)], "not a nanochat checkout"),
+             (["--profile", "smoke", "--nanochat", str(tmp_path), "--no-baseline"], "contradict"),
+             (["--profile", "smoke", "--nanochat-ref", "not-a-sha"], "commit hash"),
+             (["--profile", "smoke", "--steps", "-3"], "--steps must be positive")]
+    if not torch.cuda.is_available():
+        cases.append((["--profile", "a100"], "runs on cuda"))
+    for args, message in cases:
+        assert main(["bench", *args, "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and message in err and "\n" not in err, err
+    assert not (tmp_path / "out").exists(), "nothing is written for bad input"
