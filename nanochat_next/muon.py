@@ -47,29 +47,31 @@ def orthogonalize(g: Tensor, steps: int = 5) -> Tensor:
 
 
 def _f32(value: float) -> Tensor:
-    """Hyperparameters enter the arithmetic as float32 0-D tensors, as in nanochat (same rounding)."""
+    """Hyperparameters enter the arithmetic as float32 0-D tensors, as in nanochat (same rounding; and a
+    compiled update does not recompile when a learning rate changes)."""
     return torch.tensor(value, dtype=torch.float32)
 
 
-def adamw_update(p: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step: int, lr: float,
-                 betas: tuple[float, float], eps: float, weight_decay: float) -> None:
-    lr_t, wd_t, beta1, beta2, step_t = _f32(lr), _f32(weight_decay), _f32(betas[0]), _f32(betas[1]), _f32(step)
+def adamw_update(p: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step_t: Tensor, lr_t: Tensor,
+                 beta1: Tensor, beta2: Tensor, eps: Tensor, wd_t: Tensor) -> None:
+    """One AdamW step in place; every hyperparameter is a float32 0-D tensor."""
     p.mul_(1 - lr_t * wd_t)
     exp_avg.lerp_(grad, 1 - beta1)
     exp_avg_sq.lerp_(grad.square(), 1 - beta2)
-    denom = (exp_avg_sq / (1 - beta2**step_t)).sqrt() + _f32(eps)
+    denom = (exp_avg_sq / (1 - beta2**step_t)).sqrt() + eps
     p.add_(exp_avg / denom, alpha=-(lr_t / (1 - beta1**step_t)))
 
 
-def muon_update(grads: Tensor, params: Tensor, momentum_buffer: Tensor, second_moment: Tensor, momentum: float,
-                lr: float, weight_decay: float, beta2: float, ns_steps: int) -> None:
-    """One Muon step on stacked (n, rows, cols) grads/params; updates params and buffers in place."""
-    m = _f32(momentum).to(grads.dtype)
+def muon_update(grads: Tensor, params: Tensor, momentum_buffer: Tensor, second_moment: Tensor, momentum: Tensor,
+                lr: Tensor, weight_decay: Tensor, beta2: Tensor, ns_steps: int) -> None:
+    """One Muon step on stacked (n, rows, cols) grads/params; updates params and buffers in place.
+    Hyperparameters are float32 0-D tensors."""
+    m = momentum.to(grads.dtype)
     momentum_buffer.lerp_(grads, 1 - m)
     g = orthogonalize(grads.lerp_(momentum_buffer, m), ns_steps)
     # NorMuon: normalise per row (tall) or per column (wide), keeping the total norm
     red_dim = -1 if params.size(-2) >= params.size(-1) else -2
-    b2 = _f32(beta2).to(g.dtype)  # bfloat16 here, as in nanochat
+    b2 = beta2.to(g.dtype)  # bfloat16 here, as in nanochat
     v_mean = g.float().square().mean(dim=red_dim, keepdim=True)
     red_size = g.size(red_dim)
     v_norm = (v_mean.sum(dim=(-2, -1), keepdim=True) * red_size).sqrt()
@@ -78,7 +80,7 @@ def muon_update(grads: Tensor, params: Tensor, momentum_buffer: Tensor, second_m
     v_norm_new = ((v_mean * red_size) * step_size.float().square()).sum(dim=(-2, -1), keepdim=True).sqrt()
     g = g * (step_size * (v_norm / v_norm_new.clamp_min(1e-10))).to(g.dtype)
     # cautious weight decay (only where update and weight agree in sign) and the step
-    lr_t, wd_t = _f32(lr).to(g.dtype), _f32(weight_decay).to(g.dtype)
+    lr_t, wd_t = lr.to(g.dtype), weight_decay.to(g.dtype)
     mask = (g * params) >= 0
     params.sub_(lr_t * g + lr_t * wd_t * params * mask)
 
@@ -86,7 +88,11 @@ def muon_update(grads: Tensor, params: Tensor, momentum_buffer: Tensor, second_m
 class MuonAdamW(torch.optim.Optimizer):
     """Parameter groups carry ``kind`` ("adamw" or "muon") and that kind's hyperparameters."""
 
-    def __init__(self, param_groups: list[dict]):
+    def __init__(self, param_groups: list[dict], compile: bool = False):
+        """``compile=True`` runs each update as one compiled graph (as nanochat does): fewer passes over
+        memory and no Python between ops; the numbers then differ from the eager update in the last bits."""
+        self.adamw_update = torch.compile(adamw_update, dynamic=False, fullgraph=True) if compile else adamw_update
+        self.muon_update = torch.compile(muon_update, dynamic=False, fullgraph=True) if compile else muon_update
         for group in param_groups:
             if group.get("kind") not in ("adamw", "muon"):
                 raise ValueError(f"every group needs kind 'adamw' or 'muon', got {group.get('kind')!r}")
@@ -112,8 +118,9 @@ class MuonAdamW(torch.optim.Optimizer):
                 state["exp_avg"] = torch.zeros_like(p)
                 state["exp_avg_sq"] = torch.zeros_like(p)
             state["step"] += 1
-            adamw_update(p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"],
-                         group["betas"], group["eps"], group["weight_decay"])
+            self.adamw_update(p, p.grad, state["exp_avg"], state["exp_avg_sq"], _f32(state["step"]), _f32(group["lr"]),
+                              _f32(group["betas"][0]), _f32(group["betas"][1]), _f32(group["eps"]),
+                              _f32(group["weight_decay"]))
 
     def _muon(self, group: dict) -> None:
         params = group["params"]
@@ -128,9 +135,9 @@ class MuonAdamW(torch.optim.Optimizer):
             state["second_momentum_buffer"] = torch.zeros(shape, dtype=params[0].dtype, device=params[0].device)
         stacked = torch.stack(list(params))
         lr = group["lr"] * max(1.0, rows / cols) ** 0.5
-        muon_update(torch.stack([p.grad for p in params]), stacked, state["momentum_buffer"],
-                    state["second_momentum_buffer"], group["momentum"], lr, group["weight_decay"],
-                    group["beta2"], group["ns_steps"])
+        self.muon_update(torch.stack([p.grad for p in params]), stacked, state["momentum_buffer"],
+                         state["second_momentum_buffer"], _f32(group["momentum"]), _f32(lr),
+                         _f32(group["weight_decay"]), _f32(group["beta2"]), group["ns_steps"])
         torch._foreach_copy_(params, list(stacked.unbind(0)))
 
 

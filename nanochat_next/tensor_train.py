@@ -153,7 +153,7 @@ def build_optimizer(run: TensorRun, model: torch.nn.Module, lr_scale: float, wei
         opt = MuonAdamW(nanochat_param_groups(
             model, unembedding_lr=run.unembedding_lr * lr_scale, embedding_lr=run.embedding_lr * lr_scale,
             matrix_lr=run.matrix_lr * lr_scale, weight_decay=weight_decay, adam_betas=(run.adam_beta1, run.adam_beta2),
-            scalar_lr=run.scalar_lr * lr_scale))
+            scalar_lr=run.scalar_lr * lr_scale), compile=run.compile)
     else:  # classic: Muon on block matrices, AdamW (embedding LR) on the rest
         groups = model.param_groups()
         scale = (model.config.n_embd / 768) ** -0.5
@@ -165,7 +165,7 @@ def build_optimizer(run: TensorRun, model: torch.nn.Module, lr_scale: float, wei
             param_groups.append(dict(kind="muon", params=[p for p in groups["matrices"] if tuple(p.shape) == shape],
                                      lr=run.matrix_lr * lr_scale, momentum=0.95, ns_steps=5, beta2=0.95,
                                      weight_decay=weight_decay))
-        opt = MuonAdamW(param_groups)
+        opt = MuonAdamW(param_groups, compile=run.compile)
     for group in opt.param_groups:
         group["initial_lr"] = group["lr"]
     return opt
