@@ -39,6 +39,7 @@ save_to = "drive"  # drive | download | local
 steps = 0  # 0 = the profile's number of steps
 
 # %%
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,7 @@ if IN_COLAB:  # install this repository at repo_ref, plus papermill and what nan
     from nanochat_next.bench import NANOCHAT_DEPENDENCIES
 
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *NANOCHAT_DEPENDENCIES], check=True)
+    os.environ["NANOCHAT_NEXT_INSTALLED"] = repo_ref  # the notebooks it runs keep this version
 
 # %%
 import torch

@@ -23,9 +23,12 @@
 # KV cache buys: the same tokens, much faster.
 
 # %%
+import os
 import sys
 
-if "google.colab" in sys.modules:  # on Colab: install this repository's library first
+# on Colab: install this repository's library first (the Colab launcher, which installs it itself, sets
+# NANOCHAT_NEXT_INSTALLED so that a notebook it runs keeps the version it chose)
+if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED"):
     # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
     pass
 
