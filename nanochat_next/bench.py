@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from nanochat_next.errors import UserError
@@ -510,7 +510,6 @@ class BenchOptions:
     steps: int | None = None
     keep_work: bool = False
     progress: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 def resolve_profile(name: str, steps: int | None = None, device: str | None = None) -> tuple[Profile, str, str]:
@@ -673,7 +672,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     metadata["run"] = {"device": device, "device_name": device_description(torch.device(device)), "dtype": dtype,
                        "compile": profile.compile, "seeds": list(profile.seeds), "profile": profile.name,
                        "nanochat": {k: getattr(baseline, k) for k in ("ref", "commit", "dirty", "checkout", "python")},
-                       "nanochat_pinned_ref": PINNED_NANOCHAT, **options.extra}
+                       "nanochat_pinned_ref": PINNED_NANOCHAT}
     reproducibility = {
         "identical_rerun": same_length and max(diffs, default=0.0) <= profile.repro_tolerance,
         "max_abs_loss_diff": max(diffs, default=0.0) if same_length else None,
@@ -705,10 +704,13 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     }
     json_path, md_path = write_results(options.out, f"bench_{profile.name}_{stamp}", data, report(data, metadata),
                                        metadata=metadata)
-    if not options.keep_work:
+    keep = options.keep_work or baseline.status == "failed"  # keep nanochat's logs to find out why
+    if keep:
+        log(f"runs and logs kept in {work}")
+    else:
         shutil.rmtree(work, ignore_errors=True)
     return {**data, "metadata": metadata, "artifacts": {"json": str(json_path), "md": str(md_path),
-                                                        "work": str(work) if options.keep_work else None}}
+                                                        "work": str(work) if keep else None}}
 
 
 def first_validation_text(data: Path) -> str:
