@@ -322,3 +322,32 @@ def test_bench_cli_bad_input_is_one_clear_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and message in err and "\n" not in err, err
     assert not (tmp_path / "out").exists(), "nothing is written for bad input"
+
+
+def fake_nanochat(path: Path) -> Path:
+    """A checkout that passes the import check but whose tokenizer training fails, as a broken nanochat would."""
+    make_repo(path)
+    (path / "nanochat").mkdir()
+    for module in ("__init__", "gpt", "dataloader", "tokenizer", "checkpoint_manager", "loss_eval", "engine",
+                   "report"):
+        (path / "nanochat" / f"{module}.py").write_text("")
+    (path / "scripts" / "__init__.py").write_text("")
+    (path / "scripts" / "base_eval.py").write_text("")
+    (path / "wandb.py").write_text("")
+    (path / "scripts" / "tok_train.py").write_text("raise SystemExit('tokenizer exploded')\n")
+    return path
+
+
+@pytest.mark.slow
+def test_a_failing_baseline_is_reported_and_ours_still_runs(tmp_path):
+    checkout = fake_nanochat(tmp_path / "nanochat")
+    result = bench.run_bench(bench.BenchOptions("smoke", nanochat=str(checkout), out=str(tmp_path / "out"),
+                                                steps=3, progress=False), log=lambda _: None)
+    assert result["baseline"]["status"] == "failed"
+    assert "tokenizer training failed" in result["baseline"]["reason"] and "tokenizer exploded" in \
+        result["baseline"]["reason"]
+    assert [r["status"] for r in result["scorecard"][:2]] == ["baseline: failed"] * 2
+    assert result["runs"]["ours"]["evals"], "ours ran without the baseline"
+    work = Path(result["artifacts"]["work"])
+    assert "tokenizer exploded" in (work / "nanochat_tok.log").read_text(), "the failing log is kept"
+    jsonschema.validate(json.loads(Path(result["artifacts"]["json"]).read_text()), SCHEMA)
