@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
-from nanochat_next.bench import PINNED_NANOCHAT, decode_speed
+from nanochat_next.bench.harness import decode_speed
+from nanochat_next.bench.profiles import PINNED_NANOCHAT
 from nanochat_next.provenance import git_state, write_results
-from nanochat_next.tensor_train import TensorRun, build_model, model_config
+from nanochat_next.tensor.train import TensorRun, build_model, model_config
 
 PROMPT_LEN, NEW_TOKENS, VOCAB, REPEATS = 64, 128, 4096, 5
 

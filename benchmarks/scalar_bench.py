@@ -37,7 +37,7 @@ RSS_WRAPPER = ("import resource, runpy, sys; sys.argv = sys.argv[1:]; "
 OURS = """
 import sys, time
 from nanochat_next.corpus import read_text, split_documents
-from nanochat_next.scalar_train import ScalarRun, train
+from nanochat_next.scalar.train import ScalarRun, train
 docs = split_documents(read_text(sys.argv[1]), "lines")
 run = ScalarRun(model_kind="mini-gpt", steps=int(sys.argv[2]), optimizer="adamw", lr=1e-2, lr_schedule="cosine",
                 warmdown_ratio=1.0, seed=42, val_fraction=0.0, n_embd=16, n_head=4, n_layer=1, block_size=8)

@@ -21,10 +21,10 @@ from collections.abc import Callable
 import rustbpe
 import tiktoken
 
-from nanochat_next.bpe_tokenizer import SPECIAL_TOKENS, BPETokenizer
-from nanochat_next.bpe_train import SPLIT_PATTERN
 from nanochat_next.corpus import load_corpus, split_documents, train_val_split
 from nanochat_next.provenance import write_results
+from nanochat_next.tokenizer.bpe import SPECIAL_TOKENS, BPETokenizer
+from nanochat_next.tokenizer.bpe_train import SPLIT_PATTERN
 
 
 def rustbpe_direct(docs: list[str], vocab_size: int) -> list:

@@ -54,7 +54,7 @@ if IN_COLAB:  # install this repository at repo_ref, plus papermill and what nan
     subprocess.run(["git", "-C", str(repo), "checkout", "--quiet", repo_ref], check=True)
     # a plain (not editable) install: importable in this kernel without a restart
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", str(repo), "papermill"], check=True)
-    from nanochat_next.bench import NANOCHAT_DEPENDENCIES
+    from nanochat_next.bench.baseline import NANOCHAT_DEPENDENCIES
 
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *NANOCHAT_DEPENDENCIES], check=True)
     os.environ["NANOCHAT_NEXT_INSTALLED"] = repo_ref  # the notebooks it runs keep this version
@@ -62,7 +62,8 @@ if IN_COLAB:  # install this repository at repo_ref, plus papermill and what nan
 # %%
 import torch
 
-from nanochat_next.bench import PROFILES, clone_nanochat, profile_for_gpu
+from nanochat_next.bench.baseline import clone_nanochat
+from nanochat_next.bench.profiles import PROFILES, profile_for_gpu
 from nanochat_next.runtime import choose_dtype
 
 if torch.cuda.is_available():

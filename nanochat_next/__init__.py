@@ -1,15 +1,17 @@
 """nanochat-next: train tiny GPT language models from scratch, notebook first.
 
-The library is small and flat, one concept per module:
+The package is a shared base plus one subpackage per stage a learner meets (docs/architecture.md):
 
-- ``errors``         the one exception type that becomes a clear CLI error (exit code 2)
-- ``runtime``        device and dtype rules, the ``doctor`` profile
-- ``corpus``         text corpora: reading files, the download cache, documents, train/val split
-- ``char_tokenizer`` a character-level tokenizer for teaching
-- ``bpe_train``      a readable pure-Python byte-level BPE trainer (merges identical to rustbpe)
-- ``bpe_tokenizer``  the GPT-4 style BPE tokenizer: rustbpe training, tiktoken encoding, text save/load
-- ``tok_eval``       compression evaluation of tokenizers across vocab sizes
-- ``cli``            the ``nanochat-next`` command line
+- shared base: ``errors`` (the one user-facing exception), ``atomic`` (crash-safe writes), ``runtime``
+  (devices, dtypes, ``doctor``), ``corpus`` (text corpora and the download cache), ``schedule`` (LR
+  schedules), ``provenance`` (run metadata and result artifacts)
+- ``tokenizer``  characters and byte-level BPE (notebook 01)
+- ``scalar``     autograd on Python scalars: bigram and mini-GPT (notebooks 02-03)
+- ``tensor``     torch models, training, checkpoints and the inference engine (notebooks 04-05)
+- ``bench``      ours vs karpathy/nanochat, side by side (notebook 06)
+- ``cli``        the ``nanochat-next`` command line
+
+A stage may import the shared base and the stages before it, never one after it (a test checks).
 """
 
 __version__ = "0.1.0"

@@ -1,3 +1,3 @@
-from nanochat_next.cli import main
+from nanochat_next.cli.main import main
 
 raise SystemExit(main())

@@ -37,10 +37,42 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
     tmp = Path(tmp_name)
     try:
         writer(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a normal write gets the umask's mode
         fsync_path(tmp)
         replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def writable_dir(path: str | os.PathLike, flag: str = "--out", create: bool = True) -> Path:
+    """Make sure files can be written in directory ``path`` (created now, or later when ``create`` is False),
+    before any work is done. Raises UserError with one line when it is a file, read-only, or cannot be created."""
+    from nanochat_next.errors import UserError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is a file, not a directory; pass another path")
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{flag} {path}: {existing} is a file, not a directory; pass another path")
+    try:
+        if not create:
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied or read-only")
+            return path
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"cannot write to {flag} {path}: {exc.strerror or exc}; pass a writable directory") from None
     return path
 
 

@@ -2,7 +2,7 @@
 
 The multiplier of the base learning rate at step ``step`` (0-based) of ``num_steps``:
 
-    warmup (linear, (step+1)/warmup_steps)  ->  constant 1.0  ->  warmdown to ``final_fraction``
+    warmup (linear, (step+1)/warmup_steps)  ->  constant 1.0  ->  warmdown to ``final_lr_fraction``
 
 with ``warmup_steps = round(warmup_ratio * num_steps)`` and ``warmdown_steps = round(warmdown_ratio *
 num_steps)``, exactly as nanochat's ``get_lr_multiplier`` at the pinned ref. The warmdown shape, with
@@ -13,7 +13,7 @@ num_steps)``, exactly as nanochat's ``get_lr_multiplier`` at the pinned ref. The
 - ``cosine``: (1 + cos(pi e)) / 2; with warmdown_ratio=1 this is microgpt's whole-run cosine decay
 - ``constant``: no warmdown
 
-each then mapped to [final_fraction, 1].
+each then mapped to [final_lr_fraction, 1].
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class LRSchedule:
     num_steps: int
     warmup_ratio: float = 0.0
     warmdown_ratio: float = 0.5
-    final_fraction: float = 0.0
+    final_lr_fraction: float = 0.0
     shape: str = "linear"
 
     def __post_init__(self) -> None:
@@ -39,7 +39,7 @@ class LRSchedule:
             raise UserError(f"the schedule needs at least 1 step, got {self.num_steps}")
         if self.shape not in SHAPES:
             raise UserError(f"unknown LR schedule {self.shape!r}; choose one of {', '.join(SHAPES)}")
-        for name in ("warmup_ratio", "warmdown_ratio", "final_fraction"):
+        for name in ("warmup_ratio", "warmdown_ratio", "final_lr_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0 or math.isnan(value):
                 raise UserError(f"{name.replace('_', ' ')} must be in [0, 1], got {value}")
@@ -60,4 +60,4 @@ class LRSchedule:
             level = 1.0 - math.sqrt(1.0 - remaining)
         else:
             level = 0.5 * (1.0 + math.cos(math.pi * (1.0 - remaining)))
-        return level * 1.0 + (1.0 - level) * self.final_fraction
+        return level * 1.0 + (1.0 - level) * self.final_lr_fraction

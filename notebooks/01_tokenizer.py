@@ -50,12 +50,12 @@ import time
 
 import regex
 
-from nanochat_next.bpe_tokenizer import SPECIAL_TOKENS, BPETokenizer
-from nanochat_next.bpe_train import SPLIT_PATTERN, train_merges
-from nanochat_next.char_tokenizer import CharTokenizer
 from nanochat_next.corpus import load_corpus, split_documents, train_val_split
 from nanochat_next.errors import UserError
-from nanochat_next.tok_eval import compression, format_table, plot_compression, sweep_vocab_sizes
+from nanochat_next.tokenizer.bpe import SPECIAL_TOKENS, BPETokenizer
+from nanochat_next.tokenizer.bpe_train import SPLIT_PATTERN, train_merges
+from nanochat_next.tokenizer.char import CharTokenizer
+from nanochat_next.tokenizer.compression import compression, format_table, plot_compression, sweep_vocab_sizes
 
 text, rule = load_corpus(corpus)  # downloads once into the cache (checksum-verified), then reads it
 docs = split_documents(text, rule)

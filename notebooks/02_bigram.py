@@ -51,9 +51,9 @@ import random
 import matplotlib.pyplot as plt
 
 from nanochat_next.corpus import load_corpus, split_documents
-from nanochat_next.scalar_bigram import ScalarBigram, bigram_counts, count_probs, nll
-from nanochat_next.scalar_sample import generate
-from nanochat_next.scalar_train import ScalarRun, prepare
+from nanochat_next.scalar.bigram import ScalarBigram, bigram_counts, count_probs, nll
+from nanochat_next.scalar.sample import generate
+from nanochat_next.scalar.train import ScalarRun, prepare
 
 text, rule = load_corpus(corpus)
 docs = split_documents(text, rule)
@@ -109,7 +109,7 @@ assert 2.40 < nll_count_val < 2.52
 # derivative of a final result with respect to it. A tiny example, checked by hand:
 
 # %%
-from nanochat_next.value import Value
+from nanochat_next.scalar.value import Value
 
 a, b = Value(2.0), Value(-3.0)
 c = a * b + a  # c = ab + a
@@ -124,7 +124,7 @@ assert (a.grad, b.grad) == (-2.0, 2.0)
 # counts) so each step is cheap. We train with AdamW for `steps` steps, learning rate decaying to 0.
 
 # %%
-from nanochat_next.scalar_optim import AdamW
+from nanochat_next.scalar.optim import AdamW
 from nanochat_next.schedule import LRSchedule
 
 model = ScalarBigram(V)

@@ -50,9 +50,9 @@ import time
 import matplotlib.pyplot as plt
 
 from nanochat_next.corpus import load_corpus, split_documents
-from nanochat_next.scalar_gpt import MiniGPTConfig, ScalarMiniGPT
-from nanochat_next.scalar_train import ScalarRun, prepare
-from nanochat_next.value import Value, cross_entropy, dot, linear, rmsnorm, softmax
+from nanochat_next.scalar.gpt import MiniGPTConfig, ScalarMiniGPT
+from nanochat_next.scalar.train import ScalarRun, prepare
+from nanochat_next.scalar.value import Value, cross_entropy, dot, linear, rmsnorm, softmax
 
 text, rule = load_corpus(corpus)
 docs = split_documents(text, rule)
@@ -158,7 +158,7 @@ assert abs(loss.data - model.loss([*tokens, tok.bos_id]).data) < 1e-12  # the li
 # same gradient for every one of the parameters.
 
 # %%
-from nanochat_next.torch_mini_gpt import TorchMiniGPT
+from nanochat_next.tensor.mini_gpt import TorchMiniGPT
 
 for p in model.params:
     p.grad = 0.0
@@ -184,7 +184,7 @@ for p in model.params:
 # the run, then decays linearly to zero.
 
 # %%
-from nanochat_next.scalar_optim import AdamW
+from nanochat_next.scalar.optim import AdamW
 
 optimizer = AdamW(model.params, lr, betas=(0.9, 0.95), eps=1e-8)
 schedule = run.schedule()
@@ -219,8 +219,8 @@ plt.show()
 # from `<|bos|>` and stop when the model emits `<|bos|>` (end of name).
 
 # %%
-from nanochat_next.scalar_sample import generate
-from nanochat_next.scalar_train import evaluate
+from nanochat_next.scalar.sample import generate
+from nanochat_next.scalar.train import evaluate
 
 val_loss = evaluate(model, val_tokens, 200)
 print(f"held-out loss on 200 names: {val_loss:.4f}")

@@ -54,11 +54,11 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from nanochat_next.bpe_tokenizer import BPETokenizer
 from nanochat_next.corpus import load_corpus, split_documents, train_val_split
-from nanochat_next.gpt import GPT, apply_rotary, config_for_depth, rms_norm, rotary_tables, window_sizes
-from nanochat_next.packing import DocumentSource
 from nanochat_next.runtime import choose_dtype, resolve_device
+from nanochat_next.tensor.gpt import GPT, apply_rotary, config_for_depth, rms_norm, rotary_tables, window_sizes
+from nanochat_next.tensor.packing import DocumentSource
+from nanochat_next.tokenizer.bpe import BPETokenizer
 
 text, rule = load_corpus(corpus)
 train_docs, val_docs = train_val_split(split_documents(text, rule))
@@ -75,8 +75,8 @@ print(f"{len(train_docs):,} train / {len(val_docs):,} val documents; vocab {tok.
 # weights it gives the scalar model's loss.
 
 # %%
-from nanochat_next.scalar_gpt import MiniGPTConfig, ScalarMiniGPT
-from nanochat_next.torch_mini_gpt import TorchMiniGPT
+from nanochat_next.scalar.gpt import MiniGPTConfig, ScalarMiniGPT
+from nanochat_next.tensor.mini_gpt import TorchMiniGPT
 
 scalar = ScalarMiniGPT(MiniGPTConfig(vocab_size=27, block_size=8), seed=seed)
 twin = TorchMiniGPT.from_scalar(scalar)
@@ -142,7 +142,7 @@ print("RMSNorm output rms:", [round(r, 3) for r in rms_norm(v).pow(2).mean(-1).s
 # the layers; the last layer always `L`) make long contexts cheaper. The masks, for a 16-token context:
 
 # %%
-from nanochat_next.gpt import GPTConfig
+from nanochat_next.tensor.gpt import GPTConfig
 
 cfg = GPTConfig(sequence_len=16, vocab_size=tok.vocab_size, n_layer=4, n_head=4, n_kv_head=2, n_embd=64,
                 window_pattern="SSL")
@@ -181,7 +181,7 @@ print(f"... {sum(p.numel() for p in model.parameters()):,} parameters; vocab {to
 # %%
 import tempfile
 
-from nanochat_next.tensor_train import TensorRun, train
+from nanochat_next.tensor.train import TensorRun, train
 
 results = {}
 for style, optimizer, lr in (("modern", "muon", 1e-3), ("classic", "adamw", 3e-3)):

@@ -49,11 +49,11 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from nanochat_next.bpe_tokenizer import BPETokenizer
 from nanochat_next.corpus import load_corpus, split_documents, train_val_split
-from nanochat_next.engine import Engine, sample_next
-from nanochat_next.packing import DocumentSource
-from nanochat_next.tensor_train import TensorRun, train
+from nanochat_next.tensor.engine import Engine, sample_next
+from nanochat_next.tensor.packing import DocumentSource
+from nanochat_next.tensor.train import TensorRun, train
+from nanochat_next.tokenizer.bpe import BPETokenizer
 
 text, rule = load_corpus(corpus)
 train_docs, val_docs = train_val_split(split_documents(text, rule))

@@ -64,7 +64,9 @@ from dataclasses import asdict
 
 import matplotlib.pyplot as plt
 
-from nanochat_next.bench import PROFILES, BenchOptions, run_bench, scorecard_table
+from nanochat_next.bench.harness import BenchOptions, run_bench
+from nanochat_next.bench.profiles import PROFILES
+from nanochat_next.bench.scorecard import scorecard_table
 
 for name, value in asdict(PROFILES[profile]).items():
     print(f"{name:>22}: {value}")

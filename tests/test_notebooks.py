@@ -89,7 +89,7 @@ def test_install_cell_brings_every_import(script):
 
 
 def test_colab_launcher_badges_and_profiles():
-    from nanochat_next.bench import PINNED_NANOCHAT, PROFILES
+    from nanochat_next.bench.profiles import PINNED_NANOCHAT, PROFILES
 
     nb = nbformat.read(COLAB.with_suffix(".ipynb"), as_version=4)
     badge = f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/main/colab/benchmark_colab.ipynb"

@@ -16,7 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nanochat_next.bench import PINNED_NANOCHAT, BenchOptions, run_bench
+from nanochat_next.bench.harness import BenchOptions, run_bench
+from nanochat_next.bench.profiles import PINNED_NANOCHAT
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 

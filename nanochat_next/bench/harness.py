@@ -1,0 +1,298 @@
+"""The benchmark harness: ours vs karpathy/nanochat at a pinned ref, on one dataset, one tokenizer, one config.
+
+``nanochat-next bench --profile NAME`` (and notebook 06) call :func:`run_bench`, which
+
+1. prepares ONE dataset in nanochat's layout and ONE tokenizer: nanochat trains it with its own
+   ``scripts.tok_train``; ours trains on the same text and must come out identical (``data``);
+2. trains nanochat (its ``scripts.base_train``, in a private ``NANOCHAT_BASE_DIR``) and ours
+   (``nanochat-next train --config``, the profile's run config) on the same device, each in its own process;
+3. trains ours again with the same seed (the losses must be identical) and with a second seed (the
+   spread is the noise floor to read quality deltas against);
+4. measures greedy decode tok/s of both engines on the same trained weights (``decode_runner``);
+5. writes ``OUT/bench_<profile>_<UTC>.json`` and ``.md`` with the scorecard (``scorecard``).
+
+nanochat's ``base_train`` has no seed flag; its seed is 42, so the first seed of every profile is 42 (the
+same seed gives ours nanochat's initial weights bit for bit, see docs/parity.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from nanochat_next.bench import decode_runner
+from nanochat_next.bench.baseline import (
+    NANOCHAT_RANKS,
+    Baseline,
+    nanochat_train_command,
+    parse_nanochat_log,
+    resolve_baseline,
+    run_process,
+)
+from nanochat_next.bench.data import DOC_CAP, first_validation_text, prepare_data, ranks_digest, tokenizer_texts
+from nanochat_next.bench.profiles import PINNED_NANOCHAT, SPEED_THRESHOLD, Profile, resolve_profile
+from nanochat_next.bench.scorecard import missing_metadata, parse_our_metrics, report, scorecard, smooth, summarize
+from nanochat_next.errors import UserError
+
+DEFAULT_OUT = "out/bench"  # committing an artifact is a deliberate --out results/
+
+
+@dataclass
+class BenchOptions:
+    profile: str
+    nanochat: str | None = None
+    nanochat_ref: str | None = PINNED_NANOCHAT
+    nanochat_python: str | None = None
+    device: str | None = None
+    out: str = DEFAULT_OUT
+    steps: int | None = None
+    keep_work: bool = False
+    progress: bool = True
+
+
+class Phases:
+    """One line per phase with the elapsed time, and a bar over the phases (and the steps of a training run)."""
+
+    def __init__(self, names: list[str], profile: Profile, progress: bool, log):
+        self.log, self.t0, self.bar = log, time.perf_counter(), None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=len(names), desc=f"bench {profile.name}", unit="phase")
+
+    def start(self, name: str) -> None:
+        if self.bar:
+            self.bar.set_postfix_str(name)
+        (self.bar.write if self.bar else self.log)(f"[{time.perf_counter() - self.t0:6.1f}s] {name}")
+
+    def step_progress(self, name: str, metrics: Path, total: int):
+        """A callback for run_process: shows how many steps a training run has logged so far."""
+        def poll() -> None:
+            if self.bar and metrics.exists():
+                done = sum(1 for line in metrics.read_text().splitlines() if '"loss"' in line)
+                self.bar.set_postfix_str(f"{name}: step {done}/{total}")
+        return poll
+
+    def done(self) -> None:
+        if self.bar:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()
+
+
+def our_train_command(config: Path, seed: int, out: Path) -> list[str]:
+    """Our side is the ordinary train command on the profile's run config (written to ``config``)."""
+    return [sys.executable, "-m", "nanochat_next", "train", "--config", str(config), "--seed", str(seed), "--out",
+            str(out), "--no-progress"]
+
+
+def decode_speed(python: str, side: str, weights: Path, config: Path, cwd: Path, log_path: Path) -> dict:
+    """Run the decode runner for one side in its own process: {batch: {prefill_tok_s, decode_tok_s, tokens}} and
+    the process's peak RSS (MB) under ``"peak_rss_mb"``."""
+    proc = run_process([python, decode_runner.__file__, side, str(weights), str(config)], cwd, dict(os.environ),
+                       log_path)
+    result = json.loads(log_path.read_text().split("RESULT", 1)[1])
+    return {"by_batch": {int(k): v for k, v in result.items()}, "peak_rss_mb": proc["peak_rss_mb"]}
+
+
+def prepare(profile: Profile, baseline: Baseline, work: Path) -> tuple[Path, bool | None]:
+    """The dataset and our tokenizer; nanochat's tokenizer too when it runs (they must be identical)."""
+    from nanochat_next.tokenizer.bpe import BPETokenizer
+
+    base = work / "ncbase"
+    data_info = prepare_data(profile, base)
+    tok_dir = work / "tokenizer"
+    ours = BPETokenizer.train(list(tokenizer_texts(base / "base_data", profile.tokenizer_max_chars)),
+                              profile.run.vocab_size)
+    ours.save(tok_dir)
+    if baseline.status != "ready":
+        return data_info, None
+    try:
+        run_process([baseline.python, "-m", "scripts.tok_train", "--vocab-size", str(profile.run.vocab_size),
+                     "--max-chars", str(profile.tokenizer_max_chars), "--doc-cap", str(DOC_CAP)],
+                    baseline.checkout, nanochat_env(work), work / "nanochat_tok.log")
+        theirs = subprocess.run([baseline.python, "-c", NANOCHAT_RANKS, str(base / "tokenizer" / "tokenizer.pkl")],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        baseline.status, baseline.reason = "failed", f"nanochat's tokenizer training failed: {exc}"
+        return data_info, None
+    if ranks_digest(ours.token_bytes) != theirs:
+        raise UserError("our tokenizer and nanochat's differ on the same text; refusing to compare training runs on "
+                        f"different tokens (work dir {work})")
+    return data_info, True
+
+
+def nanochat_env(work: Path) -> dict:
+    return {**os.environ, "NANOCHAT_BASE_DIR": str(work / "ncbase")}
+
+
+def train_nanochat(profile: Profile, baseline: Baseline, work: Path, target: float | None) -> dict | None:
+    """nanochat's training run, summarized; None (and the baseline marked failed) if it fails."""
+    try:
+        proc = run_process(nanochat_train_command(profile, baseline.python), baseline.checkout, nanochat_env(work),
+                           work / "nanochat_train.log")
+        raw = parse_nanochat_log((work / "nanochat_train.log").read_text())
+    except (RuntimeError, ValueError) as exc:
+        baseline.status, baseline.reason = "failed", f"nanochat's training failed: {exc}"
+        return None
+    baseline.status = "run"
+    cuda = profile.run.device == "cuda"
+    if target is None and raw["evals"]:
+        target = raw["evals"][-1]["val_bpb"] + profile.quality_tolerance
+    return {**summarize(raw, profile.warmup_steps, target), "smooth_losses": raw["smooth_losses"],
+            "dtype": "bfloat16 autocast" if cuda else "float32", "compile": True,
+            "peak_memory_mb": raw["reported_peak_memory_mb"] if cuda else proc["peak_rss_mb"],
+            "wall_seconds": proc["wall_seconds"], "target": target}
+
+
+def train_ours(profile: Profile, key: str, seed: int, work: Path, target: float | None, phases: Phases) -> dict:
+    out = work / key
+    config = work / "run_config.json"
+    proc = run_process(our_train_command(config, seed, out), Path.cwd(), dict(os.environ), work / f"{key}.log",
+                       poll=phases.step_progress(key, out / "metrics.jsonl", profile.run.steps))
+    raw = parse_our_metrics((out / "metrics.jsonl").read_text())
+    summary = json.loads((out / "model" / "config.json").read_text())["summary"]
+    cuda = profile.run.device == "cuda"
+    return {**summarize(raw, profile.warmup_steps, target), "seed": seed, "losses": raw["losses"],
+            "smooth_losses": smooth(raw["losses"]), "dtype": summary["dtype"], "compile": profile.run.compile,
+            "peak_memory_mb": summary.get("peak_memory_mb") if cuda else proc["peak_rss_mb"],
+            "wall_seconds": proc["wall_seconds"], "num_params": summary["num_params"]}
+
+
+def measure_decode(profile: Profile, baseline: Baseline, work: Path, runs: dict) -> dict:
+    """Greedy decode of both engines on our seed-42 weights; the speeds go into ``runs``."""
+    import torch
+    from safetensors.torch import load_file
+
+    from nanochat_next.tokenizer.bpe import BPETokenizer
+
+    model_dir = work / "ours" / "model"
+    weights = work / "decode_weights.pt"
+    torch.save(load_file(str(model_dir / "model.safetensors")), weights)
+    tokenizer = BPETokenizer.load(work / "tokenizer")
+    prompt = tokenizer.encode(first_validation_text(work / "ncbase" / "base_data"), prepend_bos=True)
+    decode_cfg = work / "decode.json"
+    decode_cfg.write_text(json.dumps({
+        "model_config": json.loads((model_dir / "config.json").read_text())["model_config"],
+        "prompt": prompt[:profile.decode_prompt_tokens], "new_tokens": profile.decode_new_tokens,
+        "repeats": profile.decode_repeats, "device": profile.run.device, "dtype": profile.run.dtype,
+        "nanochat": baseline.checkout}))
+    decode = {"ours": decode_speed(sys.executable, "ours", weights, decode_cfg, Path.cwd(), work / "decode_ours.log")}
+    if runs["nanochat"] is not None:
+        try:
+            decode["nanochat"] = decode_speed(baseline.python, "nanochat", weights, decode_cfg,
+                                              Path(baseline.checkout), work / "decode_nanochat.log")
+        except RuntimeError as exc:
+            decode["nanochat"] = {"error": str(exc)}
+    for side, result in decode.items():
+        runs[side]["decode_tok_s"] = result["by_batch"][1]["decode_tok_s"] if "by_batch" in result else None
+        if "error" in result:
+            runs[side]["decode_error"] = result["error"]
+    return decode
+
+
+def reproducibility(profile: Profile, runs: dict, metadata: dict, baseline: Baseline) -> dict:
+    a, b = runs["ours"]["losses"], runs["ours_rerun"]["losses"]
+    diffs = [abs(x - y) for x, y in zip(a, b)]
+    same_length = len(a) == len(b)
+    seeds = profile.seeds
+    return {
+        "identical_rerun": same_length and max(diffs, default=0.0) <= profile.repro_tolerance,
+        "max_abs_loss_diff": max(diffs, default=0.0) if same_length else None,
+        "seed_spread_bpb": abs(runs["ours"]["final_val_bpb"] - runs["ours_seed2"]["final_val_bpb"]),
+        "final_val_bpb_by_seed": {str(seeds[0]): runs["ours"]["final_val_bpb"],
+                                  str(seeds[1]): runs["ours_seed2"]["final_val_bpb"]},
+        "missing_metadata": missing_metadata(metadata, baseline),
+        "our_tree_clean": metadata["git"]["dirty"] is False,
+    }
+
+
+def run_bench(options: BenchOptions, log=print) -> dict:
+    """Run the benchmark; write OUT/bench_<profile>_<UTC>.json and .md; return the JSON data (with the paths
+    under ``"artifacts"``)."""
+    import torch
+
+    from nanochat_next.atomic import writable_dir
+    from nanochat_next.provenance import run_metadata, write_results
+    from nanochat_next.run_config import write_config
+    from nanochat_next.runtime import device_description
+
+    # --- setup: profile, output directory (checked before hours of work), baseline, metadata
+    profile = resolve_profile(options.profile, options.steps, options.device)
+    writable_dir(options.out, create=False)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    baseline = resolve_baseline(options.nanochat, options.nanochat_ref, options.nanochat_python)
+    metadata = run_metadata()  # now: the git state of the code that runs, even if the tree changes meanwhile
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{profile.name}-"))
+    seeds = profile.seeds
+    names = ["data + tokenizer", *(["nanochat train"] if baseline.status == "ready" else []),
+             f"ours seed {seeds[0]}", f"ours seed {seeds[0]} again", f"ours seed {seeds[1]}", "decode"]
+    phases = Phases(names, profile, options.progress, log)
+    runs: dict[str, dict | None] = {"nanochat": None}
+    target = profile.target_bpb  # None: nanochat's final bpb + the quality tolerance, once it has run
+    try:
+        # --- one dataset and one tokenizer for both sides
+        phases.start(names[0])
+        data_info, same_tokenizer = prepare(profile, baseline, work)
+        run = replace(profile.run, data=str(work / "ncbase" / "base_data"), tokenizer=str(work / "tokenizer"))
+        write_config(work / "run_config.json", "tensor", run)
+        phases.done()
+        # --- nanochat, then ours three times
+        if baseline.status == "ready":
+            phases.start("nanochat train")
+            runs["nanochat"] = train_nanochat(profile, baseline, work, target)
+            target = runs["nanochat"].pop("target") if runs["nanochat"] else target
+            phases.done()
+        for key, seed, name in (("ours", seeds[0], names[-4]), ("ours_rerun", seeds[0], names[-3]),
+                                ("ours_seed2", seeds[1], names[-2])):
+            phases.start(name)
+            runs[key] = train_ours(profile, key, seed, work, target, phases)
+            phases.done()
+        # --- decode speed on the same weights
+        phases.start("decode")
+        decode = measure_decode(profile, baseline, work, runs)
+        phases.done()
+    except BaseException:
+        phases.close()
+        log(f"benchmark stopped; its logs are kept in {work}")
+        raise
+    phases.close()
+    # --- the verdict and the artifacts
+    device = profile.run.device
+    metadata["run"] = {"device": device, "device_name": device_description(torch.device(device)),
+                       "dtype": profile.run.dtype, "compile": profile.run.compile, "seeds": list(seeds),
+                       "profile": profile.name, "nanochat_pinned_ref": PINNED_NANOCHAT,
+                       "nanochat": {k: getattr(baseline, k) for k in ("ref", "commit", "dirty", "checkout", "python")}}
+    repro = reproducibility(profile, runs, metadata, baseline)
+    same_tokens = None
+    if "by_batch" in decode.get("nanochat", {}):
+        same_tokens = decode["ours"]["by_batch"][1]["tokens"] == decode["nanochat"]["by_batch"][1]["tokens"]
+    data = {
+        "benchmark": "bench", "profile": profile.name,
+        "config": {**profile.flat(), "our_dtype": profile.run.dtype}, "seeds": list(seeds), "target_bpb": target,
+        "baseline": asdict(baseline), "same_tokenizer": same_tokenizer, "same_greedy_tokens": same_tokens,
+        "data": data_info,
+        "thresholds": {"quality_tolerance_bpb": profile.quality_tolerance, "speed_ratio": SPEED_THRESHOLD,
+                       "repro_tolerance": profile.repro_tolerance, "warmup_steps": profile.warmup_steps},
+        "scorecard": scorecard(profile, runs, baseline, repro), "reproducibility": repro, "runs": runs,
+        "wall_seconds": time.perf_counter() - phases.t0,
+    }
+    json_path, md_path = write_results(options.out, f"bench_{profile.name}_{stamp}", data, report(data, metadata),
+                                       metadata=metadata)
+    keep = options.keep_work or baseline.status == "failed"  # keep nanochat's logs to find out why
+    if keep:
+        log(f"runs and logs kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return {**data, "metadata": metadata, "artifacts": {"json": str(json_path), "md": str(md_path),
+                                                        "work": str(work) if keep else None}}

@@ -1,0 +1,114 @@
+"""The benchmark configs: one row per profile, each holding the run config both sides train with.
+
+A ``Profile`` is a ``TensorRun`` (the one run config, shared by both sides: model, batch, steps, eval,
+device; our dtype and compile flag) plus what only the benchmark needs: the data, the tokenizer's
+training text, the thresholds that decide the scorecard, the seeds and the decode measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from nanochat_next.errors import UserError
+from nanochat_next.tensor.config import TensorRun
+
+PINNED_NANOCHAT = "2f096867244e3d00a50284d1be05fa3f5dcfb84b"
+SPEED_THRESHOLD = 1.0  # ours / nanochat median tok/s, and nanochat / ours time to the target bpb
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One benchmark configuration. ``run`` is shared by both sides, except ``run.dtype`` and ``run.compile``
+    (ours; nanochat: fp32 on CPU, bf16 autocast on CUDA, always compiled)."""
+
+    name: str
+    description: str
+    run: TensorRun
+    corpus: str  # a known corpus (paragraph documents, last 10% = val shard) or "fineweb-edu:N" (N shards)
+    target_bpb: float | None  # for time to target; None = nanochat's final bpb + quality_tolerance
+    quality_tolerance: float  # pass when our final val bpb <= nanochat's + this
+    seeds: tuple[int, int] = (42, 43)
+    warmup_steps: int = 10  # at least this many leading steps are left out of tok/s (see scorecard.steady_steps)
+    repro_tolerance: float = 0.0  # max |loss difference| between two runs with one seed
+    tokenizer_max_chars: int = 2_000_000_000  # nanochat's tok_train default
+    decode_prompt_tokens: int = 32
+    decode_new_tokens: int = 64
+    decode_repeats: int = 3
+
+    @classmethod
+    def from_flat(cls, flat: dict) -> Profile:
+        """The inverse of ``flat`` (an artifact's config back into a profile); unknown keys are ignored."""
+        run_fields = {f.name for f in fields(TensorRun)}
+        own = {f.name for f in fields(cls)} - {"run"}
+        values = {k: tuple(v) if k == "seeds" else v for k, v in flat.items() if k in own}
+        return cls(run=TensorRun(**{k: v for k, v in flat.items() if k in run_fields}), **values)
+
+    def flat(self) -> dict:
+        """The profile as one flat dict (the artifact's ``config``): profile fields and the run's fields."""
+        fields = {k: v for k, v in asdict(self).items() if k != "run"}
+        return {**fields, **asdict(self.run)}
+
+
+def _run(**fields) -> TensorRun:
+    return TensorRun(**{"eval_every": 50, "compile": True, **fields})
+
+
+# The one table of benchmark configs. CPU targets were read off measured runs (results/bench_cpu_*.md);
+# the GPU rows are configs, not measurements: no GPU number is claimed until a GPU run commits its artifact.
+PROFILES: dict[str, Profile] = {p.name: p for p in (
+    Profile("smoke", "the whole pipeline in under 2 minutes on a 2-core CPU (CI): depth 2, 30 steps",
+            _run(device="cpu", dtype="float32", vocab_size=512, depth=2, max_seq_len=128, device_batch_size=4,
+                 total_batch_size=512, steps=30, eval_every=10, eval_tokens=4096),
+            corpus="tinyshakespeare", target_bpb=4.5, quality_tolerance=0.02, warmup_steps=5,
+            decode_prompt_tokens=16, decode_new_tokens=32),
+    Profile("cpu", "the CPU comparison: depth 4, seq 256, 2048-token steps, 200 steps on tinyshakespeare",
+            _run(device="cpu", dtype="float32", vocab_size=4096, depth=4, max_seq_len=256, device_batch_size=8,
+                 total_batch_size=2048, steps=200, eval_every=25, eval_tokens=16384),
+            corpus="tinyshakespeare", target_bpb=2.5, quality_tolerance=0.005),
+    Profile("t4", "Colab T4 (16 GB, no bf16): ours fp16 + GradScaler, depth 6, seq 512, 300 steps on FineWeb-EDU",
+            _run(device="cuda", dtype="float16", vocab_size=8192, depth=6, max_seq_len=512, device_batch_size=32,
+                 total_batch_size=32768, steps=300, eval_tokens=262144),
+            corpus="fineweb-edu:3", target_bpb=None, quality_tolerance=0.01, repro_tolerance=5e-3,
+            tokenizer_max_chars=200_000_000, decode_prompt_tokens=64, decode_new_tokens=128),
+    Profile("a100", "A100 (40/80 GB) bf16: depth 12 (nanochat's d12), seq 2048, 300 steps on FineWeb-EDU",
+            _run(device="cuda", dtype="bfloat16", vocab_size=32768, depth=12, max_seq_len=2048, device_batch_size=16,
+                 total_batch_size=262144, steps=300, eval_tokens=1048576),
+            corpus="fineweb-edu:4", target_bpb=None, quality_tolerance=0.01, repro_tolerance=5e-3,
+            tokenizer_max_chars=500_000_000, decode_prompt_tokens=64, decode_new_tokens=128),
+    Profile("h100", "H100 (80 GB) bf16: depth 12 (nanochat's d12), seq 2048, 300 steps on FineWeb-EDU",
+            _run(device="cuda", dtype="bfloat16", vocab_size=32768, depth=12, max_seq_len=2048, device_batch_size=32,
+                 total_batch_size=524288, steps=300, eval_tokens=2097152),
+            corpus="fineweb-edu:5", target_bpb=None, quality_tolerance=0.01, repro_tolerance=5e-3,
+            tokenizer_max_chars=500_000_000, decode_prompt_tokens=64, decode_new_tokens=128),
+)}
+
+
+def profile_for_gpu(name: str | None, capability: tuple[int, int] | None) -> str:
+    """The profile that fits a GPU (what the Colab launcher runs): no GPU -> smoke; before Ampere (T4, sm75:
+    no native bf16) -> t4; an H100 -> h100; any other Ampere or newer -> a100."""
+    if name is None or capability is None:
+        return "smoke"
+    if tuple(capability) < (8, 0):
+        return "t4"
+    return "h100" if "H100" in name.upper() else "a100"
+
+
+def resolve_profile(name: str, steps: int | None = None, device: str | None = None) -> Profile:
+    """The profile with the command line's overrides; the device resolved (absent = an error). A device other
+    than the profile's gets our default dtype for it."""
+    from nanochat_next.runtime import choose_dtype, resolve_device
+
+    if name not in PROFILES:
+        raise UserError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")
+    profile = PROFILES[name]
+    run = profile.run
+    if steps is not None:
+        run = replace(run, steps=steps)  # validated by TensorRun
+    try:
+        resolved = resolve_device(device or run.device)
+    except UserError as exc:
+        where = f"--device {device}" if device else f"profile {name!r} runs on {run.device}"
+        raise UserError(f"{where}: {exc}. Pass --device cpu to run its config on the CPU, or pick a CPU profile "
+                        "(smoke, cpu)") from None
+    dtype = run.dtype if resolved.type == run.device else choose_dtype(resolved).name
+    return replace(profile, run=replace(run, device=resolved.type, dtype=dtype))

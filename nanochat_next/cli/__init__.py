@@ -1,0 +1,1 @@
+"""The ``nanochat-next`` command line: ``main`` builds the parser; one module per command family."""

@@ -1,0 +1,70 @@
+"""``export`` and ``import-nanochat``: a trained tensor model to and from other layouts."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+from nanochat_next.cli.args import non_negative_int
+
+
+def register(sub, fmt) -> None:
+    p = sub.add_parser("export", help="export a tensor model to karpathy/nanochat's checkpoint layout",
+                       formatter_class=fmt,
+                       description="Write model_<step>.pt (a plain state dict) and meta_<step>.json in nanochat's "
+                                   "layout, loadable by nanochat's checkpoint_manager (modern style only).")
+    p.add_argument("--checkpoint", default="out/tensor", help="a tensor training output directory")
+    p.add_argument("--to", choices=["nanochat"], default="nanochat", help="target layout")
+    p.add_argument("--out", "--dest", dest="out", default=None,
+                   help="directory to write into (default: CHECKPOINT/export/<layout>)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import-nanochat", help="import a nanochat checkpoint (model_<step>.pt + meta_<step>.json)",
+                       formatter_class=fmt,
+                       description="Load a nanochat base checkpoint without unpickling (weights_only) into our "
+                                   "training output layout, so sample and chat work on it. nanochat's tokenizer is "
+                                   "a pickle and is not read: give an equivalent tokenizer of ours.")
+    p.add_argument("--source", required=True, help="directory with model_<step>.pt and meta_<step>.json")
+    p.add_argument("--step", type=non_negative_int, default=None, help="step to import (default: the newest)")
+    p.add_argument("--tokenizer", required=True, help="our tokenizer directory with the same vocabulary")
+    p.add_argument("--out", required=True, help="output directory (model/ + tokenizer/)")
+    p.set_defaults(func=cmd_import_nanochat)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nanochat_next.atomic import writable_dir
+    from nanochat_next.tensor.model_io import load_trained
+    from nanochat_next.tensor.nanochat_layout import export_nanochat
+
+    model, _, config = load_trained(args.checkpoint, "cpu")
+    out = writable_dir(args.out or Path(args.checkpoint) / "export" / args.to)
+    summary = config.get("summary", {})
+    model_path, meta_path = export_nanochat(model, summary.get("steps", 0), out,
+                                            {"val_bpb": summary.get("final_val_bpb")})
+    print(f"wrote {model_path} and {meta_path} (nanochat's layout; load with its checkpoint_manager)")
+    return 0
+
+
+def cmd_import_nanochat(args: argparse.Namespace) -> int:
+    from nanochat_next.atomic import writable_dir
+    from nanochat_next.errors import UserError
+    from nanochat_next.tensor.config import TensorRun
+    from nanochat_next.tensor.model_io import save_model
+    from nanochat_next.tensor.nanochat_layout import load_nanochat
+    from nanochat_next.tokenizer.bpe import BPETokenizer
+
+    out = writable_dir(args.out)
+    model, meta = load_nanochat(args.source, args.step)
+    tokenizer = BPETokenizer.load(args.tokenizer)
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise UserError(f"tokenizer {args.tokenizer} has {tokenizer.vocab_size} tokens but the model expects "
+                        f"{model.config.vocab_size}")
+    c = model.config
+    run = TensorRun(depth=c.n_layer, max_seq_len=c.sequence_len, window_pattern=c.window_pattern,
+                    vocab_size=c.vocab_size, out=str(out))
+    save_model(out / "model", model, {"run": asdict(run), "imported_from": str(args.source), "nanochat_meta": meta})
+    tokenizer.save(out / "tokenizer")
+    print(f"imported {args.source} (step {meta.get('step')}) into {out}/; "
+          f"try `nanochat-next sample --checkpoint {out}`")
+    return 0

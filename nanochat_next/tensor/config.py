@@ -1,0 +1,121 @@
+"""The one run config of tensor training: every setting of a run, its default and its rules, in one place.
+
+The CLI maps its flags onto these fields (a flag's name is its field's name), the bench profiles hold an
+instance, every run writes the resolved config to ``OUT/config.json``, and ``train --config FILE`` rebuilds
+the run from that file. Defaults live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nanochat_next.errors import UserError
+from nanochat_next.run_config import flag
+from nanochat_next.schedule import LRSchedule
+
+MODEL_KINDS = ("bigram", "mini-gpt")
+STYLES = ("modern", "classic")  # modern = nanochat's GPT at 2f09686; classic = GPT-2
+OPTIMIZERS = ("muon", "adamw", "sgd")  # muon = nanochat's MuonAdamW
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+MUON_LRS = ("embedding_lr", "unembedding_lr", "matrix_lr", "scalar_lr")  # the Muon recipe's group LRs
+# settings that may change between a checkpoint and its resume; every other one must match. Learning rates
+# and dtype may change too (e.g. to recover from a NaN): the resume is then no longer exact.
+RESUMABLE_CHANGES = frozenset({"eval_every", "eval_tokens", "device", "compile", "deterministic", "peak_flops",
+                               "save_every", "keep_last", "out", "tokenizer", "lr", *MUON_LRS, "dtype"})
+MAX_STEPS = 10_000_000  # a bound that catches a typo (99999999999999999999) but no real run
+
+
+@dataclass(frozen=True)
+class TensorRun:
+    """Every setting of a tensor training run (recorded in OUT/config.json and in each checkpoint)."""
+
+    # data: a known corpus, a path to .txt file(s), or a directory of parquet shards in nanochat's layout
+    data: str = "tinyshakespeare"
+    documents: str = "auto"  # auto (the corpus's own rule) | paragraphs | lines
+    val_fraction: float = 0.1  # last fraction of the documents held out (parquet: the last shard instead)
+    tokenizer: str | None = None  # a tokenizer directory; None = train one on the training split
+    vocab_size: int = 4096  # of the tokenizer trained when none is given
+    # model
+    model_kind: str = "mini-gpt"  # bigram | mini-gpt
+    style: str = "modern"
+    depth: int = 4
+    aspect_ratio: int = 64  # model width per layer of depth
+    head_dim: int = 64
+    max_seq_len: int = 256
+    window_pattern: str = "L"  # sliding windows per layer, e.g. SSSL (L = full context); modern style only
+    # batch: device_batch_size x max_seq_len tokens per micro-batch, accumulated up to total_batch_size
+    device_batch_size: int = 8
+    total_batch_size: int = 2048
+    steps: int = 200
+    # optimizer: Muon's group LRs (nanochat's base_train names) or one LR for adamw/sgd
+    optimizer: str = "muon"
+    lr: float = 1e-3  # adamw / sgd only
+    embedding_lr: float = 0.3
+    unembedding_lr: float = 0.004
+    matrix_lr: float = 0.02
+    scalar_lr: float = 0.5
+    weight_decay: float = 0.2  # Muon's, scaled to batch and model size as nanochat does
+    adam_beta1: float = 0.8
+    adam_beta2: float = 0.95
+    # LR schedule: multiplier of every group's LR per step
+    warmup_ratio: float = 0.0
+    warmdown_ratio: float = 0.5
+    final_lr_fraction: float = 0.0
+    lr_schedule: str = "linear"  # linear | sqrt | cosine | constant
+    # evaluation
+    eval_every: int = 50  # validation bpb every N steps (<= 0: only at the end)
+    eval_tokens: int = 16384
+    # runtime
+    device: str = "auto"
+    dtype: str = "auto"  # compute dtype; weights stay float32
+    compile: bool = False
+    # torch deterministic algorithms: a compiled model's embedding backward otherwise accumulates with
+    # atomic adds, so two runs with one seed differ in the last bits (measured on CPU)
+    deterministic: bool = True
+    seed: int = 42
+    peak_flops: float | None = None  # FLOP/s for MFU; None = measure a matmul at start
+    # output and checkpoints
+    out: str = "out/tensor"
+    save_every: int = 0  # checkpoint every N steps (0: only at the end); always before that step's eval
+    keep_last: int = 0  # keep the newest N checkpoints (0: all)
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("model_kind", MODEL_KINDS), ("style", STYLES), ("optimizer", OPTIMIZERS),
+                              ("device", DEVICES), ("dtype", DTYPES), ("documents", ("auto", "paragraphs", "lines"))):
+            if getattr(self, name) not in allowed:
+                raise UserError(f"unknown {name.replace('_', ' ')} {getattr(self, name)!r} ({', '.join(allowed)})")
+        for name in ("depth", "max_seq_len", "device_batch_size", "total_batch_size", "steps", "eval_tokens",
+                     "head_dim", "aspect_ratio", "vocab_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{flag(name)} must be positive, got {getattr(self, name)}")
+        if self.steps > MAX_STEPS:
+            raise UserError(f"{flag('steps')} {self.steps:,} is more than {MAX_STEPS:,}; is it a typo?")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise UserError(f"{flag('val_fraction')} must be between 0 and 1, got {self.val_fraction}")
+        for name in ("lr", *MUON_LRS, "weight_decay"):
+            value = getattr(self, name)
+            if not value >= 0 or (name != "weight_decay" and value == 0):  # `not >=` also catches nan
+                raise UserError(f"{flag(name)} must be {'>= 0' if name == 'weight_decay' else '> 0'}, got {value}")
+        self.check_model_kind()
+        self.schedule()  # validates the schedule settings
+
+    def check_model_kind(self) -> None:
+        """The rules that depend on what is trained: Muon needs matrices; windows exist in the modern GPT only."""
+        if self.model_kind == "bigram":
+            if self.optimizer == "muon":
+                raise UserError("muon needs weight matrices inside blocks; train the bigram with --optimizer adamw")
+            return
+        if self.style == "modern":
+            if not self.window_pattern or any(c not in "SL" for c in self.window_pattern.upper()):
+                raise UserError(f"window pattern {self.window_pattern!r} must be a non-empty string of S and L")
+        elif self.window_pattern.upper().strip("L"):
+            raise UserError(f"the classic style has no sliding windows; drop --window-pattern {self.window_pattern}")
+
+    def schedule(self) -> LRSchedule:
+        return LRSchedule(self.steps, self.warmup_ratio, self.warmdown_ratio, self.final_lr_fraction,
+                          self.lr_schedule)
+
+    @property
+    def tokens_per_micro_batch(self) -> int:
+        return self.device_batch_size * self.max_seq_len

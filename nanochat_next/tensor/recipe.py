@@ -1,0 +1,87 @@
+"""nanochat's training recipe at 2f09686: how learning rates, weight decay and Muon's momentum are set.
+
+- LRs scale with the batch: LR x sqrt(B / 2^19) (nanochat's reference batch of 524,288 tokens).
+- Muon's weight decay scales with the batch and with the training horizon:
+  wd x sqrt(B / 2^19) x D_ref / D, where D = 10.5 x the model's scaling parameters (its target tokens) and
+  D_ref the same for nanochat's depth-12 reference model.
+- Param groups: Muon for the block matrices (grouped by shape), AdamW for embeddings, the head and scalars.
+- Per step: every group's LR = its initial LR x the schedule's multiplier; Muon's momentum warms up
+  0.85 -> 0.95 over 300 steps; Muon's weight decay decays linearly to 0 at the last step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from nanochat_next.tensor.config import TensorRun
+from nanochat_next.tensor.gpt import GPT, config_for_depth
+from nanochat_next.tensor.muon import MuonAdamW, nanochat_param_groups
+
+B_REF = 2**19  # nanochat's reference batch size (tokens) for its LR and weight-decay scaling
+PARAM_DATA_RATIO = 10.5  # nanochat's default target tokens : scaling params
+MOMENTUM_WARMUP_STEPS = 300
+
+
+def scaling_params(model: torch.nn.Module) -> int:
+    """nanochat's 'scaling params': block matrices + lm_head (embeddings excluded)."""
+    if isinstance(model, GPT):
+        return sum(p.numel() for p in model.transformer.h.parameters()) + model.lm_head.weight.numel()
+    return sum(p.numel() for p in model.parameters())
+
+
+def scaled_hyperparameters(run: TensorRun, model: torch.nn.Module, vocab_size: int) -> tuple[float, float]:
+    """(LR scale, weight decay) by nanochat's batch-size and horizon rules."""
+    lr_scale = (run.total_batch_size / B_REF) ** 0.5
+    with torch.device("meta"):
+        reference = GPT(config_for_depth(12, vocab_size, run.aspect_ratio, run.head_dim, run.max_seq_len,
+                                         run.window_pattern), init=False)
+    d_ref = PARAM_DATA_RATIO * scaling_params(reference)
+    target_tokens = PARAM_DATA_RATIO * scaling_params(model)
+    weight_decay = run.weight_decay * math.sqrt(run.total_batch_size / B_REF) * (d_ref / target_tokens)
+    return lr_scale, weight_decay
+
+
+def build_optimizer(run: TensorRun, model: torch.nn.Module, lr_scale: float,
+                    weight_decay: float) -> torch.optim.Optimizer:
+    """The run's optimizer with every group's ``initial_lr`` set (the schedule multiplies it each step)."""
+    if run.optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=run.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    elif run.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=run.lr, momentum=0.9)
+    elif isinstance(model, GPT):
+        opt = MuonAdamW(nanochat_param_groups(
+            model, unembedding_lr=run.unembedding_lr * lr_scale, embedding_lr=run.embedding_lr * lr_scale,
+            matrix_lr=run.matrix_lr * lr_scale, weight_decay=weight_decay, adam_betas=(run.adam_beta1, run.adam_beta2),
+            scalar_lr=run.scalar_lr * lr_scale), compile=run.compile)
+    else:  # classic: Muon on block matrices, AdamW (embedding LR) on the rest
+        opt = MuonAdamW(classic_param_groups(run, model, lr_scale, weight_decay), compile=run.compile)
+    for group in opt.param_groups:
+        group["initial_lr"] = group["lr"]
+    return opt
+
+
+def classic_param_groups(run: TensorRun, model: torch.nn.Module, lr_scale: float, weight_decay: float) -> list[dict]:
+    groups = model.param_groups()
+    scale = (model.config.n_embd / 768) ** -0.5  # AdamW LRs shrink as 1/sqrt(width), as nanochat's do
+    adam = dict(kind="adamw", betas=(run.adam_beta1, run.adam_beta2), eps=1e-10, weight_decay=0.0)
+    param_groups = [dict(adam, params=groups["embeddings"] + groups["positions"],
+                         lr=run.embedding_lr * lr_scale * scale * 0.1),
+                    dict(adam, params=groups["norms_and_biases"], lr=run.scalar_lr * lr_scale * 0.01)]
+    for shape in sorted({tuple(p.shape) for p in groups["matrices"]}):
+        param_groups.append(dict(kind="muon", params=[p for p in groups["matrices"] if tuple(p.shape) == shape],
+                                 lr=run.matrix_lr * lr_scale, momentum=0.95, ns_steps=5, beta2=0.95,
+                                 weight_decay=weight_decay))
+    return param_groups
+
+
+def set_step_hyperparameters(optimizer: torch.optim.Optimizer, step: int, lr_multiplier: float, weight_decay: float,
+                             total_steps: int) -> None:
+    """This step's LR of every group, and Muon's momentum and weight decay (see the module docstring)."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * lr_multiplier
+        if group.get("kind") == "muon":
+            frac = min(step / MOMENTUM_WARMUP_STEPS, 1)
+            group["momentum"] = (1 - frac) * 0.85 + frac * 0.95
+            group["weight_decay"] = weight_decay * (1 - step / total_steps)

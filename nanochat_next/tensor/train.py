@@ -1,0 +1,392 @@
+"""Training the tensor models with nanochat's recipe (``recipe``) and the device/dtype rules of ``runtime``.
+
+Read ``train`` top to bottom, in the manner of nanochat's base_train: setup, model and optimizer, resume,
+then the loop (save before eval, eval, one step), then finish. One step = ``grad_accum`` micro-batches of
+``device_batch_size x max_seq_len`` tokens per process, so a step always sees ``total_batch_size`` tokens
+whatever the number of processes. Under ``torchrun`` it runs DDP (gloo on CPU, nccl on CUDA). The logged
+training loss is the mean over all micro-batches of the step and all ranks (nanochat logs rank 0's last one).
+
+Validation bits per byte every ``eval_every`` steps and at the end; tokens/s and MFU every step; one JSON
+line per step in ``OUT/metrics.jsonl``; checkpoints in ``OUT/checkpoints`` (see ``checkpoint``); the final
+model in ``OUT/model/``. The parts (``Job``, ``train_step``, ``evaluate``, ``save_checkpoint``) are reused by
+other loops over the same model (e.g. fine-tuning).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from nanochat_next.atomic import write_text
+from nanochat_next.errors import UserError
+from nanochat_next.faults import crash_after_save
+from nanochat_next.interrupt import GracefulStop
+from nanochat_next.runtime import choose_dtype, measure_matmul_flops, resolve_device
+from nanochat_next.tensor import checkpoint
+from nanochat_next.tensor.config import RESUMABLE_CHANGES, TensorRun
+from nanochat_next.tensor.evaluate import evaluate_bpb
+from nanochat_next.tensor.memory import available_bytes, estimate_training_bytes, gigabytes
+from nanochat_next.tensor.model_io import build_model, model_class, model_config, save_model
+from nanochat_next.tensor.packing import DocumentSource, PackingLoader
+from nanochat_next.tensor.recipe import build_optimizer, scaled_hyperparameters, set_step_hyperparameters
+from nanochat_next.tokenizer.bpe import BPETokenizer
+
+
+@dataclass(frozen=True)
+class Processes:
+    """Where this process runs: its rank among ``world`` processes and its device."""
+
+    rank: int
+    local_rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class Job:
+    """Everything a training step, an eval and a save need, built once per run."""
+
+    run: TensorRun
+    procs: Processes
+    tokenizer: BPETokenizer
+    model: torch.nn.Module
+    forward: torch.nn.Module  # the model as the step calls it: compiled and/or wrapped in DDP
+    optimizer: torch.optim.Optimizer
+    autocast: AbstractContextManager
+    scaler: torch.amp.GradScaler | None
+    grad_accum: int
+    weight_decay: float  # Muon's, after nanochat's scaling
+    loader: PackingLoader
+    val_source: DocumentSource
+    ckpt_root: Path
+
+
+@dataclass
+class LoopState:
+    """What the loop has done so far; saved in every checkpoint, so a resume continues it exactly."""
+
+    step: int = 0
+    losses: list[float] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+    tok_per_s: list[float] = field(default_factory=list)
+    saved: list[int] = field(default_factory=list)  # steps this process checkpointed (not saved to disk)
+
+
+def distributed_info() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) without it."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ["WORLD_SIZE"])
+    return 0, 0, 1
+
+
+def setup_processes(device_name: str) -> Processes:
+    """Resolve the device (an absent one is an error) and join the process group under torchrun."""
+    rank, local_rank, world = distributed_info()
+    device = resolve_device(device_name)
+    if world > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Processes(rank, local_rank, world, device)
+
+
+def gradient_accumulation(run: TensorRun, world: int) -> int:
+    per_step = run.tokens_per_micro_batch * world
+    if run.total_batch_size % per_step:
+        raise UserError(f"total batch size {run.total_batch_size} must be a multiple of device batch x seq len x "
+                        f"processes = {run.device_batch_size} x {run.max_seq_len} x {world} = {per_step}")
+    return run.total_batch_size // per_step
+
+
+def check_memory(run: TensorRun, vocab_size: int, procs: Processes, log) -> None:
+    """Estimate the run's memory from the model's shapes (nothing allocated yet); refuse what cannot fit."""
+    config = model_config(run, vocab_size)
+    with torch.device("meta"):
+        num_params = sum(p.numel() for p in model_class(run)(config, init=False).parameters())
+    need = estimate_training_bytes(num_params, config.n_layer, config.n_embd, config.n_head,
+                                   config.padded_vocab_size, run.device_batch_size, run.max_seq_len)
+    have, source = available_bytes(procs.device)
+    # several processes on one machine share its memory (CPU) or each has a GPU of its own (CUDA)
+    sharing = procs.world if procs.device.type != "cuda" else 1
+    log(f"memory estimate: {gigabytes(need['total'] * sharing)} ({gigabytes(need['state'])} weights, gradients "
+        f"and optimizer state + {gigabytes(need['activations'])} activations per process)"
+        + (f"; {gigabytes(have)} available ({source})" if have is not None else ""))
+    if have is not None and need["total"] * sharing > have:
+        raise UserError(f"this run needs about {gigabytes(need['total'] * sharing)} of memory ({num_params:,} "
+                        f"parameters) but {gigabytes(have)} is available ({source}); use a smaller --depth, "
+                        "--device-batch-size or --max-seq-len")
+
+
+def build_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, sources: tuple[DocumentSource, DocumentSource],
+              loader_state: dict | None = None) -> Job:
+    """Model (nanochat's init for the seed), optimizer with nanochat's scaled hyperparameters, compile/DDP
+    wrapping, mixed precision, and the training loader over ``sources[0]`` (at ``loader_state``, if given)."""
+    choice = choose_dtype(procs.device, run.dtype)
+    grad_accum = gradient_accumulation(run, procs.world)
+    torch.manual_seed(run.seed)
+    model = build_model(run, tokenizer.vocab_size, procs.device)
+    lr_scale, weight_decay = scaled_hyperparameters(run, model, tokenizer.vocab_size)
+    optimizer = build_optimizer(run, model, lr_scale, weight_decay)
+    forward = torch.compile(model, dynamic=False) if run.compile else model
+    if procs.world > 1:
+        device_ids = [procs.local_rank] if procs.device.type == "cuda" else None
+        forward = torch.nn.parallel.DistributedDataParallel(forward, device_ids=device_ids)
+    autocast = torch.autocast(procs.device.type, dtype=choice.dtype) if choice.dtype != torch.float32 \
+        else nullcontext()
+    scaler = torch.amp.GradScaler(procs.device.type) if choice.grad_scaler else None
+    loader = PackingLoader(sources[0], tokenizer, run.device_batch_size, run.max_seq_len, procs.rank, procs.world,
+                           state=loader_state)
+    return Job(run, procs, tokenizer, model, forward, optimizer, autocast, scaler, grad_accum, weight_decay, loader,
+               sources[1], Path(run.out) / "checkpoints")
+
+
+def restore(job: Job, loaded: checkpoint.Loaded, log) -> LoopState:
+    """Put a checkpoint's weights, optimizer state and RNG states into the job; return its loop state.
+    Settings that would change the run's math must equal the checkpoint's."""
+    saved_run = loaded.state["run"]
+    changed = sorted(k for k, v in asdict(job.run).items() if k not in RESUMABLE_CHANGES and saved_run.get(k) != v)
+    if changed:
+        raise UserError(f"cannot resume {loaded.path}: these settings differ from the checkpoint's: "
+                        + ", ".join(f"{k} (was {saved_run.get(k)!r}, now {getattr(job.run, k)!r})" for k in changed))
+    missing, unexpected = job.model.load_state_dict(loaded.model, strict=False)
+    if unexpected or [k for k in missing if k != "lm_head.weight"]:
+        raise UserError(f"checkpoint {loaded.path} does not fit this model (missing {missing[:3]}, "
+                        f"unexpected {unexpected[:3]})")
+    fresh_lrs = [g["initial_lr"] for g in job.optimizer.param_groups]  # this run's LRs win over the saved ones
+    job.optimizer.load_state_dict(loaded.optimizer)
+    for group, lr in zip(job.optimizer.param_groups, fresh_lrs):
+        group["initial_lr"] = lr
+    checkpoint.set_rng_state(loaded.state["rng"])
+    log(f"resumed from {loaded.path} at step {loaded.step}")
+    return LoopState(loaded.step, loaded.state["losses"], loaded.state["evals"], loaded.state["tok_per_s"])
+
+
+def save_checkpoint(job: Job, state: LoopState) -> Path | None:
+    """Checkpoint the step ``state.step`` is at (rank 0 writes; every rank's loader is at the same place)."""
+    if not job.procs.master:
+        return None
+    job.loader.advance_to(state.step * job.grad_accum * job.procs.world)  # the state all ranks share now
+    record = {"run": asdict(job.run), "loader": job.loader.state_dict(), "rng": checkpoint.rng_state(),
+              "losses": state.losses, "evals": state.evals, "tok_per_s": state.tok_per_s,
+              "vocab_size": job.tokenizer.vocab_size}
+    path = checkpoint.save(job.ckpt_root, state.step, job.model, job.optimizer, record, job.run.keep_last)
+    state.saved.append(state.step)
+    crash_after_save(state.step)
+    return path
+
+
+def evaluate(job: Job) -> float:
+    """Validation bits per byte over ``eval_tokens`` tokens of the validation split, from its start."""
+    run, procs = job.run, job.procs
+    val_loader = PackingLoader(job.val_source, job.tokenizer, run.device_batch_size, run.max_seq_len, procs.rank,
+                               procs.world)
+    steps = max(1, run.eval_tokens // (run.tokens_per_micro_batch * procs.world))
+    token_bytes = torch.tensor(job.tokenizer.token_byte_lengths(), dtype=torch.int64)
+    return evaluate_bpb(job.model, val_loader, steps, token_bytes, procs.device, job.autocast)
+
+
+def train_step(job: Job, step: int, lr_multiplier: float) -> torch.Tensor:
+    """One optimizer step: forward/backward over ``grad_accum`` micro-batches, then the update.
+    Returns the step's mean loss as a 0-D tensor (reading it is the caller's one host sync)."""
+    step_loss = torch.zeros((), device=job.procs.device)
+    for micro in range(job.grad_accum):
+        x, y = next(job.loader)
+        x, y = x.to(job.procs.device), y.to(job.procs.device)
+        # DDP: all-reduce the gradients only after the last micro-batch of the step
+        last = micro == job.grad_accum - 1
+        with nullcontext() if job.procs.world == 1 or last else job.forward.no_sync():
+            with job.autocast:
+                loss = job.forward(x, y)
+            scaled = loss / job.grad_accum  # the step's gradient is the mean over its micro-batches
+            step_loss += scaled.detach()
+            (job.scaler.scale(scaled) if job.scaler else scaled).backward()
+    set_step_hyperparameters(job.optimizer, step, lr_multiplier, job.weight_decay, job.run.steps)
+    if job.scaler:  # fp16: unscale, skip the step on inf/nan gradients, adapt the scale
+        job.scaler.step(job.optimizer)
+        job.scaler.update()
+    else:
+        job.optimizer.step()
+    job.model.zero_grad(set_to_none=True)
+    if job.procs.world > 1:  # the logged loss is the mean over the whole step's batch, on every rank
+        dist.all_reduce(step_loss)
+        step_loss /= job.procs.world
+    return step_loss
+
+
+def nan_message(job: Job, state: LoopState, value: float, resumed_at: int | None) -> str:
+    # the checkpoint of this very step (if any) holds the weights that produced the loss: not a good one
+    before = [s for s in state.saved if s < state.step] or ([resumed_at] if resumed_at is not None
+                                                            and resumed_at < state.step else [])
+    good = (f"the last good checkpoint is {job.ckpt_root / f'step_{before[-1]:06d}'} (resume it with --resume "
+            f"{before[-1]} and lower learning rates, e.g. --matrix-lr)" if before else "no good checkpoint exists")
+    return (f"loss became {value} at step {state.step}; {good}. Lower the learning rates (--matrix-lr, "
+            "--embedding-lr, --unembedding-lr, --scalar-lr, or --lr for adamw/sgd) or use --dtype float32")
+
+
+def open_metrics(path: Path, resumed_at: int | None):
+    """metrics.jsonl, line-buffered so each step's line survives a kill; on resume, lines past the checkpoint
+    are dropped (those steps are redone)."""
+    if resumed_at is not None and path.exists():
+        kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] < resumed_at]
+        write_text(path, "".join(line + "\n" for line in kept))
+    return open(path, "a" if resumed_at is not None else "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+
+
+def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSource, tokenizer: BPETokenizer,
+          progress: bool = True, log=print, resume: str | None = None) -> dict:
+    """Train per ``run`` into ``run.out``; returns a summary with per-step losses and eval results.
+
+    ``resume`` ("latest" or a step) continues from a checkpoint exactly: same weights, optimizer state,
+    loader position, RNG and history, so the losses equal an uninterrupted run's bit for bit (on one
+    machine, fp32). SIGINT/SIGTERM finish the current step, save, and stop (see ``interrupt``)."""
+    # --- setup: processes, determinism, output directory
+    procs = setup_processes(run.device)
+    log = log if procs.master else (lambda *a, **k: None)
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    if run.deterministic and procs.device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for determinism
+    torch.use_deterministic_algorithms(run.deterministic, warn_only=True)
+    out_dir = Path(run.out)
+    try:
+        # --- model, optimizer, data; resume
+        check_memory(run, tokenizer.vocab_size, procs, log)
+        ckpt_root = out_dir / "checkpoints"
+        if procs.master:
+            for path, size in checkpoint.remove_orphans(ckpt_root):
+                log(f"removed {path.name} ({gigabytes(size)}): a partial checkpoint left by a save that was killed")
+        loaded = checkpoint.load(checkpoint.find(ckpt_root, resume, warn=log)) if resume else None
+        job = build_job(run, procs, tokenizer, (train_source, val_source), loaded.state["loader"] if loaded else None)
+        state = restore(job, loaded, log) if loaded else LoopState()
+        resumed_at = state.step if loaded else None
+        announce(job, log)
+        # --- the loop
+        t_start = time.perf_counter()
+        with ProgressLog(job, state, progress, log) as out, GracefulStop(out.say, enabled=procs.master) as stop:
+            out.metrics = open_metrics(out_dir / "metrics.jsonl", resumed_at) if procs.master else None
+            run_loop(job, state, stop, out, resumed_at)
+    finally:
+        torch.use_deterministic_algorithms(deterministic_before)
+    # --- finish: the final model and tokenizer beside it
+    summary = summarize(job, state, time.perf_counter() - t_start)
+    if procs.master:
+        save_model(out_dir / "model", job.model, {"run": asdict(run), "summary": summary})
+        tokenizer.save(out_dir / "tokenizer")
+        summary["checkpoint"] = str(out_dir / "model")
+    return {**summary, "losses": state.losses, "model": job.model}
+
+
+def run_loop(job: Job, state: LoopState, stop: GracefulStop, out: ProgressLog, resumed_at: int | None) -> None:
+    """Steps from ``state.step`` to ``run.steps``: save (before eval), stop if asked, eval, train one step."""
+    run = job.run
+    schedule = run.schedule()
+    flops_per_token = job.model.flops_per_token()
+    peak = run.peak_flops or measure_matmul_flops(job.procs.device, choose_dtype(job.procs.device, run.dtype).dtype)
+    t_start = time.perf_counter()
+    last_saved = None
+    while True:
+        step = state.step
+        # save before the eval: a crash or a kill during a slow eval loses nothing (nanochat #446)
+        if step > 0 and step != resumed_at and (step == run.steps or (run.save_every and step % run.save_every == 0)):
+            last_saved = save_checkpoint(job, state) or last_saved
+        if stop.requested:
+            if last_saved is None or not last_saved.name.endswith(f"{step:06d}"):
+                last_saved = save_checkpoint(job, state)
+            out.say(f"stopped by signal {stop.signals[0]} after step {step}; saved {last_saved}. Continue with "
+                    "--resume latest")
+            raise KeyboardInterrupt
+        if step == run.steps or (run.eval_every > 0 and step % run.eval_every == 0):
+            bpb = evaluate(job)
+            state.evals.append({"step": step, "val_bpb": bpb, "time": time.perf_counter() - t_start})
+            out.eval(step, bpb)
+        if step == run.steps:
+            return
+        t0 = time.perf_counter()
+        loss = train_step(job, step, schedule(step)).item()  # the step's one host sync
+        if job.procs.device.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        if not math.isfinite(loss):
+            raise UserError(nan_message(job, state, loss, resumed_at))
+        tps = run.total_batch_size / dt
+        state.losses.append(loss)
+        state.tok_per_s.append(tps)
+        out.step(step, loss, schedule(step), dt, tps, flops_per_token * tps / (peak * job.procs.world))
+        state.step += 1
+
+
+def announce(job: Job, log) -> None:
+    run, procs = job.run, job.procs
+    choice = choose_dtype(procs.device, run.dtype)
+    params = sum(p.numel() for p in job.model.parameters())
+    log(f"device {procs.device} | dtype {choice.name}{' + GradScaler' if job.scaler else ''} ({choice.reason}) | "
+        f"compile {run.compile} | processes {procs.world}")
+    log(f"{run.model_kind}/{run.style}: {params:,} parameters, {job.model.flops_per_token():,} FLOPs/token | batch "
+        f"{run.total_batch_size:,} tokens = {run.device_batch_size} x {run.max_seq_len} x {job.grad_accum} "
+        f"accumulation x {procs.world} processes | Muon weight decay {job.weight_decay:.4f}")
+
+
+class ProgressLog:
+    """The progress bar (resumed runs start where they left off) and the metrics lines of rank 0."""
+
+    def __init__(self, job: Job, state: LoopState, progress: bool, log):
+        self.master, self.log, self.metrics, self.bar = job.procs.master, log, None, None
+        if self.master and progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=job.run.steps, initial=state.step, desc=f"train {job.run.style}", unit="step")
+
+    def say(self, text: str) -> None:
+        (self.bar.write if self.bar else self.log)(text)
+
+    def eval(self, step: int, bpb: float) -> None:
+        if self.master:
+            self.metrics.write(json.dumps({"step": step, "val_bpb": bpb}) + "\n")
+            self.say(f"step {step:5d} | val bpb {bpb:.4f}")
+
+    def step(self, step: int, loss: float, lrm: float, dt: float, tps: float, mfu: float) -> None:
+        if not self.master:
+            return
+        self.metrics.write(json.dumps({"step": step, "loss": loss, "lrm": lrm, "dt": dt, "tok_per_s": tps,
+                                       "mfu": mfu}) + "\n")
+        if self.bar:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}", mfu=f"{100 * mfu:.1f}%", refresh=False)
+
+    def __enter__(self) -> ProgressLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar:
+            self.bar.close()
+        if self.metrics:
+            self.metrics.close()
+
+
+def summarize(job: Job, state: LoopState, seconds: float) -> dict:
+    procs = job.procs
+    steady = sorted(state.tok_per_s[10:] or state.tok_per_s)  # the first steps warm up (allocator, compile)
+    return {
+        "steps": len(state.losses), "final_loss": state.losses[-1] if state.losses else math.nan,
+        "final_val_bpb": state.evals[-1]["val_bpb"] if state.evals else math.nan, "evals": state.evals,
+        "tok_per_s_median": steady[len(steady) // 2] if steady else math.nan,
+        "dtype": choose_dtype(procs.device, job.run.dtype).name, "device": str(procs.device),
+        "processes": procs.world, "grad_accum": job.grad_accum,
+        "num_params": sum(p.numel() for p in job.model.parameters()), "train_seconds": seconds,
+        # CUDA: the allocator's peak (what nanochat reports); elsewhere None (measure the process's RSS instead)
+        "peak_memory_mb": torch.cuda.max_memory_allocated(procs.device) / 2**20 if procs.device.type == "cuda"
+        else None,
+    }

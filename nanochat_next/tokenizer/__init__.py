@@ -1,0 +1,6 @@
+"""Stage 1 (notebook 01): text to token ids.
+
+``char`` a character tokenizer for teaching; ``bpe_train`` a readable byte-level BPE trainer whose merges equal
+rustbpe's; ``bpe`` the GPT-4 style tokenizer (rustbpe training, tiktoken encoding, pickle-free save/load);
+``compression`` bytes per token across vocabulary sizes.
+"""

@@ -1,0 +1,354 @@
+"""The benchmark harness: profiles, the nanochat baseline's resolution, parsing nanochat's real output, the
+scorecard's rules, and the smoke profile end to end (ours alone, as in CI; with nanochat where a checkout is
+given by NANOCHAT_NEXT_TEST_NANOCHAT and NANOCHAT_NEXT_TEST_NANOCHAT_PYTHON)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from nanochat_next.bench import baseline, data, harness, profiles, scorecard
+from nanochat_next.bench.baseline import Baseline
+from nanochat_next.bench.profiles import PINNED_NANOCHAT, PROFILES, Profile
+from nanochat_next.cli.main import main
+from nanochat_next.corpus import fineweb_shards
+from nanochat_next.errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+SCHEMA = json.loads((REPO / "results" / "schema.json").read_text())
+
+
+@pytest.mark.parametrize("profile", PROFILES.values(), ids=lambda p: p.name)
+def test_every_profile_is_a_valid_training_config(profile: Profile):
+    from nanochat_next.tensor.train import gradient_accumulation
+
+    run = profile.run  # a TensorRun: validated when the table was built
+    assert gradient_accumulation(run, world=1) >= 1
+    assert profile.seeds[0] == 42, "nanochat's base_train always seeds 42"
+    assert profile.seeds[0] != profile.seeds[1]
+    assert run.dtype in {"float32", "bfloat16", "float16"}
+    assert run.device in {"cpu", "cuda"}
+    assert Profile.from_flat(profile.flat()) == profile, "an artifact's config gives back its profile"
+    if run.device == "cpu":
+        assert profile.target_bpb is not None, "CPU profiles have a measured target"
+    assert profile.corpus == "tinyshakespeare" or profile.corpus.startswith("fineweb-edu:")
+
+
+def test_gpu_profiles_follow_the_dtype_rule_and_profile_choice():
+    assert PROFILES["t4"].run.dtype == "float16"  # T4 (sm75): no native bf16 -> fp16 + GradScaler
+    assert PROFILES["a100"].run.dtype == PROFILES["h100"].run.dtype == "bfloat16"
+    assert profiles.profile_for_gpu(None, None) == "smoke"
+    assert profiles.profile_for_gpu("Tesla T4", (7, 5)) == "t4"
+    assert profiles.profile_for_gpu("NVIDIA A100-SXM4-40GB", (8, 0)) == "a100"
+    assert profiles.profile_for_gpu("NVIDIA H100 80GB HBM3", (9, 0)) == "h100"
+    assert profiles.profile_for_gpu("NVIDIA L4", (8, 9)) == "a100"
+
+
+def test_profile_errors_are_clear(monkeypatch):
+    with pytest.raises(UserError, match="unknown profile 'x'.*smoke"):
+        profiles.resolve_profile("x")
+    with pytest.raises(UserError, match="--steps must be positive"):
+        profiles.resolve_profile("smoke", steps=0)
+    run = profiles.resolve_profile("smoke", steps=7).run
+    assert (run.steps, run.device, run.dtype) == (7, "cpu", "float32")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="profile 't4' runs on cuda.*--device cpu"):
+            profiles.resolve_profile("t4")
+        run = profiles.resolve_profile("t4", device="cpu").run
+        assert run.device == "cpu" and run.dtype in {"float32", "bfloat16"}  # our CPU rule, not the T4's fp16
+        with pytest.raises(UserError, match="^--device cuda: "):
+            profiles.resolve_profile("smoke", device="cuda")
+
+
+# ------------------------------------------------------------------------------------------- the baseline
+
+def make_repo(path: Path) -> list[str]:
+    """A git repository shaped like a nanochat checkout, with two commits; returns their hashes."""
+    (path / "scripts").mkdir(parents=True)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    commits = []
+    for i in range(2):
+        (path / "scripts" / "base_train.py").write_text(f"# version {i}\n")
+        for args in (["init", "-q"] if i == 0 else [], ["add", "-A"], ["commit", "-qm", f"v{i}"]):
+            if args:
+                subprocess.run(["git", *args], cwd=path, env=env, check=True)
+        commits.append(subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True,
+                                      check=True).stdout.strip())
+    return commits
+
+
+def test_clone_at_a_ref_into_the_cache_then_reuse_it(tmp_path, monkeypatch):
+    first, _ = make_repo(tmp_path / "upstream")
+    monkeypatch.setenv(baseline.NANOCHAT_URL_ENV, str(tmp_path / "upstream"))
+    checkout = baseline.clone_nanochat(first, tmp_path / "cache")
+    assert (checkout / "scripts" / "base_train.py").read_text() == "# version 0\n"
+    assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True).stdout.strip() \
+        == first
+    monkeypatch.setenv(baseline.NANOCHAT_URL_ENV, str(tmp_path / "gone"))  # offline now: the cached clone serves
+    assert baseline.clone_nanochat(first, tmp_path / "cache") == checkout
+    with pytest.raises(OSError, match="git clone failed"):
+        baseline.clone_nanochat("0" * 40, tmp_path / "cache")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [checkout.name], "no partial clone left"
+    with pytest.raises(UserError, match="commit hash"):
+        baseline.clone_nanochat("main; rm -rf /", tmp_path / "cache")
+
+
+def test_baseline_resolution(tmp_path, monkeypatch):
+    monkeypatch.setenv(baseline.NANOCHAT_URL_ENV, str(tmp_path / "nowhere"))
+    offline = baseline.resolve_baseline(None, PINNED_NANOCHAT, None, cache=tmp_path)
+    assert offline.status == "not run" and "cloning 2f096867244e failed" in offline.reason
+    assert baseline.resolve_baseline(None, None, None).status == "not run"
+    with pytest.raises(UserError, match="not a nanochat checkout"):
+        baseline.resolve_baseline(str(tmp_path), None, None)
+    make_repo(tmp_path / "fake")  # looks like a checkout, but nanochat's modules are not there
+    fake = baseline.resolve_baseline(str(tmp_path / "fake"), None, sys.executable)
+    assert fake.status == "not run" and "cannot run nanochat's training script" in fake.reason
+    assert fake.commit and fake.dirty is False
+
+
+# --------------------------------------------------------------------------------------- data and parsing
+
+def test_tokenizer_texts_follow_nanochat_tok_train(tmp_path):
+    docs = ["a" * 6000, "b" * 12000, "c" * 5000, "d"]
+    pq.write_table(pa.table({"text": docs[:2]}), tmp_path / "shard_00000.parquet", row_group_size=1)
+    pq.write_table(pa.table({"text": docs[2:]}), tmp_path / "shard_00001.parquet")
+    pq.write_table(pa.table({"text": ["val"]}), tmp_path / "shard_00002.parquet")
+    lengths = [len(t) for t in data.tokenizer_texts(tmp_path, max_chars=15000, doc_cap=10000)]
+    assert lengths == [6000, 10000]  # capped at 10000; the document that passes max_chars is the last one
+    assert [len(t) for t in data.tokenizer_texts(tmp_path, max_chars=10**9)] == [6000, 10000, 5000, 1]
+    assert data.first_validation_text(tmp_path) == "val"
+
+
+def test_fineweb_shards_download_once_and_refuse_bad_files(tmp_path, monkeypatch):
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    for i in range(3):
+        pq.write_table(pa.table({"text": [f"doc {i}"]}), remote / f"shard_{i:05d}.parquet")
+    monkeypatch.setenv("NANOCHAT_NEXT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NANOCHAT_NEXT_FINEWEB_URL", remote.as_uri())
+    paths = fineweb_shards(3)
+    assert [p.name for p in paths] == ["shard_00000.parquet", "shard_00001.parquet", "shard_00002.parquet"]
+    assert pq.read_table(paths[2]).column("text").to_pylist() == ["doc 2"]
+    for p in remote.iterdir():
+        p.unlink()
+    assert fineweb_shards(3, allow_download=False) == paths  # cached: no network needed
+    with pytest.raises(UserError, match="not cached and downloads are off"):
+        fineweb_shards(4, allow_download=False)
+    (remote / "shard_00003.parquet").write_text("<html>rate limited</html>")
+    with pytest.raises(UserError, match="not a readable parquet file"):
+        fineweb_shards(4)
+    assert not (tmp_path / "cache" / "fineweb-edu" / "shard_00003.parquet").exists()
+    assert [p.name for p in (tmp_path / "cache" / "fineweb-edu").iterdir() if p.name.startswith(".")] == []
+    with pytest.raises(UserError, match="between 2 and"):
+        fineweb_shards(1)
+
+
+def test_parse_nanochat_log_recorded_from_the_pinned_ref():
+    text = (FIXTURES / "nanochat_smoke_train.log").read_text()
+    parsed = baseline.parse_nanochat_log(text)
+    smoke = PROFILES["smoke"]
+    assert len(parsed["dt"]) == len(parsed["tok_per_s"]) == len(parsed["smooth_losses"]) == smoke.run.steps
+    assert [e["step"] for e in parsed["evals"]] == list(range(0, smoke.run.steps + 1, smoke.run.eval_every))
+    minimum = float(text.split("Minimum validation bpb: ")[1].split()[0])  # nanochat's own summary line
+    assert min(e["val_bpb"] for e in parsed["evals"]) == minimum
+    assert parsed["reported_peak_memory_mb"] == 0.0  # nanochat reports no memory on CPU: we measure RSS
+    summary = scorecard.summarize(parsed, smoke.warmup_steps, smoke.target_bpb)
+    steady = parsed["tok_per_s"][smoke.warmup_steps:]
+    assert summary["tok_per_s"] == {"median": statistics.median(steady), "min": min(steady), "max": max(steady)}
+    with pytest.raises(ValueError, match="no step lines"):
+        baseline.parse_nanochat_log("Traceback ...")
+
+
+def test_summarize_time_axis_and_target():
+    raw = {"tok_per_s": [1, 100, 100, 100], "dt": [9.0, 1.0, 2.0, 1.0],
+           "evals": [{"step": 0, "val_bpb": 3.0}, {"step": 2, "val_bpb": 2.0}, {"step": 4, "val_bpb": 1.0}]}
+    s = scorecard.summarize(raw, warmup=1, target_bpb=2.5)
+    assert [e["train_time_s"] for e in s["evals"]] == [0.0, 2.0, 5.0]  # step 0's 9 s counted as the median 1 s
+    assert (s["time_to_target_s"], s["steps_to_target"], s["final_val_bpb"]) == (2.0, 2, 1.0)
+    assert s["tok_per_s"] == {"median": 100, "min": 100, "max": 100}
+    assert scorecard.summarize(raw, 1, 0.5)["time_to_target_s"] is None
+    assert scorecard.smooth([2.0, 4.0])[0] == 2.0 and scorecard.smooth([2.0, 4.0])[1] == pytest.approx(
+        (0.9 * 0.1 * 2 + 0.1 * 4) / (1 - 0.81))
+
+
+def test_run_process_measures_peak_rss_and_reports_failures(tmp_path):
+    grow = "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096])"
+    result = baseline.run_process([sys.executable, "-c", grow], tmp_path, dict(os.environ), tmp_path / "log")
+    assert result["peak_rss_mb"] > 300
+    with pytest.raises(RuntimeError, match="(?s)exited 3.*boom"):
+        baseline.run_process([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], tmp_path, dict(os.environ),
+                          tmp_path / "log")
+
+
+# ------------------------------------------------------------------------------------------- the scorecard
+
+def side(bpb: float, tps: float, ttt: float | None) -> dict:
+    return {"final_val_bpb": bpb, "tok_per_s": {"median": tps}, "time_to_target_s": ttt}
+
+
+REPRO = {"identical_rerun": True, "max_abs_loss_diff": 0.0, "seed_spread_bpb": 0.001, "missing_metadata": [],
+         "our_tree_clean": True}
+
+
+def statuses(ours, nanochat, repro=REPRO, baseline: Baseline | None = None) -> list[str]:
+    baseline = baseline or Baseline("run")
+    rows = scorecard.scorecard(PROFILES["cpu"], {"ours": ours, "nanochat": nanochat}, baseline, repro)
+    assert [r["row"] for r in rows] == ["quality", "speed", "reproducibility"]
+    return [r["status"] for r in rows]
+
+
+def test_scorecard_rules():
+    tol = PROFILES["cpu"].quality_tolerance
+    assert statuses(side(2.0 + tol, 110, 9), side(2.0, 100, 10)) == ["pass", "pass", "pass"]
+    assert statuses(side(2.0 + 2 * tol, 110, 9), side(2.0, 100, 10))[0] == "fail"
+    assert statuses(side(2.0, 99, 9), side(2.0, 100, 10))[1] == "fail"  # slower tok/s
+    assert statuses(side(2.0, 110, 11), side(2.0, 100, 10))[1] == "fail"  # later to the target
+    assert statuses(side(2.0, 110, None), side(2.0, 100, 10))[1] == "fail"  # never reached it
+    assert statuses(side(2.0, 110, 9), side(2.0, 100, None))[1] == "pass"  # only ours reached it
+    assert statuses(side(2.0, 110, 9), side(2.0, 100, 10), {**REPRO, "identical_rerun": False,
+                                                           "max_abs_loss_diff": 1e-6})[2] == "fail"
+    assert statuses(side(2.0, 110, 9), side(2.0, 100, 10), {**REPRO, "missing_metadata": ["our commit"]})[2] == "fail"
+    assert statuses(side(2.0, 110, 9), side(2.0, 100, 10), {**REPRO, "our_tree_clean": False})[2] == "fail"
+
+
+def test_without_a_baseline_quality_and_speed_never_pass():
+    for status in ("not run", "failed"):
+        got = statuses(side(1.0, 1e9, 0.1), None, baseline=Baseline(status, "offline"))
+        assert got == [f"baseline: {status}", f"baseline: {status}", "pass"]
+
+
+def test_schema_refuses_a_pass_without_a_baseline():
+    artifact = json.loads((FIXTURES / "bench_smoke_with_nanochat.json").read_text())
+    jsonschema.validate(artifact, SCHEMA)
+    forged = copy.deepcopy(artifact)
+    forged["baseline"]["status"] = "not run"
+    forged["runs"]["nanochat"] = None
+    with pytest.raises(jsonschema.ValidationError, match="does not match '\\^baseline: '"):
+        jsonschema.validate(forged, SCHEMA)
+    undecided = copy.deepcopy(artifact)
+    undecided["scorecard"][0]["status"] = "baseline: not run"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(undecided, SCHEMA)
+
+
+def test_recorded_run_with_nanochat_rescored_gives_the_same_verdict():
+    """A smoke run against nanochat at the pinned ref (tools/make_bench_fixture.py): today's scorecard rules
+    applied to its measurements give the verdict it recorded."""
+    artifact = json.loads((FIXTURES / "bench_smoke_with_nanochat.json").read_text())
+    assert artifact["baseline"]["commit"] == PINNED_NANOCHAT
+    assert artifact["same_tokenizer"] and artifact["same_greedy_tokens"]
+    profile = Profile.from_flat(artifact["config"])
+    rows = scorecard.scorecard(profile, artifact["runs"], Baseline(**artifact["baseline"]),
+                           artifact["reproducibility"])
+    decided = [{k: r[k] for k in ("row", "status", "value", "threshold")} for r in rows]  # not the prose
+    assert decided == [{k: r[k] for k in ("row", "status", "value", "threshold")} for r in artifact["scorecard"]]
+
+
+# ------------------------------------------------------------------------------------------- end to end
+
+def check_artifact(out: Path) -> dict:
+    [json_path] = out.glob("bench_smoke_*.json")
+    assert json_path.with_suffix(".md").is_file()
+    data = json.loads(json_path.read_text())
+    jsonschema.validate(data, SCHEMA)
+    repro = data["reproducibility"]
+    assert repro["identical_rerun"] and repro["max_abs_loss_diff"] == 0.0, "one seed, compiled: identical losses"
+    assert repro["missing_metadata"] == []
+    assert repro["seed_spread_bpb"] > 0, "a second seed changes the run"
+    rows = {r["row"]: r["status"] for r in data["scorecard"]}
+    assert rows["reproducibility"] == ("pass" if repro["our_tree_clean"] else "fail")
+    ours = data["runs"]["ours"]
+    assert [e["step"] for e in ours["evals"]] == [0, 10, 20, 30]
+    assert ours["evals"][-1]["val_bpb"] < ours["evals"][0]["val_bpb"] - 0.1
+    assert ours["peak_memory_mb"] > 50 and ours["decode_tok_s"] > 0
+    return data
+
+
+@pytest.mark.slow
+def test_smoke_bench_offline_runs_ours_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(baseline.NANOCHAT_URL_ENV, str(tmp_path / "no-network"))
+    assert main(["bench", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
+    data = check_artifact(tmp_path)
+    assert data["baseline"]["status"] == "not run" and "cloning" in data["baseline"]["reason"]
+    assert [r["status"] for r in data["scorecard"][:2]] == ["baseline: not run"] * 2
+    assert data["runs"]["nanochat"] is None
+    report = next(tmp_path.glob("bench_smoke_*.md")).read_text()
+    assert "| quality | baseline: not run |" in report and "Baseline not run:" in report
+    assert "baseline not run" in capsys.readouterr().out
+
+
+NANOCHAT = os.environ.get("NANOCHAT_NEXT_TEST_NANOCHAT")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not NANOCHAT, reason="set NANOCHAT_NEXT_TEST_NANOCHAT (a checkout at the pinned ref) and "
+                                         "NANOCHAT_NEXT_TEST_NANOCHAT_PYTHON to run the smoke profile against it")
+def test_smoke_bench_against_nanochat(tmp_path):
+    python = os.environ.get("NANOCHAT_NEXT_TEST_NANOCHAT_PYTHON", sys.executable)
+    assert main(["bench", "--profile", "smoke", "--nanochat", NANOCHAT, "--nanochat-python", python, "--out",
+                 str(tmp_path), "--no-progress"]) == 0
+    data = check_artifact(tmp_path)
+    assert data["baseline"]["status"] == "run" and data["same_tokenizer"] and data["same_greedy_tokens"]
+    assert data["baseline"]["versions"]["torch"], "the Python that ran nanochat is on record"
+    ours, theirs = data["runs"]["ours"], data["runs"]["nanochat"]
+    assert ours["evals"][0]["val_bpb"] == pytest.approx(theirs["evals"][0]["val_bpb"], abs=1e-5)  # same init
+    assert data["scorecard"][0]["status"] == "pass"
+
+
+def test_bench_cli_bad_input_is_one_clear_line(tmp_path, capsys):
+    import torch
+
+    cases = [(["--profile", "smoke", "--nanochat", str(tmp_path)], "not a nanochat checkout"),
+             (["--profile", "smoke", "--nanochat", str(tmp_path), "--no-baseline"], "contradict"),
+             (["--profile", "smoke", "--nanochat-ref", "not-a-sha"], "commit hash"),
+             (["--profile", "smoke", "--steps", "-3"], "--steps: expected a positive integer")]
+    if not torch.cuda.is_available():
+        cases.append((["--profile", "a100"], "runs on cuda"))
+    for args, message in cases:
+        assert main(["bench", *args, "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and message in err and "\n" not in err, err
+    assert not (tmp_path / "out").exists(), "nothing is written for bad input"
+
+
+def fake_nanochat(path: Path) -> Path:
+    """A checkout that passes the import check but whose tokenizer training fails, as a broken nanochat would."""
+    make_repo(path)
+    (path / "nanochat").mkdir()
+    for module in ("__init__", "gpt", "dataloader", "tokenizer", "checkpoint_manager", "loss_eval", "engine",
+                   "report"):
+        (path / "nanochat" / f"{module}.py").write_text("")
+    (path / "scripts" / "__init__.py").write_text("")
+    (path / "scripts" / "base_eval.py").write_text("")
+    (path / "wandb.py").write_text("")
+    (path / "scripts" / "tok_train.py").write_text("raise SystemExit('tokenizer exploded')\n")
+    return path
+
+
+@pytest.mark.slow
+def test_a_failing_baseline_is_reported_and_ours_still_runs(tmp_path):
+    checkout = fake_nanochat(tmp_path / "nanochat")
+    result = harness.run_bench(harness.BenchOptions("smoke", nanochat=str(checkout), out=str(tmp_path / "out"),
+                                                steps=3, progress=False), log=lambda _: None)
+    assert result["baseline"]["status"] == "failed"
+    assert "tokenizer training failed" in result["baseline"]["reason"] and "tokenizer exploded" in \
+        result["baseline"]["reason"]
+    assert [r["status"] for r in result["scorecard"][:2]] == ["baseline: failed"] * 2
+    assert result["runs"]["ours"]["evals"], "ours ran without the baseline"
+    work = Path(result["artifacts"]["work"])
+    assert "tokenizer exploded" in (work / "nanochat_tok.log").read_text(), "the failing log is kept"
+    jsonschema.validate(json.loads(Path(result["artifacts"]["json"]).read_text()), SCHEMA)
