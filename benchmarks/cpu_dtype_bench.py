@@ -16,7 +16,8 @@ from nanochat_next.corpus import load_corpus, split_documents, train_val_split
 from nanochat_next.provenance import write_results
 from nanochat_next.runtime import choose_dtype, cpu_native_bf16, measure_matmul_flops
 from nanochat_next.tensor.packing import DocumentSource
-from nanochat_next.tensor.train import TensorRun, train
+from nanochat_next.tensor.config import TensorRun
+from nanochat_next.tensor.train import train
 from nanochat_next.tokenizer.bpe import BPETokenizer
 
 
@@ -33,9 +34,9 @@ def main() -> None:
     tok = BPETokenizer.train(train_docs, 4096)
     training = {}
     for dtype in ("float32", "bfloat16"):
-        run = TensorRun(num_iterations=args.steps, eval_every=0, eval_tokens=2048, dtype=dtype, device="cpu")
         with tempfile.TemporaryDirectory() as out:
-            result = train(run, DocumentSource.from_docs(train_docs), DocumentSource.from_docs(val_docs), tok, out,
+            run = TensorRun(steps=args.steps, eval_every=0, eval_tokens=2048, dtype=dtype, device="cpu", out=out)
+            result = train(run, DocumentSource.from_docs(train_docs), DocumentSource.from_docs(val_docs), tok,
                            progress=False, log=lambda *a, **k: None)
         training[dtype] = {"tok_per_s_median": round(result["tok_per_s_median"], 1),
                            "final_loss": result["final_loss"]}

@@ -27,7 +27,8 @@ import torch
 from nanochat_next.bench.harness import decode_speed
 from nanochat_next.bench.profiles import PINNED_NANOCHAT
 from nanochat_next.provenance import git_state, write_results
-from nanochat_next.tensor.train import TensorRun, build_model, model_config
+from nanochat_next.tensor.config import TensorRun
+from nanochat_next.tensor.model_io import build_model, model_config
 
 PROMPT_LEN, NEW_TOKENS, VOCAB, REPEATS = 64, 128, 4096, 5
 

@@ -78,17 +78,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def cpu_native_bf16() -> tuple[bool, str]:
-    """Whether this CPU does bf16 matmul fast (AMX-BF16 tiles), and how we know."""
+def cpu_native_bf16(cpuinfo: str | None = None) -> tuple[bool, str]:
+    """Whether this CPU does bf16 matmul fast (AMX-BF16 tiles), and how we know (from /proc/cpuinfo, or the
+    given text in its format)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            cpuinfo = ""
     flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
     if "amx_bf16" in flags:
         return True, "CPU flag amx_bf16 (AMX tiles)"
     if "avx512_bf16" in flags:

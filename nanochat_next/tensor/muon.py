@@ -52,8 +52,9 @@ def _f32(value: float) -> Tensor:
     return torch.tensor(value, dtype=torch.float32)
 
 
-def adamw_update(p: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step_t: Tensor, lr_t: Tensor,
-                 beta1: Tensor, beta2: Tensor, eps: Tensor, wd_t: Tensor) -> None:
+# a compiled kernel: each hyperparameter is its own 0-D tensor argument, so one graph serves every step
+def adamw_update(p: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step_t: Tensor,  # noqa: PLR0913
+                 lr_t: Tensor, beta1: Tensor, beta2: Tensor, eps: Tensor, wd_t: Tensor) -> None:
     """One AdamW step in place; every hyperparameter is a float32 0-D tensor."""
     p.mul_(1 - lr_t * wd_t)
     exp_avg.lerp_(grad, 1 - beta1)
@@ -62,8 +63,9 @@ def adamw_update(p: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, s
     p.add_(exp_avg / denom, alpha=-(lr_t / (1 - beta1**step_t)))
 
 
-def muon_update(grads: Tensor, params: Tensor, momentum_buffer: Tensor, second_moment: Tensor, momentum: Tensor,
-                lr: Tensor, weight_decay: Tensor, beta2: Tensor, ns_steps: int) -> None:
+# a compiled kernel: each hyperparameter is its own 0-D tensor argument, so one graph serves every step
+def muon_update(grads: Tensor, params: Tensor, momentum_buffer: Tensor, second_moment: Tensor,  # noqa: PLR0913
+                momentum: Tensor, lr: Tensor, weight_decay: Tensor, beta2: Tensor, ns_steps: int) -> None:
     """One Muon step on stacked (n, rows, cols) grads/params; updates params and buffers in place.
     Hyperparameters are float32 0-D tensors."""
     m = momentum.to(grads.dtype)

@@ -77,8 +77,9 @@ def parquet_shards(directory: str | Path) -> tuple[list[Path], list[Path]]:
 class PackingLoader:
     """Yields (inputs, targets) int64 tensors of shape (batch_size, seq_len), forever (epochs wrap)."""
 
-    def __init__(self, source: DocumentSource, tokenizer, batch_size: int, seq_len: int, rank: int = 0,
-                 world_size: int = 1, buffer_size: int = 1000, tokenizer_batch_size: int = 128,
+    # nanochat's loader parameters, plus the resume state: splitting them would only rename the same settings
+    def __init__(self, source: DocumentSource, tokenizer, batch_size: int, seq_len: int,  # noqa: PLR0913
+                 rank: int = 0, world_size: int = 1, buffer_size: int = 1000, tokenizer_batch_size: int = 128,
                  state: dict | None = None):
         if batch_size < 1 or seq_len < 1:
             raise UserError(f"batch size and sequence length must be positive, got {batch_size} and {seq_len}")

@@ -56,9 +56,16 @@ def test_cuda_dtype_by_capability(monkeypatch, capability, dtype, scaler):
         assert choose_dtype(torch.device("cuda"), "float16").grad_scaler
 
 
-def test_cpu_flags_detection_reads_proc_cpuinfo():
-    native, why = runtime.cpu_native_bf16()
-    assert isinstance(native, bool) and why
+@pytest.mark.parametrize("flags, native, reason", [
+    ("fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile", True, "amx_bf16"),
+    ("fpu sse2 avx512f avx512_bf16", False, "avx512_bf16 without AMX"),
+    ("fpu sse2 avx2", False, "no bf16 support"),
+    (None, False, "flags unknown"),
+])
+def test_cpu_flags_decide_bf16(flags, native, reason):
+    cpuinfo = "" if flags is None else f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\nbugs\t: x\n"
+    got, why = runtime.cpu_native_bf16(cpuinfo)
+    assert got is native and reason in why
 
 
 def test_profile_is_complete_without_compile_check():
@@ -71,5 +78,8 @@ def test_profile_is_complete_without_compile_check():
     assert "dtype" in text and "compile     unknown" in text
 
 
-def test_measured_matmul_flops_is_positive():
-    assert runtime.measure_matmul_flops("cpu", torch.float32, n=64, seconds=0.05) > 0
+def test_measured_matmul_flops_counts_2n3_per_product(monkeypatch):
+    ticks = iter(range(100))  # a clock that advances one second per reading
+    monkeypatch.setattr(runtime.time, "perf_counter", lambda: float(next(ticks)))
+    # start at 0; loop checks at 1 and 2 (< 2.5: two products), exit at 3; end at 4: 2 x 2n^3 in 4 s = n^3 / s
+    assert runtime.measure_matmul_flops("cpu", torch.float32, n=8, seconds=2.5) == 8**3

@@ -31,6 +31,10 @@ def test_sample_is_reproducible_and_streaming_matches(checkpoint):
     b = run_cli(*args, "--num-samples", "3", "--seed", "4", "--top-k", "20")
     assert a.returncode == 0, a.stderr
     assert a.stdout == b.stdout and a.stdout.count("KING") == 3
+    c = run_cli(*args, "--num-samples", "3", "--seed", "5", "--top-k", "20")
+    assert c.stdout != a.stdout, "another seed draws other samples"
+    samples = [s for s in a.stdout.split("-" * 40) if s.strip()]
+    assert len(samples) == 3 and all(len(s.strip()) > len("KING") for s in samples), "each sample continues"
     greedy = run_cli(*args, "--num-samples", "1", "--temperature", "0")
     streamed = run_cli(*args, "--num-samples", "1", "--temperature", "0", "--stream")
     assert greedy.stdout == streamed.stdout and greedy.stdout.startswith("KING")

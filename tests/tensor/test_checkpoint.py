@@ -160,15 +160,6 @@ def test_resume_with_changed_settings_is_refused(uninterrupted, tmp_path):
     assert result.returncode == 2 and "depth (was 1, now 2)" in result.stderr
 
 
-def test_no_pickle_loading_in_the_package():
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2] / "nanochat_next"
-    for path in root.glob("*.py"):
-        text = path.read_text()
-        assert "weights_only=False" not in text and "import pickle" not in text, path
-
-
 def test_nan_loss_names_the_last_good_checkpoint(tmp_path):
     bad = cli(*TINY, "--steps", "20", "--optimizer", "sgd", "--lr", "1e30", "--save-every", "1", "--out", str(tmp_path))
     assert bad.returncode == 2
