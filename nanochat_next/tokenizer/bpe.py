@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import regex
 import tiktoken
 
 from nanochat_next.atomic import write_text
@@ -39,6 +40,41 @@ SPECIAL_TOKENS = [
 MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)
 FORMAT = "nanochat-next/bpe"
 TRAINERS = ("rustbpe", "python")
+# tiktoken's and rustbpe's regex engine overflows its stack on a whitespace run of about 1,000,000 characters
+# (measured: 999,998 works, 1,000,000 panics); longer runs are refused before they reach it
+MAX_WHITESPACE_RUN = 990_000
+LONG_WHITESPACE = regex.compile(rf"\s{{{MAX_WHITESPACE_RUN},}}")
+PAIR_COUNT_LIMIT = 2**31 - 1  # rustbpe counts pairs in 32-bit integers
+
+
+def check_whitespace_runs(text: str) -> None:
+    """Refuse (one line) a text the Rust regex engine would crash on."""
+    if len(text) >= MAX_WHITESPACE_RUN and (m := LONG_WHITESPACE.search(text)):
+        raise UserError(f"the text has a run of {m.end() - m.start():,} whitespace characters (at character "
+                        f"{m.start():,}); tiktoken's and rustbpe's regex engine crash on runs of about 1,000,000: "
+                        "shorten it")
+
+
+def rust_call(call, what: str):
+    """Run a call into tiktoken/rustbpe; a Rust panic (a BaseException, not an Exception) becomes one line."""
+    try:
+        return call()
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        first = (str(exc).splitlines() or ["?"])[0][:160]
+        raise UserError(f"{what} crashed inside its Rust code ({first})") from None
+
+
+def rustbpe_shortfall(learned: int, requested: int, chars: int) -> str | None:
+    """Why rustbpe learned fewer merges than asked, when it is not because the text ran out of pairs: past
+    2^31-1 occurrences of a pair its 32-bit counts overflow and it silently stops (only possible on text of
+    at least that many bytes)."""
+    if learned >= requested or chars < PAIR_COUNT_LIMIT // 4:  # a UTF-8 character has at most 4 bytes
+        return None
+    return (f"rustbpe learned {learned:,} of {requested:,} merges on {chars:,} characters: a pair count may have "
+            "passed 2^31-1, where its 32-bit counters overflow; train on less text (--max-chars) or with "
+            "--trainer python")
 
 
 class BPETokenizer:
@@ -75,8 +111,12 @@ class BPETokenizer:
             import rustbpe
 
             rust = rustbpe.Tokenizer()
-            rust.train_from_iterator(seen, num_learned, pattern=pattern)
+            seen.check = check_whitespace_runs
+            rust_call(lambda: rust.train_from_iterator(seen, num_learned, pattern=pattern), "rustbpe training")
             token_bytes = [bytes(b) for b, _ in sorted(rust.get_mergeable_ranks(), key=lambda r: r[1])]
+            shortfall = rustbpe_shortfall(len(token_bytes), num_learned, seen.chars)
+            if shortfall:
+                raise UserError(shortfall)
         if seen.chars == 0:
             raise UserError("the training text is empty: give a corpus with some text in it")
         return cls(token_bytes, pattern)
@@ -105,11 +145,17 @@ class BPETokenizer:
 
     def encode(self, text: str, prepend_bos: bool = False, allow_special: bool = False) -> list[int]:
         """Token ids of text. Special-token strings in the text stay plain text unless allow_special."""
-        ids = self.enc.encode(text, allowed_special="all") if allow_special else self.enc.encode_ordinary(text)
+        check_whitespace_runs(text)
+        if allow_special:
+            ids = rust_call(lambda: self.enc.encode(text, allowed_special="all"), "tiktoken encoding")
+        else:
+            ids = rust_call(lambda: self.enc.encode_ordinary(text), "tiktoken encoding")
         return [self.bos_id, *ids] if prepend_bos else ids
 
     def encode_batch(self, texts: list[str], prepend_bos: bool = False, num_threads: int = 8) -> list[list[int]]:
-        batch = self.enc.encode_ordinary_batch(texts, num_threads=num_threads)
+        for text in texts:
+            check_whitespace_runs(text)
+        batch = rust_call(lambda: self.enc.encode_ordinary_batch(texts, num_threads=num_threads), "tiktoken encoding")
         return [[self.bos_id, *ids] for ids in batch] if prepend_bos else batch
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
@@ -193,10 +239,13 @@ class _CharCounter:
     def __init__(self, texts: Iterable[str]):
         self.texts = texts
         self.chars = 0
+        self.check = None  # a check of each text (the Rust trainer's limits)
 
     def __iter__(self) -> Iterator[str]:
         for text in self.texts:
             if not isinstance(text, str):
                 raise UserError(f"training texts must be str, got {type(text).__name__}")
+            if self.check:
+                self.check(text)
             self.chars += len(text)
             yield text

@@ -2,7 +2,8 @@
 
 The algorithm (the same as rustbpe's, so that the same text gives the same merges):
 
-1. Split every text with the regex pattern into chunks; count each distinct chunk. BPE never merges
+1. Split every text with the regex pattern into chunks (as tiktoken does, see ``split``); count each
+   distinct chunk. BPE never merges
    across chunk boundaries, so a chunk that occurs 1,000 times is processed once with weight 1,000.
 2. Every chunk starts as its UTF-8 bytes (ids 0..255). Count every adjacent pair of ids, weighted by
    the chunk's count, and remember which chunks hold each pair.
@@ -22,7 +23,7 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-import regex
+from nanochat_next.tokenizer.split import TiktokenSplitter
 
 # nanochat's split pattern: GPT-4's, except numbers split into runs of at most 2 digits (\p{N}{1,2})
 SPLIT_PATTERN = (
@@ -33,11 +34,12 @@ Pair = tuple[int, int]
 
 
 def count_chunks(texts: Iterable[str], pattern: str = SPLIT_PATTERN) -> Counter[str]:
-    """How often each regex chunk occurs across the texts."""
-    compiled = regex.compile(pattern)
+    """How often each chunk occurs across the texts, split exactly as tiktoken splits (``split``: the same
+    chunks on every code point, whatever Unicode version each regex engine knows)."""
+    splitter = TiktokenSplitter(pattern)
     counts: Counter[str] = Counter()
     for text in texts:
-        counts.update(compiled.findall(text))
+        counts.update(splitter.split(text))
     return counts
 
 

@@ -12,8 +12,10 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nanochat_next.tokenizer.bpe import BPETokenizer
+from nanochat_next.errors import UserError
+from nanochat_next.tokenizer.bpe import BPETokenizer, rustbpe_shortfall
 from nanochat_next.tokenizer.bpe_train import SPLIT_PATTERN, count_chunks, merges_to_token_bytes, train_merges
+from nanochat_next.tokenizer.split import TiktokenSplitter
 
 
 def rustbpe_token_bytes(texts: list[str], num_tokens: int) -> list[bytes]:
@@ -76,17 +78,74 @@ def test_merges_identical_on_adversarial_text(num_tokens):
         assert len(ours) < 2000, "this small text should run out of pairs before 2000 tokens"
 
 
-def test_regex_chunks_match_tiktoken_on_adversarial_text():
-    # tiktoken and rustbpe use fancy-regex; we use Python's `regex`. With no merges, BPE is the identity
-    # on bytes, so tiktoken's token ids are exactly the bytes of each chunk: compare the splits through that.
-    enc = tiktoken.Encoding("bytes-only", pat_str=SPLIT_PATTERN,
-                            mergeable_ranks={bytes([i]): i for i in range(256)}, special_tokens={})
-    import regex
+def tiktoken_chunks(chunks: list[str]) -> list[bytes]:
+    """tiktoken's tokens of the text made of ``chunks``, with every prefix of every chunk and of every two
+    adjacent chunks as tokens (and nothing else). Inside one of tiktoken's chunks the leftmost token is always a
+    prefix that can absorb its neighbour, so each chunk of tiktoken's comes out as ONE token if it is one of
+    ours or two of ours joined, and as pieces otherwise: the tokens equal ``chunks`` exactly when the splits
+    agree (finer and coarser splits both show)."""
+    ranks = {bytes([i]): i for i in range(256)}
+    for chunk in [*chunks, *(a + b for a, b in zip(chunks, chunks[1:]))]:
+        full = chunk.encode("utf-8", "surrogatepass")
+        for end in range(2, len(full) + 1):
+            ranks.setdefault(full[:end], len(ranks))
+    enc = tiktoken.Encoding("chunk-probe", pat_str=SPLIT_PATTERN, mergeable_ranks=ranks, special_tokens={})
+    return [enc.decode_single_token_bytes(t) for t in enc.encode_ordinary("".join(chunks))]
 
+
+def our_chunks(text: str) -> list[str]:
+    return TiktokenSplitter(SPLIT_PATTERN).split(text)
+
+
+def test_regex_chunks_match_tiktoken_on_adversarial_text():
     for doc in ADVERSARIAL_DOCS:
-        ours = [list(chunk.encode("utf-8")) for chunk in regex.findall(SPLIT_PATTERN, doc)]
-        assert sum(ours, []) == enc.encode_ordinary(doc)
+        ours = our_chunks(doc)
+        assert "".join(ours) == doc
+        assert [c.encode("utf-8") for c in ours] == tiktoken_chunks(ours), doc
     assert count_chunks(["a b", "a"])["a"] == 2
+
+
+def test_the_chunk_comparison_sees_a_different_split():
+    # one character per chunk covers the text like the real split does, but cuts it differently
+    assert tiktoken_chunks(list("Hello world")) != [c.encode() for c in "Hello world"]
+    assert tiktoken_chunks(["Hello", " world"]) == [b"Hello", b" world"]
+
+
+def test_a_letter_newer_than_the_rust_tables_splits_like_tiktoken():
+    # U+323B0 (CJK Extension J, Unicode 17): a letter to a current `regex`, unassigned to an older Rust engine
+    docs = ["A\U000323B0 " * 20 + "A\U000323B0"]
+    assert python_token_bytes(docs, 260) == rustbpe_token_bytes(docs, 260)
+    assert [c.encode() for c in our_chunks(docs[0])] == tiktoken_chunks(our_chunks(docs[0]))
+
+
+@pytest.mark.slow
+def test_every_code_point_splits_like_tiktoken():
+    """The whole code-point space, in blocks: a character after a letter, after a digit and alone, as our
+    Python split and tiktoken cut it. A `regex` or tiktoken upgrade with other Unicode tables fails here."""
+    splitter = TiktokenSplitter(SPLIT_PATTERN)
+    block = 4096
+    for start in range(0x80, 0x110000, block):
+        chars = [chr(c) for c in range(start, min(start + block, 0x110000)) if not 0xD800 <= c <= 0xDFFF]
+        text = "\n".join(f"A{c}x1{c} {c}" for c in chars)
+        ours = splitter.split(text)
+        assert [c.encode("utf-8", "surrogatepass") for c in ours] == tiktoken_chunks(ours), f"block {start:#x}"
+
+
+def test_whitespace_runs_the_rust_engine_cannot_split_are_one_clear_error():
+    tok = BPETokenizer.train(["hello world " * 50], 300)
+    long_run = "a" + " " * 1_000_000 + "b"
+    for call in (lambda: tok.encode(long_run), lambda: tok.encode_batch([long_run]),
+                 lambda: BPETokenizer.train([long_run], 300)):
+        with pytest.raises(UserError, match="run of 1,000,000 whitespace characters"):
+            call()
+    assert tok.decode(tok.encode("a" + "\t" * 900_000 + "b")) == "a" + "\t" * 900_000 + "b"  # below the limit
+    assert BPETokenizer.train([long_run, "hello"], 265, trainer="python").vocab_size == 265  # Python copes
+
+
+def test_rustbpe_overflow_is_named_not_silent():
+    assert rustbpe_shortfall(100, 100, 10**10) is None  # all merges learned
+    assert rustbpe_shortfall(40, 100, 10**6) is None  # a small text ran out of pairs: normal
+    assert "2^31-1" in rustbpe_shortfall(0, 100, 2**31)  # a huge text and no merges: the 32-bit counters
 
 
 @settings(max_examples=60, deadline=None)
