@@ -4,6 +4,7 @@ verifies such files later."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -65,7 +66,9 @@ def writable_dir(path: str | os.PathLike, flag: str = "--out", create: bool = Tr
     try:
         if not create:
             if not os.access(existing, os.W_OK | os.X_OK):
-                raise PermissionError(13, "Permission denied or read-only")
+                read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+                raise OSError(errno.EROFS if read_only else errno.EACCES,
+                              "Read-only file system" if read_only else "Permission denied")
             return path
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")

@@ -74,8 +74,12 @@ def download(url: str, dest: Path, sha256: str | None, timeout: float = 30.0, ve
     (its sha256 where one is pinned, else ``verify(tmp_path)``, which raises UserError on a bad file)."""
     from tqdm.auto import tqdm
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    except OSError as exc:  # before any network: a read-only or full cache is not an offline problem
+        raise UserError(f"cannot write to the cache {dest.parent} ({exc.strerror or exc}): set {CACHE_ENV} to a "
+                        "writable directory") from None
     tmp = Path(tmp_name)
     try:
         h = hashlib.sha256()

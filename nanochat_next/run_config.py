@@ -35,7 +35,10 @@ def write_config(path: str | Path, mode: str, config, overrides: dict | None = N
         record["based_on"] = based_on
     if overrides:
         record["overrides"] = overrides
-    return write_text(path, json.dumps(record, indent=2) + "\n")
+    try:
+        return write_text(path, json.dumps(record, indent=2) + "\n")
+    except OSError as exc:
+        raise UserError(f"could not write {path} ({exc.strerror or exc})") from None
 
 
 def read_config(path: str | Path) -> tuple[str, dict]:

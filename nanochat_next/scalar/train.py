@@ -11,6 +11,7 @@ mini-GPT trains one document per step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -87,6 +88,33 @@ def train_step(model: ScalarBigram | ScalarMiniGPT, opt, lr_multiplier: float, t
     return loss.data
 
 
+def write_metrics(metrics, record: dict, bar):
+    """One metrics line; on a write error (a full disk) say so once and go on without metrics (returns None):
+    the model itself is still saved, or rescued, at the end."""
+    try:
+        metrics.write(json.dumps(record) + "\n")
+        return metrics
+    except OSError as exc:
+        say = bar.write if bar is not None else print
+        say(f"cannot write {metrics.name} ({exc.strerror or exc}); training goes on without metrics")
+        with contextlib.suppress(OSError):
+            metrics.close()
+        return None
+
+
+def save_or_rescue(directory, model, tokenizer, summary: dict) -> Path:
+    """Save the checkpoint; if that fails (full or read-only disk), save it in a fresh temporary directory
+    instead and say where: a trained model is never thrown away."""
+    import tempfile
+
+    try:
+        return checkpoint.save(directory, model, tokenizer, summary)
+    except OSError as exc:
+        rescue = checkpoint.save(tempfile.mkdtemp(prefix="nanochat-next-rescue-"), model, tokenizer, summary)
+        raise UserError(f"could not write the checkpoint to {directory} ({exc.strerror or exc}); the trained model "
+                        f"was saved to {rescue} instead") from None
+
+
 def train(docs: Sequence[str], run: ScalarRun, checkpoint_dir: str | Path | None = None, progress: bool = True,
           on_step: Callable[[int, float], None] | None = None, data_name: str = "") -> dict:
     """Train per ``run``; save a checkpoint (also on Ctrl-C) if checkpoint_dir is given; return a summary."""
@@ -115,8 +143,8 @@ def train(docs: Sequence[str], run: ScalarRun, checkpoint_dir: str | Path | None
                 loss = train_step(model, opt, schedule(step), train_tokens, counts, step, run)
                 losses.append(loss)
                 if metrics is not None:
-                    metrics.write(json.dumps({"step": step, "loss": loss,
-                                              "lr": run.learning_rate * schedule(step)}) + "\n")
+                    metrics = write_metrics(metrics, {"step": step, "loss": loss,
+                                                      "lr": run.learning_rate * schedule(step)}, bar)
                 if on_step is not None:
                     on_step(step, loss)
                 if bar is not None:
@@ -146,5 +174,5 @@ def train(docs: Sequence[str], run: ScalarRun, checkpoint_dir: str | Path | None
         "val_documents_evaluated": min(len(val_tokens), run.eval_docs if run.model_kind == "mini-gpt" else math.inf),
     }
     if checkpoint_dir is not None:
-        summary["checkpoint"] = str(checkpoint.save(checkpoint_dir, model, tokenizer, summary))
+        summary["checkpoint"] = str(save_or_rescue(checkpoint_dir, model, tokenizer, summary))
     return {**summary, "model": model, "tokenizer": tokenizer, "losses": losses}

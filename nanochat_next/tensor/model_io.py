@@ -46,16 +46,21 @@ def save_model(directory: Path, model: torch.nn.Module, record: dict) -> Path:
     """model.safetensors + config.json (model config, style and ``record``), each via temp file + fsync + rename."""
     from dataclasses import asdict
 
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if isinstance(model, ClassicGPT):
         state.pop("lm_head.weight")  # tied to transformer.wte.weight
-    write_with(directory / "model.safetensors", lambda tmp: save_file(state, tmp))
     config = {"model_config": asdict(model.config), "model_kind": "bigram" if model.style == "bigram" else "mini-gpt",
               "style": model.style, **record}
-    write_text(directory / "config.json", json.dumps(config, indent=2) + "\n")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_with(directory / "model.safetensors", lambda tmp: save_file(state, tmp))
+        write_text(directory / "config.json", json.dumps(config, indent=2) + "\n")
+    except (OSError, SafetensorError) as exc:  # safetensors reports a full disk as its own error type
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UserError(f"could not save the model to {directory} ({why})") from None
     return directory
 
 

@@ -352,16 +352,22 @@ class ProgressLog:
     def say(self, text: str) -> None:
         (self.bar.write if self.bar else self.log)(text)
 
+    def write(self, record: dict) -> None:
+        try:
+            self.metrics.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise UserError(f"cannot write {self.metrics.name} ({exc.strerror or exc}); the checkpoints saved so far "
+                            "are intact (--resume latest continues from the newest)") from None
+
     def eval(self, step: int, bpb: float) -> None:
         if self.master:
-            self.metrics.write(json.dumps({"step": step, "val_bpb": bpb}) + "\n")
+            self.write({"step": step, "val_bpb": bpb})
             self.say(f"step {step:5d} | val bpb {bpb:.4f}")
 
     def step(self, step: int, loss: float, lrm: float, dt: float, tps: float, mfu: float) -> None:
         if not self.master:
             return
-        self.metrics.write(json.dumps({"step": step, "loss": loss, "lrm": lrm, "dt": dt, "tok_per_s": tps,
-                                       "mfu": mfu}) + "\n")
+        self.write({"step": step, "loss": loss, "lrm": lrm, "dt": dt, "tok_per_s": tps, "mfu": mfu})
         if self.bar:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}", mfu=f"{100 * mfu:.1f}%", refresh=False)

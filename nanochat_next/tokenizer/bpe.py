@@ -176,7 +176,12 @@ class BPETokenizer:
     # ------------------------------------------------------------------ save / load
     def save(self, directory: str | Path) -> Path:
         """Write tokenizer.tiktoken and tokenizer.json into directory (each atomically, JSON last)."""
-        directory = Path(directory)
+        try:
+            return self._save(Path(directory))
+        except OSError as exc:
+            raise UserError(f"could not save the tokenizer to {directory} ({exc.strerror or exc})") from None
+
+    def _save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         ranks_text = "".join(f"{base64.b64encode(tb).decode('ascii')} {i}\n" for i, tb in enumerate(self.token_bytes))
         meta = {
