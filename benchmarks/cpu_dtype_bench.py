@@ -15,8 +15,8 @@ import torch
 from nanochat_next.corpus import load_corpus, split_documents, train_val_split
 from nanochat_next.provenance import write_results
 from nanochat_next.runtime import choose_dtype, cpu_native_bf16, measure_matmul_flops
-from nanochat_next.tensor.packing import DocumentSource
 from nanochat_next.tensor.config import TensorRun
+from nanochat_next.tensor.packing import DocumentSource
 from nanochat_next.tensor.train import train
 from nanochat_next.tokenizer.bpe import BPETokenizer
 

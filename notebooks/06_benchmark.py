@@ -60,7 +60,6 @@ steps = 0  # 0 = the profile's number of steps
 
 # %%
 import tempfile
-from dataclasses import asdict
 
 import matplotlib.pyplot as plt
 
@@ -68,8 +67,13 @@ from nanochat_next.bench.harness import BenchOptions, run_bench
 from nanochat_next.bench.profiles import PROFILES
 from nanochat_next.bench.scorecard import scorecard_table
 
-for name, value in asdict(PROFILES[profile]).items():
-    print(f"{name:>22}: {value}")
+chosen = PROFILES[profile]
+print(f"{chosen.name}: {chosen.description}")
+print("the run config both sides train with (a TensorRun, as `nanochat-next train --config` takes):")
+for name in ("depth", "max_seq_len", "device_batch_size", "total_batch_size", "steps", "eval_every", "eval_tokens",
+             "vocab_size", "device", "dtype", "compile"):
+    print(f"{name:>22}: {getattr(chosen.run, name)}")
+print(f"{'seeds':>22}: {chosen.seeds}; target bpb {chosen.target_bpb}; quality tolerance {chosen.quality_tolerance}")
 
 # %% [markdown]
 # ## Run it

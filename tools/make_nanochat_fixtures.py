@@ -5,8 +5,8 @@
 The checkout must be karpathy/nanochat at 2f096867244e3d00a50284d1be05fa3f5dcfb84b (the script checks);
 importing it needs `filelock` besides torch. It builds a small modern GPT with every feature switched on
 (GQA, an S/L window pattern, value embeddings, lambdas), perturbs all weights so no path is zero, and
-records: the weights, a batch, nanochat's logits and losses, and the losses of 5 MuonAdamW steps with
-changing LR, momentum and weight decay. Output: nanochat_parity.safetensors + nanochat_parity.json.
+records: the weights, a batch, nanochat's logits and losses, and the losses and final weights of 5 MuonAdamW
+steps with changing LR, momentum and weight decay. Output: nanochat_parity.safetensors + nanochat_parity.json.
 
 nanochat wraps its two optimizer kernels in torch.compile, and Inductor's fused bfloat16 arithmetic
 rounds differently from the same code run eagerly (on CPU: ~7e-4 on a Muon update). So the 5 steps are
@@ -61,7 +61,7 @@ def main() -> None:
         logits = model(idx)
         loss_none = model(idx, targets, loss_reduction="none")
 
-    def five_steps() -> list[float]:
+    def five_steps() -> tuple[list[float], dict]:
         model.load_state_dict(weights)
         optimizer = model.setup_optimizer(**OPTIM)
         losses = []
@@ -77,18 +77,20 @@ def main() -> None:
             losses.append(loss.item())
         with torch.no_grad():
             losses.append(model(idx, targets).item())  # after the 5th step
-        return losses
+        return losses, {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
 
-    losses_compiled = five_steps()
+    losses_compiled, stepped_compiled = five_steps()
     compiled_kernels = (optim.adamw_step_fused, optim.muon_step_fused)
     optim.adamw_step_fused = optim.adamw_step_fused._torchdynamo_orig_callable  # the same code, run eagerly
     optim.muon_step_fused = optim.muon_step_fused._torchdynamo_orig_callable
-    losses = five_steps()
+    losses, stepped = five_steps()
     optim.adamw_step_fused, optim.muon_step_fused = compiled_kernels
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {f"weights.{k}": v for k, v in weights.items()}
+    tensors.update({f"stepped.{k}": v for k, v in stepped.items()})  # weights after the 5 eager steps
+    tensors.update({f"stepped_compiled.{k}": v for k, v in stepped_compiled.items()})
     tensors.update({"idx": idx, "targets": targets, "logits": logits.contiguous(), "loss_none": loss_none})
     save_file(tensors, out / "nanochat_parity.safetensors")
     meta = {"nanochat_ref": PINNED, "config": CONFIG, "optimizer": {**OPTIM, "adam_betas": list(OPTIM["adam_betas"])},

@@ -308,6 +308,8 @@ def run_loop(job: Job, state: LoopState, stop: GracefulStop, out: ProgressLog, r
             out.say(f"stopped by signal {stop.signals[0]} after step {step}; saved {last_saved}. Continue with "
                     "--resume latest")
             raise KeyboardInterrupt
+        if step == run.steps:
+            out.finish()  # the bar is complete: close it now, not redraw it under the last eval's line
         if step == run.steps or (run.eval_every > 0 and step % run.eval_every == 0):
             bpb = evaluate(job)
             state.evals.append({"step": step, "val_bpb": bpb, "time": time.perf_counter() - t_start})
@@ -372,12 +374,16 @@ class ProgressLog:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}", mfu=f"{100 * mfu:.1f}%", refresh=False)
 
+    def finish(self) -> None:
+        if self.bar:
+            self.bar.close()
+            self.bar = None
+
     def __enter__(self) -> ProgressLog:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.bar:
-            self.bar.close()
+        self.finish()
         if self.metrics:
             self.metrics.close()
 

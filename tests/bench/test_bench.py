@@ -185,6 +185,19 @@ def test_summarize_time_axis_and_target():
         (0.9 * 0.1 * 2 + 0.1 * 4) / (1 - 0.81))
 
 
+def test_steady_speed_leaves_out_warm_up_and_recompiles():
+    # a first run whose compile leaks into later steps (a cold cache): 5 warm-up steps, then two slow outliers
+    dts = [30.0, 9.0, 5.0, 2.0, 1.0] + [0.1] * 10 + [2.5, 0.1, 0.1, 3.0] + [0.1] * 10
+    steady = scorecard.steady_steps(dts, warmup=5)
+    assert steady == [i for i in range(5, len(dts)) if dts[i] == 0.1]
+    raw = {"tok_per_s": [512 / d for d in dts], "dt": dts, "evals": [{"step": 0, "val_bpb": 3.0}]}
+    assert scorecard.summarize(raw, 5, None)["tok_per_s"]["median"] == pytest.approx(5120)
+    # an identical warm rerun gives the same steady figure: the compile cache no longer decides it
+    warm = {"tok_per_s": [5120.0] * len(dts), "dt": [0.1] * len(dts), "evals": raw["evals"]}
+    assert scorecard.summarize(warm, 5, None)["tok_per_s"]["median"] == pytest.approx(5120)
+    assert scorecard.steady_steps([0.5, 0.5], warmup=5) == [0, 1], "too short to leave anything out"
+
+
 def test_run_process_measures_peak_rss_and_reports_failures(tmp_path):
     grow = "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096])"
     result = baseline.run_process([sys.executable, "-c", grow], tmp_path, dict(os.environ), tmp_path / "log")

@@ -74,6 +74,17 @@ def test_tok_train_then_tok_eval(tmp_path, capsys):
     assert json.loads((tmp_path / "ev2" / "tok_eval.json").read_text())["rows"][0]["vocab_size"] == 300
 
 
+def test_tok_eval_never_overwrites_an_earlier_result_by_default(tmp_path, monkeypatch, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"Paragraph {i}: the quick brown fox {i * 7} jumps." for i in range(100)))
+    monkeypatch.chdir(tmp_path)
+    for _ in range(3):
+        assert main(["tok-eval", "--corpus", str(corpus), "--vocab-sizes", "280"]) == 0
+    written = sorted(p.parent.name for p in (tmp_path / "out").glob("*/tok_eval.json"))
+    assert written == ["tok_eval", "tok_eval_2", "tok_eval_3"]
+    assert "wrote out/tok_eval_3/tok_eval.json" in capsys.readouterr().out
+
+
 def test_tok_train_on_the_default_corpus_uses_the_cache(tmp_path):
     result = run_cli("tok-train", "--vocab-size", "512", "--no-download", "--out", str(tmp_path / "tok"))
     assert result.returncode == 0, result.stderr
