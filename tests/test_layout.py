@@ -4,6 +4,7 @@ the training code, modules and functions stay readable, and a built wheel (as Co
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -106,8 +107,11 @@ def test_modules_and_functions_stay_readable(path):
 def test_a_built_wheel_imports_every_module(tmp_path):
     """Colab installs a non-editable wheel: every subpackage must be in it."""
     wheel_dir, site = tmp_path / "wheel", tmp_path / "site"
+    leftovers = [REPO / "build"] if not (REPO / "build").exists() else []  # setuptools builds in the tree
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                             str(wheel_dir), str(REPO)], capture_output=True, text=True)
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
     assert build.returncode == 0, build.stderr
     [wheel] = wheel_dir.glob("nanochat_next-*.whl")
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),

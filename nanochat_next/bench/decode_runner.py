@@ -95,6 +95,8 @@ def main(argv: list[str]) -> dict:
     import torch
 
     side, weights, config_path = argv
+    if side not in ("nanochat", "ours", "ours-nocache"):
+        raise SystemExit(f"unknown side {side!r} (nanochat, ours, ours-nocache)")
     with open(config_path) as f:
         cfg = json.load(f)
     state = torch.load(weights, weights_only=True)
@@ -103,10 +105,8 @@ def main(argv: list[str]) -> dict:
     autocast = torch.autocast(device.type, dtype=amp) if amp and device.type == "cuda" else contextlib.nullcontext()
     if side == "nanochat":
         stream = nanochat_stream(cfg, state, device)
-    elif side in ("ours", "ours-nocache"):
-        stream = our_stream(cfg, state, device, cache=side == "ours")
     else:
-        raise SystemExit(f"unknown side {side!r} (nanochat, ours, ours-nocache)")
+        stream = our_stream(cfg, state, device, cache=side == "ours")
     out = {}
     for batch in cfg.get("batches", [1]):
         runs = [measure(stream, batch, cfg, device, autocast) for _ in range(cfg["repeats"])]

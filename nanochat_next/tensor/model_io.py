@@ -25,7 +25,9 @@ MODEL_CLASSES = {"modern": GPT, "classic": ClassicGPT, "bigram": TensorBigram}
 
 
 def model_config(run: TensorRun, vocab_size: int) -> GPTConfig:
-    return config_for_depth(run.depth, vocab_size, run.aspect_ratio, run.head_dim, run.max_seq_len, run.window_pattern)
+    """The model's shape from the run; only the modern GPT has sliding windows (the others attend to all or none)."""
+    windows = run.window_pattern if run.model_kind == "mini-gpt" and run.style == "modern" else "L"
+    return config_for_depth(run.depth, vocab_size, run.aspect_ratio, run.head_dim, run.max_seq_len, windows)
 
 
 def model_class(run: TensorRun) -> type[torch.nn.Module]:

@@ -35,8 +35,8 @@ def scaled_hyperparameters(run: TensorRun, model: torch.nn.Module, vocab_size: i
     """(LR scale, weight decay) by nanochat's batch-size and horizon rules."""
     lr_scale = (run.total_batch_size / B_REF) ** 0.5
     with torch.device("meta"):
-        reference = GPT(config_for_depth(12, vocab_size, run.aspect_ratio, run.head_dim, run.max_seq_len,
-                                         run.window_pattern), init=False)
+        # windows do not change a parameter count
+        reference = GPT(config_for_depth(12, vocab_size, run.aspect_ratio, run.head_dim, run.max_seq_len), init=False)
     d_ref = PARAM_DATA_RATIO * scaling_params(reference)
     target_tokens = PARAM_DATA_RATIO * scaling_params(model)
     weight_decay = run.weight_decay * math.sqrt(run.total_batch_size / B_REF) * (d_ref / target_tokens)

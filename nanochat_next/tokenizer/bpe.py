@@ -121,10 +121,6 @@ class BPETokenizer:
             raise UserError("the training text is empty: give a corpus with some text in it")
         return cls(token_bytes, pattern)
 
-    @classmethod
-    def from_merges(cls, merges: Iterable[tuple[int, int]], pattern: str = SPLIT_PATTERN) -> BPETokenizer:
-        return cls(merges_to_token_bytes(merges), pattern)
-
     # ------------------------------------------------------------------ encode / decode
     @property
     def vocab_size(self) -> int:

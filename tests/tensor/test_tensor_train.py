@@ -116,3 +116,46 @@ def test_bad_tensor_input_is_one_clear_line(tmp_path, case):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert expected in lines[-1] and "Traceback" not in result.stderr, result.stderr
+
+
+def test_config_file_reproduces_a_run_and_records_overrides(tmp_path):
+    first = run_cli("train", "--mode", "tensor", "--steps", "5", "--eval-every", "0", "--seed", "7", "--dtype",
+                    "float32", "--out", str(tmp_path / "a"), *TINY)
+    assert first.returncode == 0, first.stderr
+    record = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert record["mode"] == "tensor" and record["config"]["seed"] == 7 and record["config"]["steps"] == 5
+    assert record["config"]["matrix_lr"] == 0.02, "defaults are written too: the file is the whole run"
+    again = run_cli("train", "--config", str(tmp_path / "a" / "config.json"), "--out", str(tmp_path / "b"))
+    assert again.returncode == 0, again.stderr
+    assert losses_of(tmp_path / "b") == losses_of(tmp_path / "a"), "the same run, bit for bit (one machine)"
+    replay = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert replay["overrides"] == {"out": str(tmp_path / "b")}
+    assert replay["based_on"] == str(tmp_path / "a" / "config.json")
+    other = run_cli("train", "--config", str(tmp_path / "a"), "--seed", "8", "--out", str(tmp_path / "c"))
+    assert other.returncode == 0 and losses_of(tmp_path / "c") != losses_of(tmp_path / "a")
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["overrides"]["seed"] == 8
+
+
+def test_scalar_config_file_reproduces_a_run(tmp_path):
+    args = ["--mode", "scalar", "--steps", "20", "--block-size", "8", "--eval-docs", "5", "--no-progress",
+            "--no-download"]
+    assert run_cli("train", *args, "--out", str(tmp_path / "a")).returncode == 0
+    again = run_cli("train", "--config", str(tmp_path / "a"), "--out", str(tmp_path / "b"))
+    assert again.returncode == 0, again.stderr
+    weights = [json.loads((tmp_path / d / "model.json").read_text())["weights"] for d in ("a", "b")]
+    assert weights[0] == weights[1]
+    mismatch = run_cli("train", "--config", str(tmp_path / "a"), "--mode", "tensor")
+    assert mismatch.returncode == 2 and "is a scalar run; drop --mode tensor" in mismatch.stderr
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--style", "classic", "--window-pattern", "SSL"], "the classic style has no sliding windows"),
+    (["--model-kind", "bigram", "--optimizer", "adamw", "--window-pattern", "SX"], None),  # the bigram has no windows
+])
+def test_config_rules_follow_the_model(tmp_path, extra, message):
+    result = run_cli("train", "--mode", "tensor", "--steps", "1", "--eval-every", "0", "--out", str(tmp_path),
+                     *TINY, *extra)
+    if message is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1]
