@@ -8,10 +8,10 @@ Rules (the same everywhere, printed at the start of every run):
   - CUDA with compute capability 8.0 or newer (A100, H100, RTX 30xx+): bfloat16.
   - CUDA older than 8.0 (T4, V100): float16 with a GradScaler. ``torch.cuda.is_bf16_supported()`` says
     True on a T4 through emulation, so we decide by capability, not by that call.
-  - CPU with AMX-BF16 tiles (Intel Sapphire Rapids and newer, when the VM exposes them): bfloat16.
-    AVX512-BF16 alone is not enough: on this project's 2-core Xeon VM (avx512_bf16, no AMX) bf16 matmul
-    measured slower than fp32 (results/cpu_dtype.md), so such CPUs train in float32.
-  - Any other CPU, and MPS: float32.
+  - CPU: measured, not guessed from flags (``dtype_choice``): bfloat16 autocast when it runs the model's own
+    matmuls (forward + backward) at least 10% faster than float32 on this machine and its measured quality
+    cost is within 0.01 val bpb; float32 otherwise. CPU flags only explain (``cpu_native_bf16``).
+  - MPS: float32.
 """
 
 from __future__ import annotations
@@ -114,8 +114,10 @@ class DtypeChoice:
         return str(self.dtype).removeprefix("torch.")
 
 
-def choose_dtype(device: torch.device | str, requested: str = "auto") -> DtypeChoice:
-    """Apply the dtype rules of this module; an explicit request is honoured unless the device can't do it."""
+def choose_dtype(device: torch.device | str, requested: str = "auto",
+                 shapes: list[tuple[int, int, int]] | None = None) -> DtypeChoice:
+    """Apply the dtype rules of this module; an explicit request is honoured unless the device can't do it.
+    ``shapes``: the model's matmuls (M, K, N) that a CPU measures for ``auto`` (default: the cpu profile's)."""
     device = torch.device(device)
     if requested not in DTYPE_CHOICES:
         raise UserError(f"unknown dtype {requested!r}; choose one of {', '.join(DTYPE_CHOICES)}")
@@ -134,10 +136,10 @@ def choose_dtype(device: torch.device | str, requested: str = "auto") -> DtypeCh
         return DtypeChoice(torch.float16, True,
                            f"CUDA compute capability {cap} < 8.0 has no fast bf16: fp16 with GradScaler")
     if device.type == "cpu":
-        native, why = cpu_native_bf16()
-        if native:
-            return DtypeChoice(torch.bfloat16, False, f"fast bf16 matmul on this CPU ({why})")
-        return DtypeChoice(torch.float32, False, f"no fast bf16 on this CPU ({why})")
+        from nanochat_next import dtype_choice
+
+        use_bf16, why = dtype_choice.decide(dtype_choice.measure(shapes))
+        return DtypeChoice(torch.bfloat16 if use_bf16 else torch.float32, False, why)
     return DtypeChoice(torch.float32, False, f"{device.type}: float32 (reduced precision not validated there)")
 
 

@@ -157,9 +157,10 @@ class CausalSelfAttention(nn.Module):
         q = self.c_q(x).view(B, n_tok, self.n_head, self.head_dim)
         k = self.c_k(x).view(B, n_tok, self.n_kv_head, self.head_dim)
         v = self.c_v(x).view(B, n_tok, self.n_kv_head, self.head_dim)
-        if ve is not None:
+        if ve is not None:  # add the token's value embedding to its values, through a per-head gate
             gate = 2 * torch.sigmoid(self.ve_gate(x[..., :VE_GATE_CHANNELS]))  # (B, T, n_kv_head) in (0, 2)
             v = v + gate.unsqueeze(-1) * ve.view(B, n_tok, self.n_kv_head, self.head_dim)
+        # rotate queries and keys by their positions, then QK-norm: attention logits stay bounded
         q, k = rms_norm(apply_rotary(q, cos, sin)), rms_norm(apply_rotary(k, cos, sin))
         if cache is not None:  # incremental decoding: attend over everything cached so far
             k, v = cache.update(self.layer, k, v)
@@ -252,15 +253,16 @@ class GPT(nn.Module):
                             f"10 x sequence_len {self.config.sequence_len})")
         if kv_cache is not None:
             kv_cache.check_room(n_tok)
-        cos, sin = self.cos[:, start:start + n_tok], self.sin[:, start:start + n_tok]
-        x = rms_norm(self.transformer.wte(idx))
-        x0 = x
+        cos, sin = self.cos[:, start:start + n_tok], self.sin[:, start:start + n_tok]  # angles of these positions
+        x = rms_norm(self.transformer.wte(idx))  # token embeddings, normed: (B, T, n_embd)
+        x0 = x  # kept: every block mixes the first embedding back in
         for i, block in enumerate(self.transformer.h):
-            x = self.resid_lambdas[i] * x + self.x0_lambdas[i] * x0
-            ve = self.value_embeds[str(i)](idx) if str(i) in self.value_embeds else None
-            x = block(x, ve, cos, sin, self.window_sizes[i], kv_cache)
+            x = self.resid_lambdas[i] * x + self.x0_lambdas[i] * x0  # learned per-layer blend
+            ve = self.value_embeds[str(i)](idx) if str(i) in self.value_embeds else None  # value embedding
+            x = block(x, ve, cos, sin, self.window_sizes[i], kv_cache)  # attention then MLP, each residual
         if kv_cache is not None:
             kv_cache.advance(n_tok)
+        # the head on the normed stream, padding columns dropped, then the soft-cap 15 tanh(x / 15) in fp32
         logits = self.lm_head(rms_norm(x))[..., : self.config.vocab_size].float()
         return logits_or_loss(SOFTCAP * torch.tanh(logits / SOFTCAP), targets, loss_reduction)
 

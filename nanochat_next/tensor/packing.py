@@ -114,19 +114,21 @@ class PackingLoader:
         self.buffer.extend(zip(ids, self._encode(ids)))
 
     def _row(self) -> list[int]:
-        capacity = self.seq_len + 1
+        """One row of seq_len + 1 tokens, filled with whole documents (each starts with <|bos|>)."""
+        capacity = self.seq_len + 1  # +1: the inputs are row[:-1], the targets row[1:]
         row: list[int] = []
         while len(row) < capacity:
-            while len(self.buffer) < self.buffer_size:
+            while len(self.buffer) < self.buffer_size:  # keep a pool of documents to choose from
                 self._refill()
             remaining = capacity - len(row)
+            # best fit: the longest buffered document that still fits whole in what is left of the row
             best, best_len = -1, 0
             for i, (_, tokens) in enumerate(self.buffer):
                 if best_len < len(tokens) <= remaining:
                     best, best_len = i, len(tokens)
             if best >= 0:
                 row.extend(self.buffer.pop(best)[1])
-            else:
+            else:  # none fits: fill the rest with the start of the shortest document (its tail is dropped)
                 shortest = min(range(len(self.buffer)), key=lambda i: len(self.buffer[i][1]))
                 row.extend(self.buffer.pop(shortest)[1][:remaining])
         return row
@@ -134,6 +136,7 @@ class PackingLoader:
     def _micro_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         rows = torch.tensor([self._row() for _ in range(self.batch_size)], dtype=torch.long)
         self.micro_batch += 1
+        # next-token prediction: position t of the input predicts position t of the target (= t + 1 of the row)
         return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
 
     def advance_to(self, micro_batch: int) -> None:

@@ -26,16 +26,18 @@ import torch
 import torch.distributed as dist
 
 from nanochat_next.atomic import write_text
+from nanochat_next.dtype_choice import model_shapes
 from nanochat_next.errors import UserError
 from nanochat_next.faults import crash_after_save
 from nanochat_next.interrupt import GracefulStop
-from nanochat_next.runtime import choose_dtype, measure_matmul_flops, resolve_device
+from nanochat_next.runtime import DtypeChoice, choose_dtype, measure_matmul_flops, resolve_device
 from nanochat_next.tensor import checkpoint
 from nanochat_next.tensor.config import RESUMABLE_CHANGES, TensorRun
 from nanochat_next.tensor.evaluate import evaluate_bpb
 from nanochat_next.tensor.memory import available_bytes, estimate_training_bytes, gigabytes
 from nanochat_next.tensor.model_io import build_model, model_class, model_config, save_model
 from nanochat_next.tensor.packing import DocumentSource, PackingLoader
+from nanochat_next.tensor.progress import ProgressLog
 from nanochat_next.tensor.recipe import build_optimizer, scaled_hyperparameters, set_step_hyperparameters
 from nanochat_next.tokenizer.bpe import BPETokenizer
 
@@ -64,6 +66,7 @@ class Job:
     model: torch.nn.Module
     forward: torch.nn.Module  # the model as the step calls it: compiled and/or wrapped in DDP
     optimizer: torch.optim.Optimizer
+    choice: DtypeChoice  # the compute dtype and why
     autocast: AbstractContextManager
     scaler: torch.amp.GradScaler | None
     grad_accum: int
@@ -135,7 +138,10 @@ def build_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, sources
               loader_state: dict | None = None) -> Job:
     """Model (nanochat's init for the seed), optimizer with nanochat's scaled hyperparameters, compile/DDP
     wrapping, mixed precision, and the training loader over ``sources[0]`` (at ``loader_state``, if given)."""
-    choice = choose_dtype(procs.device, run.dtype)
+    config = model_config(run, tokenizer.vocab_size)
+    shapes = model_shapes(run.tokens_per_micro_batch, config.n_embd, config.n_kv_head * config.head_dim,
+                          config.padded_vocab_size, config.n_layer)
+    choice = choose_dtype(procs.device, run.dtype, shapes)  # on a CPU, auto measures these very matmuls
     grad_accum = gradient_accumulation(run, procs.world)
     torch.manual_seed(run.seed)
     model = build_model(run, tokenizer.vocab_size, procs.device)
@@ -150,8 +156,8 @@ def build_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, sources
     scaler = torch.amp.GradScaler(procs.device.type) if choice.grad_scaler else None
     loader = PackingLoader(sources[0], tokenizer, run.device_batch_size, run.max_seq_len, procs.rank, procs.world,
                            state=loader_state)
-    return Job(run, procs, tokenizer, model, forward, optimizer, autocast, scaler, grad_accum, weight_decay, loader,
-               sources[1], Path(run.out) / "checkpoints")
+    return Job(run, procs, tokenizer, model, forward, optimizer, choice, autocast, scaler, grad_accum, weight_decay,
+               loader, sources[1], Path(run.out) / "checkpoints")
 
 
 def restore(job: Job, loaded: checkpoint.Loaded, log) -> LoopState:
@@ -294,7 +300,7 @@ def run_loop(job: Job, state: LoopState, stop: GracefulStop, out: ProgressLog, r
     run = job.run
     schedule = run.schedule()
     flops_per_token = job.model.flops_per_token()
-    peak = run.peak_flops or measure_matmul_flops(job.procs.device, choose_dtype(job.procs.device, run.dtype).dtype)
+    peak = run.peak_flops or measure_matmul_flops(job.procs.device, job.choice.dtype)
     t_start = time.perf_counter()
     last_saved = None
     while True:
@@ -331,61 +337,13 @@ def run_loop(job: Job, state: LoopState, stop: GracefulStop, out: ProgressLog, r
 
 
 def announce(job: Job, log) -> None:
-    run, procs = job.run, job.procs
-    choice = choose_dtype(procs.device, run.dtype)
+    run, procs, choice = job.run, job.procs, job.choice
     params = sum(p.numel() for p in job.model.parameters())
     log(f"device {procs.device} | dtype {choice.name}{' + GradScaler' if job.scaler else ''} ({choice.reason}) | "
         f"compile {run.compile} | processes {procs.world}")
     log(f"{run.model_kind}/{run.style}: {params:,} parameters, {job.model.flops_per_token():,} FLOPs/token | batch "
         f"{run.total_batch_size:,} tokens = {run.device_batch_size} x {run.max_seq_len} x {job.grad_accum} "
         f"accumulation x {procs.world} processes | Muon weight decay {job.weight_decay:.4f}")
-
-
-class ProgressLog:
-    """The progress bar (resumed runs start where they left off) and the metrics lines of rank 0."""
-
-    def __init__(self, job: Job, state: LoopState, progress: bool, log):
-        self.master, self.log, self.metrics, self.bar = job.procs.master, log, None, None
-        if self.master and progress:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=job.run.steps, initial=state.step, desc=f"train {job.run.style}", unit="step")
-
-    def say(self, text: str) -> None:
-        (self.bar.write if self.bar else self.log)(text)
-
-    def write(self, record: dict) -> None:
-        try:
-            self.metrics.write(json.dumps(record) + "\n")
-        except OSError as exc:
-            raise UserError(f"cannot write {self.metrics.name} ({exc.strerror or exc}); the checkpoints saved so far "
-                            "are intact (--resume latest continues from the newest)") from None
-
-    def eval(self, step: int, bpb: float) -> None:
-        if self.master:
-            self.write({"step": step, "val_bpb": bpb})
-            self.say(f"step {step:5d} | val bpb {bpb:.4f}")
-
-    def step(self, step: int, loss: float, lrm: float, dt: float, tps: float, mfu: float) -> None:
-        if not self.master:
-            return
-        self.write({"step": step, "loss": loss, "lrm": lrm, "dt": dt, "tok_per_s": tps, "mfu": mfu})
-        if self.bar:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}", mfu=f"{100 * mfu:.1f}%", refresh=False)
-
-    def finish(self) -> None:
-        if self.bar:
-            self.bar.close()
-            self.bar = None
-
-    def __enter__(self) -> ProgressLog:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.finish()
-        if self.metrics:
-            self.metrics.close()
 
 
 def summarize(job: Job, state: LoopState, seconds: float) -> dict:
@@ -395,7 +353,7 @@ def summarize(job: Job, state: LoopState, seconds: float) -> dict:
         "steps": len(state.losses), "final_loss": state.losses[-1] if state.losses else math.nan,
         "final_val_bpb": state.evals[-1]["val_bpb"] if state.evals else math.nan, "evals": state.evals,
         "tok_per_s_median": steady[len(steady) // 2] if steady else math.nan,
-        "dtype": choose_dtype(procs.device, job.run.dtype).name, "device": str(procs.device),
+        "dtype": job.choice.name, "device": str(procs.device),
         "processes": procs.world, "grad_accum": job.grad_accum,
         "num_params": sum(p.numel() for p in job.model.parameters()), "train_seconds": seconds,
         # CUDA: the allocator's peak (what nanochat reports); elsewhere None (measure the process's RSS instead)

@@ -32,13 +32,16 @@ def test_unknown_device_and_dtype():
         choose_dtype("cpu", "fp8")
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_cpu_dtype_follows_native_bf16(monkeypatch, native):
-    monkeypatch.setattr(runtime, "cpu_native_bf16", lambda: (native, "test"))
+@pytest.mark.parametrize("fp32, bf16, expected", [(0.200, 0.080, torch.bfloat16), (0.100, 0.200, torch.float32),
+                                                   (0.100, 0.095, torch.float32)])  # 1.05x: within noise
+def test_cpu_auto_dtype_follows_the_measurement(monkeypatch, fp32, bf16, expected):
+    from nanochat_next import dtype_choice
+
+    monkeypatch.setattr(dtype_choice, "measure", lambda shapes=None: dtype_choice.DtypeMeasurement(fp32, bf16, "k"))
     choice = choose_dtype("cpu")
-    assert choice.dtype == (torch.bfloat16 if native else torch.float32)
-    assert not choice.grad_scaler
-    assert choose_dtype("cpu", "float32").dtype == torch.float32
+    assert choice.dtype == expected and not choice.grad_scaler
+    assert f"{fp32 / bf16:.2f}x" in choice.reason, "the figures behind the choice are printed"
+    assert choose_dtype("cpu", "float32").dtype == torch.float32, "an explicit dtype is never overruled"
 
 
 @pytest.mark.parametrize("capability, dtype, scaler", [((7, 5), torch.float16, True), ((8, 0), torch.bfloat16, False),
