@@ -185,6 +185,21 @@ def measure_matmul_flops(device: torch.device | str, dtype: torch.dtype, n: int 
     return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
+def measure_memory_bandwidth(device: torch.device | str = "cpu", megabytes: int = 256, seconds: float = 0.5) -> float:
+    """Measured copy bandwidth in bytes/s (bytes read + bytes written per second), the denominator of MBU."""
+    device = torch.device(device)
+    src = torch.ones(megabytes * 2**18, device=device)  # 4-byte floats
+    dst = torch.empty_like(src)
+    dst.copy_(src)  # warm-up: pages touched
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        dst.copy_(src)
+        reps += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * src.numel() * 4 * reps / (time.perf_counter() - t0)
+
+
 def device_description(device: torch.device) -> str:
     """A human name for the device: the GPU model or the CPU model."""
     if device.type == "cuda":

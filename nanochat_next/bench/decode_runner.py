@@ -3,7 +3,9 @@
     python -m nanochat_next.bench.decode_runner SIDE WEIGHTS CONFIG      (ours)
     python PATH/TO/decode_runner.py nanochat WEIGHTS CONFIG              (nanochat's Python, in its checkout)
 
-SIDE is ``nanochat`` (its Engine), ``ours`` (our Engine) or ``ours-nocache`` (a full forward per new token).
+SIDE is ``nanochat`` (its Engine), ``ours`` (our Engine), ``ours-compiled`` (our Engine with the compiled
+one-token step, ``tensor.fast_decode``; one untimed warm-up generation per batch size compiles it, and its
+seconds are reported as ``warmup_s``) or ``ours-nocache`` (a full forward per new token).
 WEIGHTS is a ``torch.save``d state dict (loaded with ``weights_only=True``); CONFIG a JSON file with
 ``model_config``, ``prompt`` (token ids), ``new_tokens``, ``repeats``, ``device``, ``dtype``, ``nanochat`` (its
 checkout) and optionally ``batches``. Both engines decode exactly ``new_tokens`` tokens (nothing stops them
@@ -19,6 +21,8 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+
+SIDES = ("nanochat", "ours", "ours-compiled", "ours-nocache")
 
 
 def nanochat_stream(cfg: dict, state: dict, device) -> Callable[[int], Iterator[list[int]]]:
@@ -47,7 +51,8 @@ def nanochat_stream(cfg: dict, state: dict, device) -> Callable[[int], Iterator[
     return stream
 
 
-def our_stream(cfg: dict, state: dict, device, cache: bool = True) -> Callable[[int], Iterator[list[int]]]:
+def our_stream(cfg: dict, state: dict, device, cache: bool = True,
+               compile: bool = False) -> Callable[[int], Iterator[list[int]]]:
     import torch
 
     from nanochat_next.tensor.engine import Engine
@@ -56,7 +61,7 @@ def our_stream(cfg: dict, state: dict, device, cache: bool = True) -> Callable[[
     model = GPT(GPTConfig(**cfg["model_config"]), init=False)
     model.load_state_dict(state, strict=True)
     model.to(device).eval()
-    engine = Engine(model)
+    engine = Engine(model, compile=compile)
 
     def stream(batch: int) -> Iterator[list[int]]:
         yield from engine.generate(cfg["prompt"], cfg["new_tokens"], num_samples=batch, temperature=0.0,
@@ -95,8 +100,8 @@ def main(argv: list[str]) -> dict:
     import torch
 
     side, weights, config_path = argv
-    if side not in ("nanochat", "ours", "ours-nocache"):
-        raise SystemExit(f"unknown side {side!r} (nanochat, ours, ours-nocache)")
+    if side not in SIDES:
+        raise SystemExit(f"unknown side {side!r} ({', '.join(SIDES)})")
     with open(config_path) as f:
         cfg = json.load(f)
     state = torch.load(weights, weights_only=True)
@@ -106,12 +111,19 @@ def main(argv: list[str]) -> dict:
     if side == "nanochat":
         stream = nanochat_stream(cfg, state, device)
     else:
-        stream = our_stream(cfg, state, device, cache=side == "ours")
+        stream = our_stream(cfg, state, device, cache=side != "ours-nocache", compile=side == "ours-compiled")
     out = {}
     for batch in cfg.get("batches", [1]):
+        warmup = None
+        if side == "ours-compiled":  # compile this batch size's graph before timing
+            t0 = time.perf_counter()
+            for _ in stream(batch):
+                pass
+            warmup = time.perf_counter() - t0
         runs = [measure(stream, batch, cfg, device, autocast) for _ in range(cfg["repeats"])]
         out[batch] = {"prefill_tok_s": statistics.median(r["prefill_tok_s"] for r in runs),
-                      "decode_tok_s": statistics.median(r["decode_tok_s"] for r in runs), "tokens": runs[0]["tokens"]}
+                      "decode_tok_s": statistics.median(r["decode_tok_s"] for r in runs), "tokens": runs[0]["tokens"],
+                      "warmup_s": warmup}
     return out
 
 

@@ -23,7 +23,7 @@ class Profile:
 
     name: str
     description: str
-    run: TensorRun
+    run: TensorRun  # dtype "auto" on a CPU: measured on the machine that runs it (dtype_choice)
     corpus: str  # a known corpus (paragraph documents, last 10% = val shard) or "fineweb-edu:N" (N shards)
     target_bpb: float | None  # for time to target; None = nanochat's final bpb + quality_tolerance
     quality_tolerance: float  # pass when our final val bpb <= nanochat's + this
@@ -34,6 +34,7 @@ class Profile:
     decode_prompt_tokens: int = 32
     decode_new_tokens: int = 64
     decode_repeats: int = 3
+    dtype_reason: str = ""  # why our side runs in its dtype (set when the profile is resolved on a machine)
 
     @classmethod
     def from_flat(cls, flat: dict) -> Profile:
@@ -57,12 +58,12 @@ def _run(**fields) -> TensorRun:
 # the GPU rows are configs, not measurements: no GPU number is claimed until a GPU run commits its artifact.
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("smoke", "the whole pipeline in under 2 minutes on a 2-core CPU (CI): depth 2, 30 steps",
-            _run(device="cpu", dtype="float32", vocab_size=512, depth=2, max_seq_len=128, device_batch_size=4,
+            _run(device="cpu", dtype="auto", vocab_size=512, depth=2, max_seq_len=128, device_batch_size=4,
                  total_batch_size=512, steps=30, eval_every=10, eval_tokens=4096),
             corpus="tinyshakespeare", target_bpb=4.5, quality_tolerance=0.02, warmup_steps=5,
             decode_prompt_tokens=16, decode_new_tokens=32),
     Profile("cpu", "the CPU comparison: depth 4, seq 256, 2048-token steps, 200 steps on tinyshakespeare",
-            _run(device="cpu", dtype="float32", vocab_size=4096, depth=4, max_seq_len=256, device_batch_size=8,
+            _run(device="cpu", dtype="auto", vocab_size=4096, depth=4, max_seq_len=256, device_batch_size=8,
                  total_batch_size=2048, steps=200, eval_every=25, eval_tokens=16384),
             corpus="tinyshakespeare", target_bpb=2.5, quality_tolerance=0.005),
     Profile("t4", "Colab T4 (16 GB, no bf16): ours fp16 + GradScaler, depth 6, seq 512, 300 steps on FineWeb-EDU",
@@ -97,6 +98,7 @@ def resolve_profile(name: str, steps: int | None = None, device: str | None = No
     """The profile with the command line's overrides; the device resolved (absent = an error). A device other
     than the profile's gets our default dtype for it."""
     from nanochat_next.runtime import choose_dtype, resolve_device
+    from nanochat_next.tensor.model_io import run_shapes
 
     if name not in PROFILES:
         raise UserError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")
@@ -110,5 +112,7 @@ def resolve_profile(name: str, steps: int | None = None, device: str | None = No
         where = f"--device {device}" if device else f"profile {name!r} runs on {run.device}"
         raise UserError(f"{where}: {exc}. Pass --device cpu to run its config on the CPU, or pick a CPU profile "
                         "(smoke, cpu)") from None
-    dtype = run.dtype if resolved.type == run.device else choose_dtype(resolved).name
-    return replace(profile, run=replace(run, device=resolved.type, dtype=dtype))
+    # our dtype: the profile's on its own device (auto on a CPU = measured there), our rule on another device
+    requested = run.dtype if resolved.type == run.device else "auto"
+    choice = choose_dtype(resolved, requested, run_shapes(run, run.vocab_size))
+    return replace(profile, run=replace(run, device=resolved.type, dtype=choice.name), dtype_reason=choice.reason)

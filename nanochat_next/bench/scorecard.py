@@ -105,7 +105,8 @@ def scorecard(profile: Profile, runs: dict, baseline: Baseline, reproducibility:
                            f"seed spread {reproducibility['seed_spread_bpb']:.4f}"},
                 {"row": "speed", "status": "pass" if tps_ratio >= SPEED_THRESHOLD and ttt_ok else "fail",
                  "value": {"tok_per_s_ratio": tps_ratio, "time_to_target_ratio": ttt_ratio}, "threshold": speed_rule,
-                 "detail": f"tok/s ratio {tps_ratio:.2f}x{noise_text}; {ttt_text}" + decode_text}]
+                 "detail": f"tok/s ratio {tps_ratio:.2f}x (ours {ours.get('dtype')}, nanochat {nc.get('dtype')})"
+                           f"{noise_text}; {ttt_text}" + decode_text}]
     ok = (reproducibility["identical_rerun"] and not reproducibility["missing_metadata"]
           and reproducibility["our_tree_clean"])
     diff = reproducibility["max_abs_loss_diff"]
@@ -147,6 +148,10 @@ def scorecard_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def dtype_why(cfg: dict) -> str:
+    return f" ({cfg['dtype_reason']})" if cfg.get("dtype_reason") else ""
+
+
 def report(data: dict, metadata: dict) -> str:
     """The .md for people: scorecard first, then the runs, reproducibility and where it ran."""
     cfg, runs, base = data["config"], data["runs"], data["baseline"]
@@ -155,7 +160,8 @@ def report(data: dict, metadata: dict) -> str:
         f"# Benchmark `{data['profile']}`: ours vs nanochat",
         "",
         f"{PROFILES[data['profile']].description}. Device {metadata['run']['device_name']}; "
-        f"ours {cfg['our_dtype']}, compile {cfg['compile']}. Same data ({cfg['corpus']}, nanochat's parquet layout), "
+        f"ours {cfg['our_dtype']}{dtype_why(cfg)}, compile {cfg['compile']}. "
+        f"Same data ({cfg['corpus']}, nanochat's parquet layout), "
         f"same tokenizer (vocab {cfg['vocab_size']}; identical: {data['same_tokenizer']}), same config (depth "
         f"{cfg['depth']}, seq {cfg['max_seq_len']}, batch {cfg['device_batch_size']} x {cfg['max_seq_len']}, "
         f"{cfg['total_batch_size']:,} tokens/step, window {cfg['window_pattern']}, {cfg['steps']} steps), seed "

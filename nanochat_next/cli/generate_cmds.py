@@ -30,6 +30,7 @@ def register(sub, fmt) -> None:
     p.add_argument("--max-new-tokens", type=positive_int, default=100, help="most tokens generated per sample")
     add_sampling_flags(p, temperature=0.8, top_k=None, scalar=True)
     p.add_argument("--stream", action="store_true", help="tensor: print text as it is generated")
+    add_compile_flag(p)
     add_device_flag(p, "tensor: device")
     p.set_defaults(func=cmd_sample)
 
@@ -41,8 +42,15 @@ def register(sub, fmt) -> None:
     p.add_argument("--checkpoint", default="out/tensor", help="a tensor training output directory")
     p.add_argument("--max-new-tokens", type=positive_int, default=64, help="most tokens per reply")
     add_sampling_flags(p, temperature=0.8, top_k=50)
+    add_compile_flag(p)
     add_device_flag(p)
     p.set_defaults(func=cmd_chat)
+
+
+def add_compile_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compile", action="store_true",
+                   help="tensor, modern GPT: decode with one compiled graph per token (tensor/fast_decode.py); "
+                        "compiling takes seconds once, then each token is faster")
 
 
 def checkpoint_mode(path: str) -> str:
@@ -64,7 +72,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from nanochat_next.tensor.model_io import load_trained
 
     model, tokenizer, _ = load_trained(args.checkpoint, args.device)
-    engine = Engine(model, tokenizer)
+    engine = Engine(model, tokenizer, compile=args.compile)
     prompt = tokenizer.encode(args.prompt, prepend_bos=True)
     options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     count = args.num_samples
@@ -131,7 +139,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from nanochat_next.tensor.model_io import load_trained
 
     model, tok, _ = load_trained(args.checkpoint, args.device)
-    engine = Engine(model, tok)
+    engine = Engine(model, tok, compile=args.compile)
     room = engine.context - args.max_new_tokens  # the prompt may use the rest of the context
     if room < 5:  # <|bos|> <|user_start|> (at least one token) <|user_end|> <|assistant_start|>
         raise UserError(f"--max-new-tokens {args.max_new_tokens} leaves no room for a message in the model's context "

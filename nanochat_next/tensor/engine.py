@@ -52,12 +52,23 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
 
 
 class Engine:
-    def __init__(self, model: torch.nn.Module, tokenizer=None):
+    def __init__(self, model: torch.nn.Module, tokenizer=None, compile: bool = False):
+        """``compile=True`` decodes with one compiled graph per step (``fast_decode``; modern GPT only): the
+        first generation of each batch size pays the compilation (seconds), later ones run it."""
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
         self.context = model.config.sequence_len
         self.stop_reason: list[str] = []
+        self.step = None
+        if compile:
+            from nanochat_next.tensor.fast_decode import compiled_step
+            from nanochat_next.tensor.gpt import GPT
+
+            if not isinstance(model, GPT):
+                raise UserError(f"compiled decoding is for the modern GPT; decode the {model.style} model without "
+                                "--compile")
+            self.step = compiled_step(model)
 
     def default_stop_tokens(self) -> set[int]:
         if self.tokenizer is None or not hasattr(self.tokenizer, "special_tokens"):
@@ -109,7 +120,16 @@ class Engine:
             yield out
             if all(done) or step == budget - 1:
                 return
-            logits = self.model(tokens[:, None], kv_cache=cache)[:, -1]
+            logits = self._decode(tokens[:, None], cache)
+
+    def _decode(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits after one more token per row: the compiled static-cache step, or the eager forward."""
+        if self.step is None:
+            return self.model(tokens, kv_cache=cache)[:, -1]
+        cache.check_room(1)
+        logits = self.step(tokens, torch.tensor(cache.pos, device=self.device), cache.k, cache.v)
+        cache.advance(1)
+        return logits
 
     def generate_batch(self, prompt: Sequence[int], max_new_tokens: int, num_samples: int = 1,
                        **kwargs) -> list[list[int]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from nanochat_next.atomic import write_text, write_with
+from nanochat_next.dtype_choice import model_shapes
 from nanochat_next.errors import UserError
 from nanochat_next.runtime import resolve_device
 from nanochat_next.tensor.bigram import TensorBigram
@@ -28,6 +29,13 @@ def model_config(run: TensorRun, vocab_size: int) -> GPTConfig:
     """The model's shape from the run; only the modern GPT has sliding windows (the others attend to all or none)."""
     windows = run.window_pattern if run.model_kind == "mini-gpt" and run.style == "modern" else "L"
     return config_for_depth(run.depth, vocab_size, run.aspect_ratio, run.head_dim, run.max_seq_len, windows)
+
+
+def run_shapes(run: TensorRun, vocab_size: int) -> list[tuple[int, int, int]]:
+    """The matmuls (M, K, N) of one micro-batch of this run's model: what ``--dtype auto`` times on a CPU."""
+    c = model_config(run, vocab_size)
+    return model_shapes(run.tokens_per_micro_batch, c.n_embd, c.n_kv_head * c.head_dim, c.padded_vocab_size,
+                        c.n_layer)
 
 
 def model_class(run: TensorRun) -> type[torch.nn.Module]:

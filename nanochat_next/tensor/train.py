@@ -26,7 +26,6 @@ import torch
 import torch.distributed as dist
 
 from nanochat_next.atomic import write_text
-from nanochat_next.dtype_choice import model_shapes
 from nanochat_next.errors import UserError
 from nanochat_next.faults import crash_after_save
 from nanochat_next.interrupt import GracefulStop
@@ -35,7 +34,7 @@ from nanochat_next.tensor import checkpoint
 from nanochat_next.tensor.config import RESUMABLE_CHANGES, TensorRun
 from nanochat_next.tensor.evaluate import evaluate_bpb
 from nanochat_next.tensor.memory import available_bytes, estimate_training_bytes, gigabytes
-from nanochat_next.tensor.model_io import build_model, model_class, model_config, save_model
+from nanochat_next.tensor.model_io import build_model, model_class, model_config, run_shapes, save_model
 from nanochat_next.tensor.packing import DocumentSource, PackingLoader
 from nanochat_next.tensor.progress import ProgressLog
 from nanochat_next.tensor.recipe import build_optimizer, scaled_hyperparameters, set_step_hyperparameters
@@ -138,10 +137,8 @@ def build_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, sources
               loader_state: dict | None = None) -> Job:
     """Model (nanochat's init for the seed), optimizer with nanochat's scaled hyperparameters, compile/DDP
     wrapping, mixed precision, and the training loader over ``sources[0]`` (at ``loader_state``, if given)."""
-    config = model_config(run, tokenizer.vocab_size)
-    shapes = model_shapes(run.tokens_per_micro_batch, config.n_embd, config.n_kv_head * config.head_dim,
-                          config.padded_vocab_size, config.n_layer)
-    choice = choose_dtype(procs.device, run.dtype, shapes)  # on a CPU, auto measures these very matmuls
+    # on a CPU, --dtype auto times this model's own matmuls in both dtypes (dtype_choice)
+    choice = choose_dtype(procs.device, run.dtype, run_shapes(run, tokenizer.vocab_size))
     grad_accum = gradient_accumulation(run, procs.world)
     torch.manual_seed(run.seed)
     model = build_model(run, tokenizer.vocab_size, procs.device)
