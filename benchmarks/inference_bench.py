@@ -66,7 +66,8 @@ def main() -> None:
     same_tokens = all(r["by_batch"][1]["tokens"] == nanochat["by_batch"][1]["tokens"]
                       for r in (ours, compiled, nocache))
     bandwidth, peak = measure_memory_bandwidth("cpu"), measure_matmul_flops("cpu", torch.float32)
-    weight_bytes = 4 * sum(p.numel() for p in model.parameters())
+    # bytes a decode step reads: every matrix of the blocks and the head; embeddings are only indexed (a row)
+    weight_bytes = 4 * (sum(p.numel() for p in model.transformer.h.parameters()) + model.lm_head.weight.numel())
     c = model_config(run, VOCAB)
     kv_per_position = 2 * c.n_layer * c.n_kv_head * c.head_dim * 4  # keys and values, fp32
 

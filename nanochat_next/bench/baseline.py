@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -119,29 +120,41 @@ print(hashlib.sha256(repr(items).encode()).hexdigest())
 """
 
 
+# Runs a command as its child and writes the child's peak RSS (ru_maxrss) to a file. A child's ru_maxrss starts at
+# its parent's RSS at fork, so the command is started from this small process, not from the benchmark (which
+# holds torch: hundreds of MB that would be a floor under every figure).
+LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_process(cmd: list[str], cwd: str | Path, env: dict, log_path: Path, poll=None) -> dict:
-    """Run ``cmd`` with its output in ``log_path``; wall seconds and the process tree's peak RSS (MB).
-    ``poll()``, if given, is called about once a second while it runs (progress)."""
+    """Run ``cmd`` with its output in ``log_path``; wall seconds and the process's peak RSS (MB), measured by
+    a small launcher process (see LAUNCHER). ``poll()``, if given, is called about once a second (progress)."""
     t0 = time.perf_counter()
+    rss_file = log_path.with_suffix(".maxrss")
     with open(log_path, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(rss_file), *map(str, cmd)], cwd=cwd, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG if poll else 0)
-                if pid:
-                    break
-                poll()
-                time.sleep(1.0)
+            while proc.poll() is None:
+                if poll:
+                    poll()
+                time.sleep(0.2 if poll is None else 1.0)
         except BaseException:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # the launcher and the command it runs
             proc.wait()
             raise
-        proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
         raise RuntimeError(f"{' '.join(map(str, cmd[:4]))} ... exited {proc.returncode} (log {log_path}):\n{tail}")
     scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return {"wall_seconds": time.perf_counter() - t0, "peak_rss_mb": usage.ru_maxrss / scale}
+    peak = int(rss_file.read_text()) * scale
+    return {"wall_seconds": time.perf_counter() - t0, "peak_rss_mb": peak / 2**20}
 
 
 STEP_LINE = re.compile(r"step (\d+)/\d+ \([\d.]+%\) \| loss: ([\d.]+) \| lrm: [\d.]+ \| dt: ([\d.]+)ms \| "

@@ -126,9 +126,11 @@ class Engine:
         """Logits after one more token per row: the compiled static-cache step, or the eager forward."""
         if self.step is None:
             return self.model(tokens, kv_cache=cache)[:, -1]
+        from nanochat_next.tensor.fast_decode import write
+
         cache.check_room(1)
-        logits = self.step(tokens, torch.tensor(cache.pos, device=self.device), cache.k, cache.v)
-        cache.advance(1)
+        logits, new_k, new_v = self.step(tokens, torch.tensor(cache.pos, device=self.device), cache.k, cache.v)
+        write(cache, new_k, new_v)
         return logits
 
     def generate_batch(self, prompt: Sequence[int], max_new_tokens: int, num_samples: int = 1,

@@ -4,11 +4,14 @@ Decoding one token is a few small matmuls: in eager PyTorch the time goes to Pyt
 kernels per layer, not to arithmetic. Compiling the whole step into one graph removes that, but only if
 every shape is fixed, so the step:
 
-- reads and writes the KV cache's full preallocated buffers (``KVCache.k``/``.v``: (layers, B, max_len,
-  kv_heads, head_dim)): the new key/value go in at ``pos`` with ``index_copy_``, nothing is sliced;
+- reads the KV cache's full preallocated buffers (``KVCache.k``/``.v``: (layers, B, max_len, kv_heads,
+  head_dim)), nothing sliced, and never writes them: a graph that mutates a large input is functionalised
+  into a copy of the whole cache every step (measured: 3x slower at batch 8). The step returns the new
+  position's keys and values, and the caller stores them (``write``: one small copy per step);
 - takes the position as a 0-D tensor, so the rotary angles and the mask are looked up, not baked in;
-- attends over the whole cache with a mask: position ``j`` is visible when ``j <= pos`` and
-  ``pos - j <= window`` (the layer's sliding window), which equals attending over the filled part only.
+- attends over the whole cache with a mask, cached position ``j`` visible when ``j < pos`` and
+  ``pos - j <= window`` (the layer's sliding window), plus the new position itself: the same keys as
+  attending over the filled part only.
 
 One graph per batch size (``dynamic=False``); on CPU Inductor's C++ backend, on CUDA with CUDA graphs
 (``mode="reduce-overhead"``). The prompt is prefilled by the ordinary (eager) forward into the same cache.
@@ -18,27 +21,28 @@ Greedy tokens equal the eager engine's (tests/tensor/test_fast_decode.py).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nanochat_next.tensor.gpt import GPT, SOFTCAP, VE_GATE_CHANNELS, apply_rotary, rms_norm
 
 
 class DecodeStep(nn.Module):
-    """``forward(token (B, 1), pos (0-D long), k_cache, v_cache) -> logits (B, vocab)`` for the modern GPT."""
+    """``forward(token (B, 1), pos (0-D long), k_cache, v_cache) -> (logits (B, vocab), new_k, new_v)`` for the
+    modern GPT; ``new_k``/``new_v`` (layers, B, 1, kv_heads, head_dim) belong at ``pos`` (see ``write``)."""
 
     def __init__(self, model: GPT):
         super().__init__()
         self.model = model
 
     def forward(self, token: torch.Tensor, pos: torch.Tensor, k_cache: torch.Tensor,
-                v_cache: torch.Tensor) -> torch.Tensor:
+                v_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         m, c = self.model, self.model.config
-        B = token.size(0)
+        B, group = token.size(0), c.n_head // c.n_kv_head
         cos, sin = m.cos.index_select(1, pos.view(1)), m.sin.index_select(1, pos.view(1))  # this position's angles
         slots = torch.arange(k_cache.size(2), device=token.device)
         x = rms_norm(m.transformer.wte(token))  # (B, 1, n_embd)
         x0 = x
+        new_k, new_v = [], []
         for i, block in enumerate(m.transformer.h):
             x = m.resid_lambdas[i] * x + m.x0_lambdas[i] * x0
             a, h = block.attn, rms_norm(x)
@@ -49,16 +53,29 @@ class DecodeStep(nn.Module):
                 gate = 2 * torch.sigmoid(a.ve_gate(h[..., :VE_GATE_CHANNELS]))
                 v = v + gate.unsqueeze(-1) * m.value_embeds[str(i)](token).view_as(v)
             q, k = rms_norm(apply_rotary(q, cos, sin)), rms_norm(apply_rotary(k, cos, sin))
-            k_cache[i].index_copy_(1, pos.view(1), k)  # write this position into the static cache
-            v_cache[i].index_copy_(1, pos.view(1), v)
-            visible = (slots <= pos) & (pos - slots <= m.window_sizes[i])  # filled and inside the window
-            y = F.scaled_dot_product_attention(q.transpose(1, 2), k_cache[i].transpose(1, 2),
-                                               v_cache[i].transpose(1, 2), attn_mask=visible.view(1, 1, 1, -1),
-                                               enable_gqa=c.n_head != c.n_kv_head)
-            x = x + a.c_proj(y.transpose(1, 2).reshape(B, 1, c.n_embd))
+            new_k.append(k)
+            new_v.append(v)
+            # one query per head against the cached positions and itself; the query heads sharing a key/value
+            # head (GQA: head h reads kv head h // group) are one small matmul against that head's cache
+            qg = q.view(B, c.n_kv_head, group, c.head_dim) / c.head_dim**0.5
+            kh, vh = k.view(B, c.n_kv_head, 1, c.head_dim), v.view(B, c.n_kv_head, 1, c.head_dim)
+            visible = (slots < pos) & (pos - slots <= m.window_sizes[i])  # cached and inside the window
+            cached = (qg @ k_cache[i].permute(0, 2, 3, 1)).masked_fill(~visible, float("-inf"))
+            scores = torch.cat([cached, (qg * kh).sum(-1, keepdim=True)], dim=-1)  # (B, kv, group, max_len + 1)
+            probs = scores.softmax(-1)
+            y = probs[..., :-1] @ v_cache[i].transpose(1, 2) + probs[..., -1:] * vh  # (B, kv, group, head_dim)
+            x = x + a.c_proj(y.reshape(B, 1, c.n_embd))
             x = x + block.mlp(rms_norm(x))
         logits = m.lm_head(rms_norm(x))[:, -1, : c.vocab_size].float()
-        return SOFTCAP * torch.tanh(logits / SOFTCAP)
+        return SOFTCAP * torch.tanh(logits / SOFTCAP), torch.stack(new_k), torch.stack(new_v)
+
+
+def write(cache, new_k: torch.Tensor, new_v: torch.Tensor) -> None:
+    """Store a step's keys and values at the cache's position and advance it (bounds checked)."""
+    cache.check_room(1)
+    cache.k[:, :, cache.pos: cache.pos + 1] = new_k
+    cache.v[:, :, cache.pos: cache.pos + 1] = new_v
+    cache.advance(1)
 
 
 def compiled_step(model: GPT) -> nn.Module:
