@@ -190,7 +190,8 @@ def report(data: dict, metadata: dict) -> str:
         lines.append(f"| {name} | {t['median']:,.0f} ({t['min']:,.0f}-{t['max']:,.0f}) | {bpbs} | "
                      f"{_fmt(run['time_to_target_s'], '.1f')} | {_fmt(run['peak_memory_mb'], ',.0f')} | "
                      f"{_fmt(run.get('decode_tok_s'), ',.0f')} |")
-    memory = "peak CUDA memory allocated" if cfg["device"] == "cuda" else "peak RSS of the training process (its own high-water mark, read by a small launcher)"
+    memory = ("peak CUDA memory allocated" if cfg["device"] == "cuda"
+              else "peak RSS of the training process (its own high-water mark, read by a small launcher)")
     repro = data["reproducibility"]
     lines += [
         "",
