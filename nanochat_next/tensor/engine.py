@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from nanochat_next.errors import UserError
+from nanochat_next.tensor.fast_decode import compiled_step, write
 from nanochat_next.tensor.kv_cache import KVCache
 
 
@@ -62,7 +63,6 @@ class Engine:
         self.stop_reason: list[str] = []
         self.step = None
         if compile:
-            from nanochat_next.tensor.fast_decode import compiled_step
             from nanochat_next.tensor.gpt import GPT
 
             if not isinstance(model, GPT):
@@ -126,8 +126,6 @@ class Engine:
         """Logits after one more token per row: the compiled static-cache step, or the eager forward."""
         if self.step is None:
             return self.model(tokens, kv_cache=cache)[:, -1]
-        from nanochat_next.tensor.fast_decode import write
-
         cache.check_room(1)
         logits, new_k, new_v = self.step(tokens, torch.tensor(cache.pos, device=self.device), cache.k, cache.v)
         write(cache, new_k, new_v)
