@@ -28,7 +28,7 @@ def documented_commands() -> list[str]:
             words = shlex.split(part.split(" # ")[0])
             for start, word in enumerate(words):
                 if word.endswith("nanochat-next") or word == "nanochat_next":
-                    commands.append(" ".join(words[start + 1:]))
+                    commands.append(shlex.join(words[start + 1:]))
                     break
     return sorted({c for c in commands if c})
 
