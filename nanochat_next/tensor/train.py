@@ -320,7 +320,8 @@ def run_loop(job: Job, state: LoopState, stop: GracefulStop, out: ProgressLog, r
         if step == run.steps:
             return
         t0 = time.perf_counter()
-        loss = train_step(job, step, schedule(step)).item()  # the step's one host sync
+        lrm = schedule(step)
+        loss = train_step(job, step, lrm).item()  # the step's one host sync
         if job.procs.device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
@@ -329,7 +330,7 @@ def run_loop(job: Job, state: LoopState, stop: GracefulStop, out: ProgressLog, r
         tps = run.total_batch_size / dt
         state.losses.append(loss)
         state.tok_per_s.append(tps)
-        out.step(step, loss, schedule(step), dt, tps, flops_per_token * tps / (peak * job.procs.world))
+        out.step(step, loss, lrm, dt, tps, flops_per_token * tps / (peak * job.procs.world))
         state.step += 1
 
 
