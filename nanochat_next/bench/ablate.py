@@ -57,9 +57,12 @@ def parse_value(text: str):
         return text
 
 
-def parse_grid(grid: str, mode: str) -> list[tuple[str, dict]]:
+def parse_grid(grid: str, mode: str, each: bool = False) -> list[tuple[str, dict]]:
     """'KEY=V1,V2 KEY2=V3,V4' -> every combination as (name, {field: value}); the first values make the
-    baseline. Keys are train flags (``--matrix-lr`` or ``matrix_lr``) of the mode's run config."""
+    baseline. Keys are train flags (``--matrix-lr`` or ``matrix_lr``) of the mode's run config.
+
+    ``each``: one change at a time instead of the product: the baseline (every first value), then every
+    other value of every key alone (1 + sum(len(values) - 1) variants: a screen of many candidates)."""
     known = {f.name for f in fields(CONFIGS[mode])} - NOT_IN_A_GRID
     axes = []
     for part in grid.split():
@@ -74,6 +77,9 @@ def parse_grid(grid: str, mode: str) -> list[tuple[str, dict]]:
         axes.append((name, [parse_value(v) for v in values.split(",") if v != ""]))
     if not axes:
         raise UserError("--grid is empty: give at least one KEY=V1,V2")
+    if each:
+        baseline = {k: vs[0] for k, vs in axes}
+        return [("baseline", baseline)] + [(f"{k}={v}", {**baseline, k: v}) for k, vs in axes for v in vs[1:]]
     combos = itertools.product(*[[(k, v) for v in vs] for k, vs in axes])
     return [(",".join(f"{k}={v}" for k, v in combo), dict(combo)) for combo in combos]
 

@@ -62,6 +62,8 @@ def register(sub, fmt) -> None:
     base = p.add_mutually_exclusive_group()
     base.add_argument("--base-config", metavar="FILE", help="the run config the grid varies (a run's config.json)")
     base.add_argument("--profile", choices=list(PROFILES), help="start from a bench profile's run config")
+    p.add_argument("--each", action="store_true",
+                   help="one change at a time: the baseline, then each other value of each key alone (a screen)")
     p.add_argument("--seeds", default="42,43,44", help="comma-separated seeds (at least 2 for any p-value)")
     p.add_argument("--steps", type=positive_int, help="override the base config's steps")
     p.add_argument("--target-bpb", type=float, help="time-to-target threshold (tensor runs)")
@@ -122,7 +124,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         raise UserError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds: expected distinct seeds, got {args.seeds!r}")
-    variants = parse_grid(args.grid, mode)
+    variants = parse_grid(args.grid, mode, each=args.each)
     name = args.name or "-".join(dict.fromkeys(k for v in variants for k in v[1]))
     out = writable_dir(args.out or Path("out") / "ablate" / name)
     sweep = Sweep(name, mode, asdict(config), variants, seeds, out, args.target_bpb)

@@ -31,6 +31,13 @@ def test_the_grid_is_every_combination_with_the_first_values_as_baseline():
     assert parse_grid("n_embd=8,16", "scalar")[0][1] == {"n_embd": 8}
 
 
+def test_each_screens_one_change_at_a_time_against_the_first_values():
+    variants = parse_grid("matrix_lr=0.02,0.03,0.04 warmdown_ratio=0.5,0.65", "tensor", each=True)
+    assert [name for name, _ in variants] == ["baseline", "matrix_lr=0.03", "matrix_lr=0.04", "warmdown_ratio=0.65"]
+    assert variants[0][1] == {"matrix_lr": 0.02, "warmdown_ratio": 0.5}
+    assert variants[3][1] == {"matrix_lr": 0.02, "warmdown_ratio": 0.65}
+
+
 @pytest.mark.parametrize("grid, message", [
     ("", "empty"), ("depth", "expected KEY=V1,V2"), ("depth=", "expected KEY=V1,V2"),
     ("colour=red", "not a tensor train setting"), ("seed=1,2", "not a tensor train setting"),
