@@ -4,6 +4,8 @@
 
 1. the base run config (``--base-config FILE``, a bench ``--profile``, or the defaults) and the grid make the
    variants: the cartesian product of the values, the first value of every key being the baseline;
+   A ``recipe`` value is the whole bundle (``recipe=nanochat,next`` compares the recipes); other keys
+   of the same variant apply on top of it;
 2. every (variant, seed) is one process of the ordinary ``train --config``, in ``DIR/runs/<variant>/seed_<s>``,
    so each run's own config.json reproduces it. A finished run (its model saved) is never run again: an
    interrupted sweep, started again with the same arguments, continues where it stopped;
@@ -32,7 +34,7 @@ from nanochat_next.bench.scorecard import parse_our_metrics, summarize
 from nanochat_next.errors import UserError
 from nanochat_next.run_config import from_fields, read_config, write_config
 from nanochat_next.scalar.config import ScalarRun
-from nanochat_next.tensor.config import TensorRun
+from nanochat_next.tensor.config import TensorRun, recipe_values
 
 CONFIGS = {"scalar": ScalarRun, "tensor": TensorRun}
 NOT_IN_A_GRID = {"seed", "out"}  # given by --seeds and by the runner
@@ -116,7 +118,8 @@ def prepare(sweep: Sweep) -> None:
     """The resolved config of every variant, written once (a resumed sweep must be the same sweep)."""
     (sweep.out / "variants").mkdir(parents=True, exist_ok=True)
     for name, overrides in sweep.variants:
-        config = from_fields(CONFIGS[sweep.mode], {**sweep.base, **overrides}, f"variant {name}")
+        bundle = recipe_values(overrides["recipe"]) if sweep.mode == "tensor" and "recipe" in overrides else {}
+        config = from_fields(CONFIGS[sweep.mode], {**sweep.base, **bundle, **overrides}, f"variant {name}")
         path = sweep.out / "variants" / f"{name.replace('/', '_')}.json"
         if path.exists():
             _, old = read_config(path)

@@ -109,10 +109,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from nanochat_next.bench.profiles import PROFILES
     from nanochat_next.run_config import from_fields, read_config
     from nanochat_next.scalar.config import ScalarRun
-    from nanochat_next.tensor.config import TensorRun
+    from nanochat_next.tensor.config import TensorRun, with_recipe_fields
 
     if args.base_config:
         mode, base = read_config(args.base_config)
+        base = with_recipe_fields(base) if mode == "tensor" else base
     else:
         mode, base = "tensor", asdict(PROFILES[args.profile].run if args.profile else TensorRun())
     config = from_fields({"scalar": ScalarRun, "tensor": TensorRun}[mode], base, args.base_config or "the base")

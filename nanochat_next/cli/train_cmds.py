@@ -23,7 +23,7 @@ from nanochat_next.cli.args import (
 from nanochat_next.errors import UserError
 from nanochat_next.run_config import flag, from_fields, read_config, write_config
 from nanochat_next.scalar.config import ScalarRun
-from nanochat_next.tensor.config import DTYPES, MUON_LRS, TensorRun
+from nanochat_next.tensor.config import DTYPES, MUON_LRS, RECIPES, TensorRun, recipe_values, with_recipe_fields
 
 CONFIGS = {"scalar": ScalarRun, "tensor": TensorRun}
 # (flags, type/choices/action, help) of every run flag; dest = the config field; defaults come from the configs
@@ -72,6 +72,8 @@ TENSOR_FLAGS = [
     (("--embedding-lr",), {"type": positive_float}, "muon: LR of the token embedding (AdamW)"),
     (("--unembedding-lr",), {"type": positive_float}, "muon: LR of the lm_head (AdamW)"),
     (("--scalar-lr",), {"type": positive_float}, "muon: LR of the per-layer scalars (AdamW)"),
+    (("--adam-beta1",), {"type": unit_interval}, "muon: AdamW beta1 of the embeddings and lm_head"),
+    (("--adam-beta2",), {"type": unit_interval}, "muon: AdamW beta2 of the embeddings and lm_head"),
     (("--eval-every",), {"type": int}, "validation bpb every N steps (<= 0: only at the end)"),
     (("--eval-tokens",), {"type": positive_int}, "validation tokens per evaluation"),
     (("--device",), {"choices": DEVICES}, "an absent device is an error, never a silent fallback"),
@@ -86,7 +88,29 @@ TENSOR_FLAGS = [
      "checkpoint every N steps into OUT/checkpoints (0: only at the end); written before eval"),
     (("--keep-last",), {"type": non_negative_int}, "keep only the newest N checkpoints (0: all)"),
 ]
-RUN_FIELDS = {names[0][2:].replace("-", "_") for names, _, _ in COMMON_FLAGS + SCALAR_FLAGS + TENSOR_FLAGS}
+RECIPE_FLAGS = [
+    (("--recipe",), {"choices": list(RECIPES)}, "next (ours, measured better: docs/recipe.md) or nanochat (exactly "
+                                                 "2f09686's model and update); sets every recipe flag below, which "
+                                                 "may then be changed one by one"),
+    (("--smear",), {"action": argparse.BooleanOptionalAction}, "mix the previous token's embedding in through a gate"),
+    (("--backout",), {"action": argparse.BooleanOptionalAction},
+     "subtract a learned fraction of the mid-depth residual before the head"),
+    (("--qk-scale",), {"type": positive_float}, "q and k multiplied by this after QK-norm"),
+    (("--rope-base",), {"type": positive_float}, "rotary embedding base (theta)"),
+    (("--ve-gate-range",), {"type": positive_float}, "value-embedding gate range (0, R)"),
+    (("--ve-gate-channels",), {"type": positive_int}, "channels the value-embedding gate reads"),
+    (("--init",), {"choices": ["nanochat", "next"]}, "weight init: nanochat 2f09686's or its later one"),
+    (("--tie-embeddings",), {"action": argparse.BooleanOptionalAction}, "lm_head shares the embedding matrix"),
+    (("--embed-norm",), {"action": argparse.BooleanOptionalAction}, "RMSNorm on the token embedding"),
+    (("--adam-groups",), {"choices": ["nanochat", "next"]}, "per-group AdamW betas/weight decays (later nanochat)"),
+    (("--muon-beta2",), {"type": unit_interval}, "NorMuon's second-moment decay"),
+    (("--muon-eq",), {"action": argparse.BooleanOptionalAction}, "MuonEq row equilibration + Muon+ renormalisation"),
+    (("--muon-momentum",), {"choices": ["nanochat", "next"]},
+     "Muon momentum: 0.85->0.95 over 300 steps, or ->0.97 over 400 and down to 0.90 in the warmdown"),
+    (("--wd-schedule",), {"choices": ["linear", "cosine"]}, "Muon weight decay to 0 over the run: linear or cosine"),
+]
+RUN_FIELDS = {names[0][2:].replace("-", "_") for names, _, _ in COMMON_FLAGS + SCALAR_FLAGS + TENSOR_FLAGS
+              + RECIPE_FLAGS}
 
 
 def defaults_text(name: str) -> str:
@@ -123,6 +147,7 @@ def register(sub, fmt) -> None:
     add_run_flags(p.add_argument_group("scalar mode (--mode scalar)"), SCALAR_FLAGS)
     t = p.add_argument_group("tensor mode (--mode tensor)")
     add_run_flags(t, TENSOR_FLAGS)
+    add_run_flags(p.add_argument_group("tensor recipe (docs/recipe.md)"), RECIPE_FLAGS)
     t.add_argument("--resume", default=None, metavar="latest|STEP",
                    help="continue exactly from the newest intact checkpoint in OUT/checkpoints, or from a step")
     p.set_defaults(func=cmd_train)
@@ -138,6 +163,10 @@ def resolve_run(args: argparse.Namespace):
             raise UserError(f"--config {args.config} is a {mode} run; drop --mode {args.mode}")
         if mode not in CONFIGS:
             raise UserError(f"--config {args.config}: unknown mode {mode!r}")
+        if mode == "tensor":
+            base = with_recipe_fields(base)
+    if mode == "tensor" and "recipe" in given:  # a recipe is a bundle of settings: it replaces the file's
+        base = {**base, **recipe_values(given["recipe"])}
     cls = CONFIGS[mode]
     wrong = sorted(k for k in given if k not in {f.name for f in fields(cls)})
     if wrong:

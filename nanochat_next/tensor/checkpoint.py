@@ -34,6 +34,7 @@ from safetensors import SafetensorError
 from nanochat_next.atomic import fsync_path, replace, sha256_file, write_text
 from nanochat_next.errors import UserError
 from nanochat_next.faults import pause_between_files
+from nanochat_next.tensor.gpt import head_is_tied
 
 FORMAT = "nanochat-next/checkpoint"
 PREFIX = "step_"
@@ -97,7 +98,7 @@ def save(root: str | Path, step: int, model: torch.nn.Module, optimizer: torch.o
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        if getattr(model, "style", "") == "classic":
+        if head_is_tied(model):
             weights.pop("lm_head.weight", None)  # tied to the token embedding
         opt_tensors, opt_meta = _split_optimizer(optimizer)
         save_file(weights, tmp / "model.safetensors")

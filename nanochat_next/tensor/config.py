@@ -7,7 +7,7 @@ the run from that file. Defaults live here and nowhere else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from nanochat_next.errors import UserError
 from nanochat_next.run_config import flag
@@ -23,6 +23,10 @@ MUON_LRS = ("embedding_lr", "unembedding_lr", "matrix_lr", "scalar_lr")  # the M
 # and dtype may change too (e.g. to recover from a NaN): the resume is then no longer exact.
 RESUMABLE_CHANGES = frozenset({"eval_every", "eval_tokens", "device", "compile", "deterministic", "peak_flops",
                                "save_every", "keep_last", "out", "tokenizer", "lr", *MUON_LRS, "dtype"})
+MUON_MOMENTUM = ("nanochat", "next")  # 0.85 -> 0.95 over 300 steps | -> 0.97 over 400, down to 0.90 in warmdown
+WD_SCHEDULES = ("linear", "cosine")  # Muon's weight decay over the run: linear to 0 | half-cosine to 0
+ADAM_GROUPS = ("nanochat", "next")  # per-group AdamW settings (tensor.muon.nanochat_param_groups)
+INITS = ("nanochat", "next")
 MAX_STEPS = 10_000_000  # a bound that catches a typo (99999999999999999999) but no real run
 
 
@@ -63,6 +67,23 @@ class TensorRun:
     warmdown_ratio: float = 0.5
     final_lr_fraction: float = 0.0
     lr_schedule: str = "linear"  # linear | sqrt | cosine | constant
+    # the recipe: model features and training rules beyond nanochat 2f09686 (docs/recipe.md). These defaults
+    # are the `next` recipe; `--recipe nanochat` sets every field of RECIPES["nanochat"] back to nanochat's
+    recipe: str = "next"
+    smear: bool = False  # previous token's embedding mixed in through a gate (modern style)
+    backout: bool = False  # a learned fraction of the mid-depth residual subtracted before the head
+    qk_scale: float = 1.0  # q and k scaled after QK-norm
+    rope_base: float = 10000.0
+    ve_gate_range: float = 2.0  # value-embedding gate range (0, R)
+    ve_gate_channels: int = 32  # channels the value-embedding gate reads
+    init: str = "nanochat"  # nanochat | next (nanochat's later init)
+    tie_embeddings: bool = False
+    embed_norm: bool = True  # RMSNorm on the token embedding
+    adam_groups: str = "nanochat"  # nanochat | next (per-group betas and weight decays)
+    muon_beta2: float = 0.95  # NorMuon's second-moment decay
+    muon_eq: bool = False  # MuonEq row equilibration + Muon+ renormalisation
+    muon_momentum: str = "nanochat"
+    wd_schedule: str = "linear"
     # evaluation
     eval_every: int = 50  # validation bpb every N steps (<= 0: only at the end)
     eval_tokens: int = 16384
@@ -82,23 +103,33 @@ class TensorRun:
 
     def __post_init__(self) -> None:
         for name, allowed in (("model_kind", MODEL_KINDS), ("style", STYLES), ("optimizer", OPTIMIZERS),
-                              ("device", DEVICES), ("dtype", DTYPES), ("documents", ("auto", "paragraphs", "lines"))):
+                              ("device", DEVICES), ("dtype", DTYPES), ("documents", ("auto", "paragraphs", "lines")),
+                              ("recipe", tuple(RECIPES)), ("init", INITS), ("adam_groups", ADAM_GROUPS),
+                              ("muon_momentum", MUON_MOMENTUM), ("wd_schedule", WD_SCHEDULES)):
             if getattr(self, name) not in allowed:
                 raise UserError(f"unknown {name.replace('_', ' ')} {getattr(self, name)!r} ({', '.join(allowed)})")
         for name in ("depth", "max_seq_len", "device_batch_size", "total_batch_size", "steps", "eval_tokens",
-                     "head_dim", "aspect_ratio", "vocab_size"):
+                     "head_dim", "aspect_ratio", "vocab_size", "ve_gate_channels"):
             if getattr(self, name) < 1:
                 raise UserError(f"{flag(name)} must be positive, got {getattr(self, name)}")
         if self.steps > MAX_STEPS:
             raise UserError(f"{flag('steps')} {self.steps:,} is more than {MAX_STEPS:,}; is it a typo?")
         if not 0.0 < self.val_fraction < 1.0:
             raise UserError(f"{flag('val_fraction')} must be between 0 and 1, got {self.val_fraction}")
-        for name in ("lr", *MUON_LRS, "weight_decay"):
+        for name in ("lr", *MUON_LRS, "weight_decay", "qk_scale", "ve_gate_range"):
             value = getattr(self, name)
             if not value >= 0 or (name != "weight_decay" and value == 0):  # `not >=` also catches nan
                 raise UserError(f"{flag(name)} must be {'>= 0' if name == 'weight_decay' else '> 0'}, got {value}")
+        if not 0 <= self.muon_beta2 < 1 or not self.rope_base > 1:
+            raise UserError(f"{flag('muon_beta2')} must be in [0, 1) and {flag('rope_base')} > 1, got "
+                            f"{self.muon_beta2}, {self.rope_base}")
         self.check_model_kind()
         self.schedule()  # validates the schedule settings
+
+    def beyond_recipe(self) -> dict:
+        """The recipe fields that differ from the named recipe's values (e.g. a `nanochat` run + smear)."""
+        preset = {**{f.name: f.default for f in fields(self) if f.name in RECIPE_FIELDS}, **RECIPES[self.recipe]}
+        return {k: getattr(self, k) for k in RECIPE_FIELDS if getattr(self, k) != preset[k]}
 
     def check_model_kind(self) -> None:
         """The rules that depend on what is trained: Muon needs matrices; windows exist in the modern GPT only."""
@@ -119,3 +150,32 @@ class TensorRun:
     @property
     def tokens_per_micro_batch(self) -> int:
         return self.device_batch_size * self.max_seq_len
+
+
+# The recipes: every field a recipe sets, with nanochat 2f09686's values; `next` is TensorRun's defaults.
+RECIPES: dict[str, dict] = {
+    "next": {},
+    "nanochat": dict(recipe="nanochat", smear=False, backout=False, qk_scale=1.0, rope_base=10000.0,
+                     ve_gate_range=2.0, ve_gate_channels=32, init="nanochat", tie_embeddings=False, embed_norm=True,
+                     adam_groups="nanochat", muon_beta2=0.95, muon_eq=False, muon_momentum="nanochat",
+                     wd_schedule="linear", embedding_lr=0.3, unembedding_lr=0.004, matrix_lr=0.02, scalar_lr=0.5,
+                     weight_decay=0.2, adam_beta1=0.8, adam_beta2=0.95, warmup_ratio=0.0, warmdown_ratio=0.5,
+                     final_lr_fraction=0.0, lr_schedule="linear"),
+}
+RECIPE_FIELDS = tuple(k for k in RECIPES["nanochat"] if k != "recipe")
+MODEL_RECIPE_FIELDS = ("smear", "backout", "qk_scale", "rope_base", "ve_gate_range", "ve_gate_channels", "init",
+                       "tie_embeddings", "embed_norm")  # those that shape the model (GPTConfig's recipe fields)
+
+
+def with_recipe_fields(values: dict) -> dict:
+    """A tensor config file's fields, completed: a file written before recipes existed (no ``recipe``
+    field) was a nanochat 2f09686 run, so the recipe fields it lacks take nanochat's values, not `next`'s."""
+    return values if "recipe" in values else {**RECIPES["nanochat"], **values}
+
+
+def recipe_values(name: str) -> dict:
+    """Every recipe field at the named recipe's value (``next``: TensorRun's defaults), plus the name."""
+    if name not in RECIPES:
+        raise UserError(f"unknown recipe {name!r} ({', '.join(RECIPES)})")
+    defaults = {f.name: f.default for f in fields(TensorRun)}
+    return {**{k: defaults[k] for k in RECIPE_FIELDS}, **RECIPES[name], "recipe": name}

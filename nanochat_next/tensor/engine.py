@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from nanochat_next.errors import UserError
-from nanochat_next.tensor.fast_decode import compiled_step, write
+from nanochat_next.tensor.fast_decode import compiled_step, previous_embedding, write
 from nanochat_next.tensor.kv_cache import KVCache
 
 
@@ -127,8 +127,9 @@ class Engine:
         if self.step is None:
             return self.model(tokens, kv_cache=cache)[:, -1]
         cache.check_room(1)
-        logits, new_k, new_v = self.step(tokens, torch.tensor(cache.pos, device=self.device), cache.k, cache.v)
-        write(cache, new_k, new_v)
+        logits, new_k, new_v, embedding = self.step(tokens, torch.tensor(cache.pos, device=self.device), cache.k,
+                                                    cache.v, previous_embedding(cache, self.model))
+        write(cache, new_k, new_v, embedding)
         return logits
 
     def generate_batch(self, prompt: Sequence[int], max_new_tokens: int, num_samples: int = 1,

@@ -13,6 +13,9 @@ every shape is fixed, so the step:
   ``pos - j <= window`` (the layer's sliding window), plus the new position itself: the same keys as
   attending over the filled part only.
 
+Smear (a recipe feature) needs the previous token's embedding: the step takes it (``prev``, from the cache)
+and returns this token's, which ``write`` keeps in the cache.
+
 One graph per batch size (``dynamic=False``); on CPU Inductor's C++ backend, on CUDA with CUDA graphs
 (``mode="reduce-overhead"``). The prompt is prefilled by the ordinary (eager) forward into the same cache.
 Greedy tokens equal the eager engine's (tests/tensor/test_fast_decode.py).
@@ -23,25 +26,29 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nanochat_next.tensor.gpt import GPT, SOFTCAP, VE_GATE_CHANNELS, apply_rotary, rms_norm
+from nanochat_next.tensor.gpt import GPT, SMEAR_CHANNELS, SOFTCAP, apply_rotary, rms_norm
 
 
 class DecodeStep(nn.Module):
-    """``forward(token (B, 1), pos (0-D long), k_cache, v_cache) -> (logits (B, vocab), new_k, new_v)`` for the
-    modern GPT; ``new_k``/``new_v`` (layers, B, 1, kv_heads, head_dim) belong at ``pos`` (see ``write``)."""
+    """``forward(token (B, 1), pos (0-D long), k_cache, v_cache, prev (B, 1, n_embd)) -> (logits (B, vocab),
+    new_k, new_v, embedding)`` for the modern GPT; ``new_k``/``new_v`` (layers, B, 1, kv_heads, head_dim)
+    belong at ``pos`` and ``embedding`` is the next step's ``prev`` (see ``write``)."""
 
     def __init__(self, model: GPT):
         super().__init__()
         self.model = model
 
-    def forward(self, token: torch.Tensor, pos: torch.Tensor, k_cache: torch.Tensor,
-                v_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, token: torch.Tensor, pos: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         m, c = self.model, self.model.config
         B, group = token.size(0), c.n_head // c.n_kv_head
         cos, sin = m.cos.index_select(1, pos.view(1)), m.sin.index_select(1, pos.view(1))  # this position's angles
         slots = torch.arange(k_cache.size(2), device=token.device)
-        x = rms_norm(m.transformer.wte(token))  # (B, 1, n_embd)
-        x0 = x
+        x = m.transformer.wte(token)  # (B, 1, n_embd)
+        x = embedding = rms_norm(x) if c.embed_norm else x
+        if c.smear:  # the previous token's embedding through the gate, as in GPT.smear
+            x = x + m.smear_lambda * torch.sigmoid(m.smear_gate(x[..., :SMEAR_CHANNELS])) * prev
+        x0, mid = x, None
         new_k, new_v = [], []
         for i, block in enumerate(m.transformer.h):
             x = m.resid_lambdas[i] * x + m.x0_lambdas[i] * x0
@@ -50,9 +57,9 @@ class DecodeStep(nn.Module):
             k = a.c_k(h).view(B, 1, c.n_kv_head, c.head_dim)
             v = a.c_v(h).view(B, 1, c.n_kv_head, c.head_dim)
             if a.ve_gate is not None:  # value embedding through its gate, as in the full forward
-                gate = 2 * torch.sigmoid(a.ve_gate(h[..., :VE_GATE_CHANNELS]))
+                gate = c.ve_gate_range * torch.sigmoid(a.ve_gate(h[..., :c.ve_gate_channels]))
                 v = v + gate.unsqueeze(-1) * m.value_embeds[str(i)](token).view_as(v)
-            q, k = rms_norm(apply_rotary(q, cos, sin)), rms_norm(apply_rotary(k, cos, sin))
+            q, k = rms_norm(apply_rotary(q, cos, sin)) * c.qk_scale, rms_norm(apply_rotary(k, cos, sin)) * c.qk_scale
             new_k.append(k)
             new_v.append(v)
             # one query per head against the cached positions and itself; the query heads sharing a key/value
@@ -66,15 +73,28 @@ class DecodeStep(nn.Module):
             y = probs[..., :-1] @ v_cache[i].transpose(1, 2) + probs[..., -1:] * vh  # (B, kv, group, head_dim)
             x = x + a.c_proj(y.reshape(B, 1, c.n_embd))
             x = x + block.mlp(rms_norm(x))
+            if c.backout and i == c.n_layer // 2:
+                mid = x
+        if mid is not None:
+            x = x - m.backout_lambda * mid
         logits = m.lm_head(rms_norm(x))[:, -1, : c.vocab_size].float()
-        return SOFTCAP * torch.tanh(logits / SOFTCAP), torch.stack(new_k), torch.stack(new_v)
+        return SOFTCAP * torch.tanh(logits / SOFTCAP), torch.stack(new_k), torch.stack(new_v), embedding
 
 
-def write(cache, new_k: torch.Tensor, new_v: torch.Tensor) -> None:
-    """Store a step's keys and values at the cache's position and advance it (bounds checked)."""
+def previous_embedding(cache, model: GPT) -> torch.Tensor:
+    """The ``prev`` input of a step: the cache's last embedding (zeros when the model has no smear)."""
+    if cache.prev_embedding is not None:
+        return cache.prev_embedding
+    return torch.zeros(cache.batch_size, 1, model.config.n_embd, device=cache.k.device, dtype=cache.k.dtype)
+
+
+def write(cache, new_k: torch.Tensor, new_v: torch.Tensor, embedding: torch.Tensor | None = None) -> None:
+    """Store a step's keys and values (and, for smear, its embedding) at the cache's position and advance it."""
     cache.check_room(1)
     cache.k[:, :, cache.pos: cache.pos + 1] = new_k
     cache.v[:, :, cache.pos: cache.pos + 1] = new_v
+    if cache.prev_embedding is not None and embedding is not None:
+        cache.prev_embedding = embedding
     cache.advance(1)
 
 

@@ -17,13 +17,18 @@ Every feature of that model, written anew and checked against nanochat's own cod
   a multiple of head_dim, heads = model_dim / head_dim.
 
 Parameter names and shapes are nanochat's, so ``GPT.load_state_dict`` takes a nanochat checkpoint.
+
+``GPTConfig``'s recipe fields switch on what came after 2f09686 (candidates for the ``next`` recipe, see
+docs/recipe.md); their defaults are the pinned model, so a nanochat checkpoint's config loads unchanged:
+smear and backout (nanochat's later gpt.py), the q/k scale after QK-norm, the RoPE base, the value-embedding
+gate's range and width, nanochat's later init, and the seed's ablation pair (tied embeddings, input norm).
 Master weights stay float32 on every device (nanochat casts embeddings to bf16 on CUDA); mixed precision
 comes from autocast in the training loop.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +37,9 @@ from torch import nn
 from nanochat_next.errors import UserError
 
 SOFTCAP = 15.0
-VE_GATE_CHANNELS = 32
+VE_GATE_CHANNELS = 32  # nanochat 2f09686's value-embedding gate width (its later code reads 12)
+SMEAR_CHANNELS = 24  # the smear gate reads the first 24 channels of the token's embedding
+INITS = ("nanochat", "next")  # nanochat 2f09686's init, or its later one (see GPT.init_weights)
 
 
 @dataclass
@@ -46,6 +53,16 @@ class GPTConfig:
     n_kv_head: int = 6
     n_embd: int = 768
     window_pattern: str = "SSSL"
+    # recipe features (defaults: nanochat 2f09686)
+    smear: bool = False  # mix the previous token's embedding into each position through a learned gate
+    backout: bool = False  # subtract a learned fraction of the mid-depth residual before the final norm
+    qk_scale: float = 1.0  # q and k multiplied by this after QK-norm (sharper attention; later nanochat 1.2)
+    rope_base: float = 10000.0
+    ve_gate_range: float = 2.0  # the value-embedding gate is ve_gate_range x sigmoid(...)
+    ve_gate_channels: int = VE_GATE_CHANNELS
+    init: str = "nanochat"
+    tie_embeddings: bool = False  # lm_head shares the token embedding's matrix
+    embed_norm: bool = True  # RMSNorm on the token embedding
 
     def __post_init__(self) -> None:
         for name in ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd"):
@@ -57,8 +74,15 @@ class GPTConfig:
             raise UserError(f"n_head {self.n_head} is not divisible by n_kv_head {self.n_kv_head}")
         if (self.n_embd // self.n_head) % 2:
             raise UserError(f"head_dim {self.n_embd // self.n_head} must be even for rotary embeddings")
-        if self.n_embd < VE_GATE_CHANNELS:
-            raise UserError(f"n_embd must be at least {VE_GATE_CHANNELS} (the value-embedding gate reads 32 channels)")
+        if not 1 <= self.ve_gate_channels <= self.n_embd:
+            raise UserError(f"the value-embedding gate reads {self.ve_gate_channels} channels; n_embd is {self.n_embd}")
+        if self.smear and self.n_embd < SMEAR_CHANNELS:
+            raise UserError(f"smear's gate reads {SMEAR_CHANNELS} channels; n_embd is {self.n_embd}")
+        if self.init not in INITS:
+            raise UserError(f"unknown init {self.init!r} ({', '.join(INITS)})")
+        if not (self.qk_scale > 0 and self.rope_base > 1 and self.ve_gate_range > 0):
+            raise UserError(f"qk_scale and ve_gate_range must be > 0 and rope_base > 1, got {self.qk_scale}, "
+                            f"{self.ve_gate_range}, {self.rope_base}")
         if not self.window_pattern or any(c not in "SL" for c in self.window_pattern.upper()):
             raise UserError(f"window pattern {self.window_pattern!r} must be a non-empty string of S and L")
 
@@ -69,6 +93,14 @@ class GPTConfig:
     @property
     def padded_vocab_size(self) -> int:
         return -(-self.vocab_size // 64) * 64
+
+    def beyond_nanochat(self) -> list[str]:
+        """The recipe fields that differ from nanochat 2f09686's model (what nanochat cannot load)."""
+        return [f.name for f in fields(self) if f.name in RECIPE_FIELDS and getattr(self, f.name) != f.default]
+
+
+RECIPE_FIELDS = ("smear", "backout", "qk_scale", "rope_base", "ve_gate_range", "ve_gate_channels", "init",
+                 "tie_embeddings", "embed_norm")
 
 
 def config_for_depth(depth: int, vocab_size: int, aspect_ratio: int = 64, head_dim: int = 128,
@@ -91,6 +123,13 @@ def logits_or_loss(logits: torch.Tensor, targets: torch.Tensor | None, reduction
     if targets is None:
         return logits
     return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1, reduction=reduction)
+
+
+def head_is_tied(model: nn.Module) -> bool:
+    """Whether the model's lm_head is its token embedding (classic GPT, or --tie-embeddings): the matrix is
+    then saved once, under transformer.wte.weight."""
+    head, wte = getattr(model, "lm_head", None), getattr(getattr(model, "transformer", None), "wte", None)
+    return head is not None and wte is not None and head.weight is wte.weight
 
 
 def has_value_embedding(layer: int, n_layer: int) -> bool:
@@ -148,7 +187,9 @@ class CausalSelfAttention(nn.Module):
         self.c_k = nn.Linear(config.n_embd, kv_dim, bias=False)
         self.c_v = nn.Linear(config.n_embd, kv_dim, bias=False)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
-        self.ve_gate = (nn.Linear(VE_GATE_CHANNELS, config.n_kv_head, bias=False)
+        self.qk_scale, self.ve_gate_range, self.ve_gate_channels = (config.qk_scale, config.ve_gate_range,
+                                                                    config.ve_gate_channels)
+        self.ve_gate = (nn.Linear(config.ve_gate_channels, config.n_kv_head, bias=False)
                         if has_value_embedding(layer, config.n_layer) else None)
 
     def forward(self, x: torch.Tensor, ve: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor,
@@ -158,10 +199,12 @@ class CausalSelfAttention(nn.Module):
         k = self.c_k(x).view(B, n_tok, self.n_kv_head, self.head_dim)
         v = self.c_v(x).view(B, n_tok, self.n_kv_head, self.head_dim)
         if ve is not None:  # add the token's value embedding to its values, through a per-head gate
-            gate = 2 * torch.sigmoid(self.ve_gate(x[..., :VE_GATE_CHANNELS]))  # (B, T, n_kv_head) in (0, 2)
+            gate = self.ve_gate_range * torch.sigmoid(self.ve_gate(x[..., :self.ve_gate_channels]))  # (B, T, kv)
             v = v + gate.unsqueeze(-1) * ve.view(B, n_tok, self.n_kv_head, self.head_dim)
         # rotate queries and keys by their positions, then QK-norm: attention logits stay bounded
         q, k = rms_norm(apply_rotary(q, cos, sin)), rms_norm(apply_rotary(k, cos, sin))
+        if self.qk_scale != 1.0:  # a fixed sharpening of every attention logit (by qk_scale^2)
+            q, k = q * self.qk_scale, k * self.qk_scale
         if cache is not None:  # incremental decoding: attend over everything cached so far
             k, v = cache.update(self.layer, k, v)
         y = causal_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), window)
@@ -207,9 +250,16 @@ class GPT(nn.Module):
         self.x0_lambdas = nn.Parameter(torch.zeros(config.n_layer))
         self.value_embeds = nn.ModuleDict({str(i): nn.Embedding(vocab, kv_dim) for i in range(config.n_layer)
                                            if has_value_embedding(i, config.n_layer)})
+        if config.tie_embeddings:
+            self.lm_head.weight = self.transformer.wte.weight  # one matrix reads tokens in and writes them out
+        if config.smear:
+            self.smear_gate = nn.Linear(SMEAR_CHANNELS, 1, bias=False)
+            self.smear_lambda = nn.Parameter(torch.zeros(1))
+        if config.backout:
+            self.backout_lambda = nn.Parameter(torch.zeros(1))
         # rotary tables for 10x the training context, as nanochat; longer inputs are an error (see forward)
         self.rotary_seq_len = config.sequence_len * 10
-        cos, sin = rotary_tables(self.rotary_seq_len, config.head_dim)
+        cos, sin = rotary_tables(self.rotary_seq_len, config.head_dim, config.rope_base)
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
         if init:
@@ -220,24 +270,44 @@ class GPT(nn.Module):
         """nanochat's init: wte N(0, 1), lm_head N(0, 0.001), matrices U(+-sqrt(3/n_embd)), projections 0.
 
         The random draws come in nanochat's order, so a model built on the meta device, moved with
-        ``to_empty`` and initialised here after ``torch.manual_seed(s)`` equals nanochat's with that seed."""
-        nn.init.normal_(self.transformer.wte.weight, std=1.0)
-        nn.init.normal_(self.lm_head.weight, std=0.001)
-        s = 3**0.5 * self.config.n_embd**-0.5
+        ``to_empty`` and initialised here after ``torch.manual_seed(s)`` equals nanochat's with that seed.
+
+        ``init="next"`` is nanochat's later init: wte N(0, 0.8), c_fc at 0.4x the bound, resid lambdas
+        1.15 -> 1.05 and x0 lambdas 0.20 -> 0.05 from the first layer to the last, value-embedding gates
+        U(0, 0.02) (slightly open). Tied embeddings start at N(0, 1/sqrt(n_embd)): unit-scale logits."""
+        c, later = self.config, self.config.init == "next"
+        if c.tie_embeddings:
+            self.lm_head.weight = self.transformer.wte.weight  # again: to_empty() gives every parameter its own
+            nn.init.normal_(self.transformer.wte.weight, std=c.n_embd**-0.5)
+        else:
+            nn.init.normal_(self.transformer.wte.weight, std=0.8 if later else 1.0)
+            nn.init.normal_(self.lm_head.weight, std=0.001)
+        s = 3**0.5 * c.n_embd**-0.5  # the uniform bound with std 1/sqrt(n_embd)
         for block in self.transformer.h:
-            for w in (block.attn.c_q.weight, block.attn.c_k.weight, block.attn.c_v.weight, block.mlp.c_fc.weight):
+            for w in (block.attn.c_q.weight, block.attn.c_k.weight, block.attn.c_v.weight):
                 nn.init.uniform_(w, -s, s)
+            nn.init.uniform_(block.mlp.c_fc.weight, -s * (0.4 if later else 1.0), s * (0.4 if later else 1.0))
             nn.init.zeros_(block.attn.c_proj.weight)
             nn.init.zeros_(block.mlp.c_proj.weight)
-        self.resid_lambdas.fill_(1.0)
-        self.x0_lambdas.fill_(0.1)
+        depth_frac = torch.arange(c.n_layer, dtype=torch.float32) / max(c.n_layer - 1, 1)  # 0 first .. 1 last
+        self.resid_lambdas.copy_(1.15 - 0.10 * depth_frac if later else torch.ones(c.n_layer))
+        self.x0_lambdas.copy_(0.20 - 0.15 * depth_frac if later else torch.full((c.n_layer,), 0.1))
         for ve in self.value_embeds.values():
             nn.init.uniform_(ve.weight, -s, s)
         for block in self.transformer.h:
-            if block.attn.ve_gate is not None:
+            if block.attn.ve_gate is None:
+                continue
+            if later:  # slightly open
+                nn.init.uniform_(block.attn.ve_gate.weight, 0.0, 0.02)
+            else:  # 2f09686: exactly half open (gate 2 x sigmoid(0)); no random draw (the RNG order is nanochat's)
                 nn.init.zeros_(block.attn.ve_gate.weight)
+        if c.smear:  # the gate slightly open, its strength 0: smear starts switched off and learns its weight
+            nn.init.uniform_(self.smear_gate.weight, 0.0, 0.02)
+            nn.init.zeros_(self.smear_lambda)
+        if c.backout:
+            nn.init.constant_(self.backout_lambda, 0.2)
         # (re)compute the rotary tables on the weights' device (after a meta-device build they hold garbage)
-        self.cos, self.sin = rotary_tables(self.rotary_seq_len, self.config.head_dim,
+        self.cos, self.sin = rotary_tables(self.rotary_seq_len, c.head_dim, c.rope_base,
                                            device=self.transformer.wte.weight.device)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, loss_reduction: str = "mean",
@@ -254,17 +324,38 @@ class GPT(nn.Module):
         if kv_cache is not None:
             kv_cache.check_room(n_tok)
         cos, sin = self.cos[:, start:start + n_tok], self.sin[:, start:start + n_tok]  # angles of these positions
-        x = rms_norm(self.transformer.wte(idx))  # token embeddings, normed: (B, T, n_embd)
+        x = self.transformer.wte(idx)  # token embeddings (B, T, n_embd)
+        if self.config.embed_norm:
+            x = rms_norm(x)
+        if self.config.smear:
+            x = self.smear(x, kv_cache)
         x0 = x  # kept: every block mixes the first embedding back in
+        mid = None
         for i, block in enumerate(self.transformer.h):
             x = self.resid_lambdas[i] * x + self.x0_lambdas[i] * x0  # learned per-layer blend
             ve = self.value_embeds[str(i)](idx) if str(i) in self.value_embeds else None  # value embedding
             x = block(x, ve, cos, sin, self.window_sizes[i], kv_cache)  # attention then MLP, each residual
+            if self.config.backout and i == self.config.n_layer // 2:
+                mid = x  # the mid-depth stream, mostly low-level features
+        if mid is not None:  # backout: remove a learned fraction of it before the head
+            x = x - self.backout_lambda * mid
         if kv_cache is not None:
             kv_cache.advance(n_tok)
         # the head on the normed stream, padding columns dropped, then the soft-cap 15 tanh(x / 15) in fp32
         logits = self.lm_head(rms_norm(x))[..., : self.config.vocab_size].float()
         return logits_or_loss(SOFTCAP * torch.tanh(logits / SOFTCAP), targets, loss_reduction)
+
+    def smear(self, x: torch.Tensor, kv_cache=None) -> torch.Tensor:
+        """x[t] + lambda * sigmoid(w . x[t, :24]) * x[t - 1]: a gated copy of the previous token's embedding
+        (cheap bigram information). Position 0 of a sequence has no predecessor; with a KV cache the last
+        embedding is kept in the cache, so decoding one token at a time equals the full forward."""
+        gate = self.smear_lambda * torch.sigmoid(self.smear_gate(x[..., :SMEAR_CHANNELS]))  # (B, T, 1)
+        before = None
+        if kv_cache is not None:
+            before, kv_cache.prev_embedding = kv_cache.prev_embedding, x[:, -1:]
+        if before is None:  # the chunk starts the sequence: position 0 is left alone
+            return torch.cat([x[:, :1], x[:, 1:] + gate[:, 1:] * x[:, :-1]], dim=1)
+        return x + gate * torch.cat([before, x[:, :-1]], dim=1)
 
     def flops_per_token(self) -> int:
         """nanochat's estimate: 6 x matmul params + 12 x heads x head_dim x effective context, per layer."""
@@ -272,6 +363,8 @@ class GPT(nn.Module):
         excluded = self.transformer.wte.weight.numel() + self.resid_lambdas.numel() + self.x0_lambdas.numel()
         excluded += sum(ve.weight.numel() for ve in self.value_embeds.values())
         matmul = sum(p.numel() for p in self.parameters()) - excluded
+        if self.config.tie_embeddings:  # the shared matrix is also the head's matmul
+            matmul += self.lm_head.weight.numel()
         attention = sum(12 * c.n_head * c.head_dim * min(w, c.sequence_len) for w in self.window_sizes)
         return 6 * matmul + attention
 
@@ -281,7 +374,13 @@ class GPT(nn.Module):
             "matrices": list(self.transformer.h.parameters()),
             "embeddings": list(self.transformer.wte.parameters()),
             "value_embeds": list(self.value_embeds.parameters()),
-            "lm_head": list(self.lm_head.parameters()),
+            # tied: the shared matrix trains once, in the embeddings group
+            "lm_head": [] if self.config.tie_embeddings else list(self.lm_head.parameters()),
             "resid_lambdas": [self.resid_lambdas],
             "x0_lambdas": [self.x0_lambdas],
+            "smear_backout": self.smear_backout_params(),
         }
+
+    def smear_backout_params(self) -> list[nn.Parameter]:
+        params = [self.smear_gate.weight, self.smear_lambda] if self.config.smear else []
+        return params + ([self.backout_lambda] if self.config.backout else [])

@@ -22,6 +22,7 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.max_len = max_len
         self.pos = 0  # positions filled so far
+        self.prev_embedding: torch.Tensor | None = None  # (B, 1, n_embd): the last token's, for smear
 
     @property
     def batch_size(self) -> int:
@@ -51,4 +52,6 @@ class KVCache:
         other.k = self.k.expand(-1, batch_size, -1, -1, -1).contiguous()
         other.v = self.v.expand(-1, batch_size, -1, -1, -1).contiguous()
         other.max_len, other.pos = self.max_len, self.pos
+        other.prev_embedding = (None if self.prev_embedding is None
+                                else self.prev_embedding.expand(batch_size, -1, -1).contiguous())
         return other

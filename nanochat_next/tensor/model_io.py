@@ -8,6 +8,7 @@ unpickled on load. This module does not import the training loop, so generation 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -17,8 +18,8 @@ from nanochat_next.dtype_choice import model_shapes
 from nanochat_next.errors import UserError
 from nanochat_next.runtime import resolve_device
 from nanochat_next.tensor.bigram import TensorBigram
-from nanochat_next.tensor.config import TensorRun
-from nanochat_next.tensor.gpt import GPT, GPTConfig, config_for_depth
+from nanochat_next.tensor.config import MODEL_RECIPE_FIELDS, TensorRun
+from nanochat_next.tensor.gpt import GPT, GPTConfig, config_for_depth, head_is_tied
 from nanochat_next.tensor.gpt_classic import ClassicGPT
 from nanochat_next.tokenizer.bpe import BPETokenizer
 
@@ -26,9 +27,12 @@ MODEL_CLASSES = {"modern": GPT, "classic": ClassicGPT, "bigram": TensorBigram}
 
 
 def model_config(run: TensorRun, vocab_size: int) -> GPTConfig:
-    """The model's shape from the run; only the modern GPT has sliding windows (the others attend to all or none)."""
-    windows = run.window_pattern if run.model_kind == "mini-gpt" and run.style == "modern" else "L"
-    return config_for_depth(run.depth, vocab_size, run.aspect_ratio, run.head_dim, run.max_seq_len, windows)
+    """The model's shape from the run; only the modern GPT has sliding windows (the others attend to all or
+    none) and the recipe's model features (the others keep GPTConfig's defaults)."""
+    modern = run.model_kind == "mini-gpt" and run.style == "modern"
+    config = config_for_depth(run.depth, vocab_size, run.aspect_ratio, run.head_dim, run.max_seq_len,
+                              run.window_pattern if modern else "L")
+    return replace(config, **{k: getattr(run, k) for k in MODEL_RECIPE_FIELDS}) if modern else config
 
 
 def run_shapes(run: TensorRun, vocab_size: int) -> list[tuple[int, int, int]]:
@@ -60,7 +64,7 @@ def save_model(directory: Path, model: torch.nn.Module, record: dict) -> Path:
     from safetensors.torch import save_file
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if isinstance(model, ClassicGPT):
+    if head_is_tied(model):
         state.pop("lm_head.weight")  # tied to transformer.wte.weight
     config = {"model_config": asdict(model.config), "model_kind": "bigram" if model.style == "bigram" else "mini-gpt",
               "style": model.style, **record}
@@ -94,7 +98,7 @@ def load_trained(directory: str | Path, device: str = "auto") -> tuple[torch.nn.
         missing, unexpected = model.load_state_dict(load_file(model_dir / "model.safetensors"), strict=False)
     except Exception as exc:  # safetensors raises its own error types for truncated/corrupt files
         raise UserError(f"{model_dir / 'model.safetensors'} is damaged ({exc})") from None
-    missing = [k for k in missing if not (cls is ClassicGPT and k == "lm_head.weight")]  # tied to wte
+    missing = [k for k in missing if not (head_is_tied(model) and k == "lm_head.weight")]  # tied to wte
     if missing or unexpected:
         raise UserError(f"{model_dir} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
     tokenizer = BPETokenizer.load(directory / "tokenizer")

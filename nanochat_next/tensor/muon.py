@@ -12,6 +12,10 @@ One ``torch.optim.Optimizer`` with two kinds of parameter group:
   4. cautious weight decay: decay only where the update and the weight have the same sign;
   5. the step, with the learning rate scaled by ``sqrt(max(1, rows / cols))``.
 
+``equalize=True`` (a group option, off in nanochat 2f09686) adds what nanochat adopted later: MuonEq row
+equilibration before step 2 (each row rescaled to the mean row norm: a better-conditioned spectrum) and
+Muon+ after it (the Frobenius norm snapped to sqrt(min(rows, cols)), an exact semi-orthogonal matrix's).
+
 Learning-rate, momentum and weight-decay schedules are the training loop's business (it sets the group
 values before each step), as in nanochat.
 """
@@ -46,6 +50,18 @@ def orthogonalize(g: Tensor, steps: int = 5) -> Tensor:
     return x
 
 
+def equalize_rows(g: Tensor) -> Tensor:
+    """MuonEq: every row rescaled to the matrix's mean row norm (the total norm is kept)."""
+    target = g.float().norm(dim=(-2, -1), keepdim=True) / g.size(-2) ** 0.5
+    return g * (target / g.float().norm(dim=-1, keepdim=True).clamp_min(1e-6)).to(g.dtype)
+
+
+def semi_orthogonal_norm(g: Tensor) -> Tensor:
+    """Muon+: the Frobenius norm set to sqrt(min(rows, cols)), an exactly semi-orthogonal matrix's."""
+    norm = g.float().norm(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
+    return g * (min(g.size(-2), g.size(-1)) ** 0.5 / norm).to(g.dtype)
+
+
 def _f32(value: float) -> Tensor:
     """Hyperparameters enter the arithmetic as float32 0-D tensors, as in nanochat (same rounding; and a
     compiled update does not recompile when a learning rate changes)."""
@@ -65,12 +81,18 @@ def adamw_update(p: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, s
 
 # a compiled kernel: each hyperparameter is its own 0-D tensor argument, so one graph serves every step
 def muon_update(grads: Tensor, params: Tensor, momentum_buffer: Tensor, second_moment: Tensor,  # noqa: PLR0913
-                momentum: Tensor, lr: Tensor, weight_decay: Tensor, beta2: Tensor, ns_steps: int) -> None:
+                momentum: Tensor, lr: Tensor, weight_decay: Tensor, beta2: Tensor, ns_steps: int,
+                equalize: bool = False) -> None:
     """One Muon step on stacked (n, rows, cols) grads/params; updates params and buffers in place.
     Hyperparameters are float32 0-D tensors."""
     m = momentum.to(grads.dtype)
     momentum_buffer.lerp_(grads, 1 - m)
-    g = orthogonalize(grads.lerp_(momentum_buffer, m), ns_steps)
+    g = grads.lerp_(momentum_buffer, m)
+    if equalize:
+        g = equalize_rows(g)
+    g = orthogonalize(g, ns_steps)
+    if equalize:
+        g = semi_orthogonal_norm(g)
     # NorMuon: normalise per row (tall) or per column (wide), keeping the total norm
     red_dim = -1 if params.size(-2) >= params.size(-1) else -2
     b2 = beta2.to(g.dtype)  # bfloat16 here, as in nanochat
@@ -139,28 +161,42 @@ class MuonAdamW(torch.optim.Optimizer):
         lr = group["lr"] * max(1.0, rows / cols) ** 0.5
         self.muon_update(torch.stack([p.grad for p in params]), stacked, state["momentum_buffer"],
                          state["second_momentum_buffer"], _f32(group["momentum"]), _f32(lr),
-                         _f32(group["weight_decay"]), _f32(group["beta2"]), group["ns_steps"])
+                         _f32(group["weight_decay"]), _f32(group["beta2"]), group["ns_steps"],
+                         group.get("equalize", False))
         torch._foreach_copy_(params, list(stacked.unbind(0)))
 
 
-def nanochat_param_groups(model, unembedding_lr: float = 0.004, embedding_lr: float = 0.2, matrix_lr: float = 0.02,
-                          weight_decay: float = 0.0, adam_betas: tuple[float, float] = (0.8, 0.95),
-                          scalar_lr: float = 0.5) -> list[dict]:
-    """nanochat's groups and LR rules for the modern GPT: AdamW LRs scaled by (n_embd / 768) ** -0.5."""
+def nanochat_param_groups(model, unembedding_lr: float = 0.004, embedding_lr: float = 0.2,  # noqa: PLR0913
+                          matrix_lr: float = 0.02, weight_decay: float = 0.0,
+                          adam_betas: tuple[float, float] = (0.8, 0.95), scalar_lr: float = 0.5,
+                          adam_groups: str = "nanochat", muon_beta2: float = 0.95,
+                          equalize: bool = False) -> list[dict]:
+    """nanochat's groups and LR rules for the modern GPT: AdamW LRs scaled by (n_embd / 768) ** -0.5.
+
+    ``adam_groups="next"``: nanochat's later per-group settings: betas (0.8, 0.96) for the head and
+    (0.8, 0.995) for the embeddings, value embeddings at half the embedding LR, small AdamW weight decays
+    (head 0.01, embeddings 0.001, value embeddings 0.01, resid lambdas 0.05). Smear and backout scalars
+    (when the model has them) train at LR 0.2, as in nanochat, unscaled."""
     groups = model.param_groups()
     scale = (model.config.n_embd / 768) ** -0.5
     adam = dict(kind="adamw", betas=adam_betas, eps=1e-10, weight_decay=0.0)
+    later = adam_groups == "next"
     out = [
-        dict(adam, params=groups["lm_head"], lr=unembedding_lr * scale),
-        dict(adam, params=groups["embeddings"], lr=embedding_lr * scale),
-        dict(adam, params=groups["value_embeds"], lr=embedding_lr * scale),
-        dict(adam, params=groups["resid_lambdas"], lr=scalar_lr * 0.01),
+        dict(adam, params=groups["lm_head"], lr=unembedding_lr * scale,
+             **(dict(betas=(0.8, 0.96), weight_decay=0.01) if later else {})),
+        dict(adam, params=groups["embeddings"], lr=embedding_lr * scale,
+             **(dict(betas=(0.8, 0.995), weight_decay=0.001) if later else {})),
+        dict(adam, params=groups["value_embeds"], lr=embedding_lr * scale * (0.5 if later else 1.0),
+             **(dict(betas=(0.8, 0.995), weight_decay=0.01) if later else {})),
+        dict(adam, params=groups["resid_lambdas"], lr=scalar_lr * 0.01, **(dict(weight_decay=0.05) if later else {})),
         dict(adam, params=groups["x0_lambdas"], lr=scalar_lr, betas=(0.96, 0.95)),
     ]
+    if groups.get("smear_backout"):
+        out.append(dict(adam, params=groups["smear_backout"], lr=0.2, betas=(0.8, 0.95)))
     matrices = groups["matrices"]
     for shape in sorted({tuple(p.shape) for p in matrices}):
         out.append(dict(kind="muon", params=[p for p in matrices if tuple(p.shape) == shape], lr=matrix_lr,
-                        momentum=0.95, ns_steps=5, beta2=0.95, weight_decay=weight_decay))
+                        momentum=0.95, ns_steps=5, beta2=muon_beta2, weight_decay=weight_decay, equalize=equalize))
     for group in out:
         group["initial_lr"] = group["lr"]
     return out

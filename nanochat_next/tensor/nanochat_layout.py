@@ -30,6 +30,11 @@ def export_nanochat(model: GPT, step: int, dest: str | Path, meta: dict | None =
     if not isinstance(model, GPT):
         raise UserError("only the modern style has nanochat's architecture; a classic or bigram model cannot be "
                         "exported to nanochat's layout")
+    beyond = model.config.beyond_nanochat()
+    if beyond:
+        raise UserError(f"this model uses {', '.join(beyond)} (the `next` recipe), which nanochat 2f09686 cannot "
+                        "load; train with --recipe nanochat for a model nanochat runs (this model's own "
+                        "model/model.safetensors + config.json hold every weight)")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     model_path, meta_path = dest / f"model_{step:06d}.pt", dest / f"meta_{step:06d}.json"

@@ -7,6 +7,10 @@
 - Param groups: Muon for the block matrices (grouped by shape), AdamW for embeddings, the head and scalars.
 - Per step: every group's LR = its initial LR x the schedule's multiplier; Muon's momentum warms up
   0.85 -> 0.95 over 300 steps; Muon's weight decay decays linearly to 0 at the last step.
+
+The `next` recipe's alternatives (``TensorRun.muon_momentum``/``wd_schedule``, nanochat's later rules):
+momentum 0.85 -> 0.97 over 400 steps (first), then down to 0.90 across the LR warmdown; weight decay along a
+half cosine to 0.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ def build_optimizer(run: TensorRun, model: torch.nn.Module, lr_scale: float,
         opt = MuonAdamW(nanochat_param_groups(
             model, unembedding_lr=run.unembedding_lr * lr_scale, embedding_lr=run.embedding_lr * lr_scale,
             matrix_lr=run.matrix_lr * lr_scale, weight_decay=weight_decay, adam_betas=(run.adam_beta1, run.adam_beta2),
-            scalar_lr=run.scalar_lr * lr_scale), compile=run.compile)
+            scalar_lr=run.scalar_lr * lr_scale, adam_groups=run.adam_groups, muon_beta2=run.muon_beta2,
+            equalize=run.muon_eq), compile=run.compile)
     else:  # classic: Muon on block matrices, AdamW (embedding LR) on the rest
         opt = MuonAdamW(classic_param_groups(run, model, lr_scale, weight_decay), compile=run.compile)
     for group in opt.param_groups:
@@ -76,12 +81,31 @@ def classic_param_groups(run: TensorRun, model: torch.nn.Module, lr_scale: float
     return param_groups
 
 
-def set_step_hyperparameters(optimizer: torch.optim.Optimizer, step: int, lr_multiplier: float, weight_decay: float,
-                             total_steps: int) -> None:
+def muon_momentum(run: TensorRun, step: int) -> float:
+    if run.muon_momentum == "nanochat":
+        frac = min(step / MOMENTUM_WARMUP_STEPS, 1)
+        return (1 - frac) * 0.85 + frac * 0.95
+    warmdown = round(run.warmdown_ratio * run.steps)
+    if step < 400:  # the warmup comes first, as in nanochat (a run of < 400 steps never reaches 0.97)
+        return (1 - step / 400) * 0.85 + step / 400 * 0.97
+    if warmdown and step >= run.steps - warmdown:  # across the LR warmdown: 0.97 -> 0.90
+        progress = (step - (run.steps - warmdown)) / warmdown
+        return 0.97 * (1 - progress) + 0.90 * progress
+    return 0.97
+
+
+def muon_weight_decay(run: TensorRun, step: int, weight_decay: float) -> float:
+    if run.wd_schedule == "cosine":
+        return weight_decay * 0.5 * (1 + math.cos(math.pi * step / run.steps))
+    return weight_decay * (1 - step / run.steps)
+
+
+def set_step_hyperparameters(optimizer: torch.optim.Optimizer, run: TensorRun, step: int, lr_multiplier: float,
+                             weight_decay: float) -> None:
     """This step's LR of every group, and Muon's momentum and weight decay (see the module docstring)."""
+    momentum, decay = muon_momentum(run, step), muon_weight_decay(run, step, weight_decay)
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] * lr_multiplier
         if group.get("kind") == "muon":
-            frac = min(step / MOMENTUM_WARMUP_STEPS, 1)
-            group["momentum"] = (1 - frac) * 0.85 + frac * 0.95
-            group["weight_decay"] = weight_decay * (1 - step / total_steps)
+            group["momentum"] = momentum
+            group["weight_decay"] = decay

@@ -31,7 +31,7 @@ from nanochat_next.faults import crash_after_save
 from nanochat_next.interrupt import GracefulStop
 from nanochat_next.runtime import DtypeChoice, choose_dtype, measure_matmul_flops, resolve_device
 from nanochat_next.tensor import checkpoint
-from nanochat_next.tensor.config import RESUMABLE_CHANGES, TensorRun
+from nanochat_next.tensor.config import RESUMABLE_CHANGES, TensorRun, with_recipe_fields
 from nanochat_next.tensor.evaluate import evaluate_bpb
 from nanochat_next.tensor.memory import available_bytes, estimate_training_bytes, gigabytes
 from nanochat_next.tensor.model_io import build_model, model_class, model_config, run_shapes, save_model
@@ -160,7 +160,7 @@ def build_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, sources
 def restore(job: Job, loaded: checkpoint.Loaded, log) -> LoopState:
     """Put a checkpoint's weights, optimizer state and RNG states into the job; return its loop state.
     Settings that would change the run's math must equal the checkpoint's."""
-    saved_run = loaded.state["run"]
+    saved_run = with_recipe_fields(loaded.state["run"])  # a checkpoint from before recipes: nanochat's
     changed = sorted(k for k, v in asdict(job.run).items() if k not in RESUMABLE_CHANGES and saved_run.get(k) != v)
     if changed:
         raise UserError(f"cannot resume {loaded.path}: these settings differ from the checkpoint's: "
@@ -217,7 +217,7 @@ def train_step(job: Job, step: int, lr_multiplier: float) -> torch.Tensor:
             scaled = loss / job.grad_accum  # the step's gradient is the mean over its micro-batches
             step_loss += scaled.detach()
             (job.scaler.scale(scaled) if job.scaler else scaled).backward()
-    set_step_hyperparameters(job.optimizer, step, lr_multiplier, job.weight_decay, job.run.steps)
+    set_step_hyperparameters(job.optimizer, job.run, step, lr_multiplier, job.weight_decay)
     if job.scaler:  # fp16: unscale, skip the step on inf/nan gradients, adapt the scale
         job.scaler.step(job.optimizer)
         job.scaler.update()

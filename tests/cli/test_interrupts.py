@@ -85,6 +85,8 @@ def test_a_resumed_run_shows_progress_from_where_it_was(tmp_path):
     frames = resumed.stderr.replace("\r", "\n").splitlines()
     counts = [line.split("|")[2].split()[0] for line in frames if line.startswith("train modern") and "|" in line]
     assert counts[0] == "4/8" and counts[-1] == "8/8", counts
-    assert sum(" 100%|" in line for line in frames if line.startswith("train modern")) == 1, "one final bar line"
+    steps = [int(c.split("/")[0]) for c in counts]
+    assert steps == sorted(steps), f"one bar, never restarted: {counts}"  # (the final line may print twice: tqdm's
+    # close() reprints it, and whether the last update printed too depends on the machine's speed)
     assert "training a 300-token BPE tokenizer" in first.stdout  # announced the first time
     assert "training a 300-token BPE tokenizer" not in resumed.stdout  # reused on resume

@@ -8,17 +8,22 @@ import torch
 
 from nanochat_next.errors import UserError
 from nanochat_next.tensor.engine import Engine
-from nanochat_next.tensor.fast_decode import DecodeStep, write
+from nanochat_next.tensor.fast_decode import DecodeStep, previous_embedding, write
 from nanochat_next.tensor.gpt import GPT, GPTConfig
 from nanochat_next.tensor.gpt_classic import ClassicGPT
 from nanochat_next.tensor.kv_cache import KVCache
 
+# the `next` recipe's model features, all at once: the step must follow every one of them
+FEATURES = dict(smear=True, backout=True, qk_scale=1.2, rope_base=100000.0, ve_gate_range=3.0, ve_gate_channels=12,
+                init="next")
 
-@pytest.fixture(scope="module")
-def model() -> GPT:
+
+@pytest.fixture(scope="module", params=["nanochat", "features", "tied-unnormed"])
+def model(request) -> GPT:
     torch.manual_seed(3)
+    extra = {"nanochat": {}, "features": FEATURES, "tied-unnormed": dict(tie_embeddings=True, embed_norm=False)}
     config = GPTConfig(sequence_len=48, vocab_size=96, n_layer=3, n_head=4, n_kv_head=2, n_embd=64,
-                       window_pattern="SL")
+                       window_pattern="SL", **extra[request.param])
     m = GPT(config)
     with torch.no_grad():
         for p in m.parameters():
@@ -35,8 +40,9 @@ def test_the_static_cache_step_equals_the_full_forward(model):
     model(ids[:, :5], kv_cache=cache)  # prefill 5, then 35 single steps past the window of 24
     step = DecodeStep(model)
     for t in range(5, 40):
-        logits, new_k, new_v = step(ids[:, t:t + 1], torch.tensor(cache.pos), cache.k, cache.v)
-        write(cache, new_k, new_v)
+        logits, new_k, new_v, emb = step(ids[:, t:t + 1], torch.tensor(cache.pos), cache.k, cache.v,
+                                         previous_embedding(cache, model))
+        write(cache, new_k, new_v, emb)
         assert (logits - full[:, t]).abs().max().item() < 1e-4  # fp32, another summation order (masked slots)
 
 

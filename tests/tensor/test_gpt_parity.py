@@ -165,7 +165,8 @@ def test_depth_dial_and_windows():
 
 @pytest.mark.parametrize("bad, match", [
     (dict(n_head=3), "not divisible by n_head"), (dict(n_kv_head=3), "not divisible by n_kv_head"),
-    (dict(window_pattern="SX"), "window pattern"), (dict(n_embd=16, n_head=2, n_kv_head=2), "at least 32"),
+    (dict(window_pattern="SX"), "window pattern"),
+    (dict(n_embd=16, n_head=2, n_kv_head=2), "reads 32 channels; n_embd is 16"),
     (dict(vocab_size=0), "vocab_size must be at least 1")])
 def test_bad_config_is_a_clear_error(bad, match):
     base = dict(sequence_len=16, vocab_size=50, n_layer=2, n_head=4, n_kv_head=2, n_embd=32)
