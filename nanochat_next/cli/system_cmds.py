@@ -23,6 +23,7 @@ def register(sub, fmt) -> None:
     p.add_argument("--measure", action="store_true", help="also measure matmul GFLOP/s per dtype (about 2 s)")
     p.set_defaults(func=cmd_doctor)
 
+    from nanochat_next.bench.ablate import PRESETS
     from nanochat_next.bench.harness import DEFAULT_OUT
     from nanochat_next.bench.profiles import PINNED_NANOCHAT, PROFILES
 
@@ -58,7 +59,11 @@ def register(sub, fmt) -> None:
                                    "target bpb, and against the baseline the difference with paired and Welch "
                                    "t-test p-values; an improvement needs p < 0.01. An interrupted sweep, run "
                                    "again with the same arguments, skips the finished runs.")
-    p.add_argument("--grid", required=True, help="e.g. 'depth=2,4 matrix_lr=0.02,0.03' (train flags, values by comma)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--grid", help="e.g. 'depth=2,4 matrix_lr=0.02,0.03' (train flags, values by comma)")
+    what.add_argument("--preset", choices=list(PRESETS),
+                      help="a named grid: seed (tied lm_head x input RMSNorm), hparams and features (the screens "
+                           "behind the next recipe, one change at a time), recipe (nanochat vs next)")
     base = p.add_mutually_exclusive_group()
     base.add_argument("--base-config", metavar="FILE", help="the run config the grid varies (a run's config.json)")
     base.add_argument("--profile", choices=list(PROFILES), help="start from a bench profile's run config")
@@ -105,7 +110,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nanochat_next.atomic import writable_dir
-    from nanochat_next.bench.ablate import Sweep, parse_grid, run_sweep, write
+    from nanochat_next.bench.ablate import PRESETS, Sweep, parse_grid, run_sweep, write
     from nanochat_next.bench.profiles import PROFILES
     from nanochat_next.run_config import from_fields, read_config
     from nanochat_next.scalar.config import ScalarRun
@@ -125,8 +130,9 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         raise UserError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds: expected distinct seeds, got {args.seeds!r}")
-    variants = parse_grid(args.grid, mode, each=args.each)
-    name = args.name or "-".join(dict.fromkeys(k for v in variants for k in v[1]))
+    grid, each = PRESETS[args.preset] if args.preset else (args.grid, args.each)
+    variants = parse_grid(grid, mode, each=each or args.each)
+    name = args.name or args.preset or "-".join(dict.fromkeys(k for v in variants for k in v[1]))
     out = writable_dir(args.out or Path("out") / "ablate" / name)
     sweep = Sweep(name, mode, asdict(config), variants, seeds, out, args.target_bpb)
     print(f"ablation {name}: {len(variants)} variants x {len(seeds)} seeds = {len(variants) * len(seeds)} runs "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import jsonschema
@@ -12,9 +13,11 @@ import pytest
 from scipy import stats as scipy_stats
 
 from nanochat_next.bench import stats
-from nanochat_next.bench.ablate import parse_grid
+from nanochat_next.bench.ablate import PRESETS, Sweep, parse_grid, prepare
 from nanochat_next.cli.main import main
 from nanochat_next.errors import UserError
+from nanochat_next.run_config import read_config
+from nanochat_next.tensor.config import RECIPES, TensorRun
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "results" / "schema.json").read_text())
@@ -103,3 +106,23 @@ def test_a_tiny_sweep_runs_reports_and_resumes(tmp_path, capsys):
     assert again.count("already finished") == 3, again  # only the unfinished run ran again
     changed = [a if a != "4" else "5" for a in args]  # the same variants with other steps: not the same runs
     assert main(changed) == 2 and "holds a different sweep" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_preset_is_a_grid_of_valid_runs(preset, tmp_path):
+    grid, each = PRESETS[preset]
+    variants = parse_grid(grid, "tensor", each=each)
+    assert len(variants) >= 2
+    sweep = Sweep(preset, "tensor", asdict(replace(TensorRun(), **RECIPES["nanochat"])), variants, [1, 2], tmp_path)
+    prepare(sweep)  # every variant's config is resolved and validated
+    assert len(list((tmp_path / "variants").glob("*.json"))) == len(variants)
+
+
+def test_a_recipe_variant_is_the_whole_bundle(tmp_path):
+    sweep = Sweep("r", "tensor", asdict(replace(TensorRun(), **RECIPES["nanochat"], steps=7)),
+                  parse_grid("recipe=nanochat,next", "tensor"), [1, 2], tmp_path)
+    prepare(sweep)
+    nanochat = read_config(tmp_path / "variants" / "recipe=nanochat.json")[1]
+    ours = read_config(tmp_path / "variants" / "recipe=next.json")[1]
+    assert ours == asdict(replace(TensorRun(), steps=7))  # every recipe field reset to next's, the rest kept
+    assert nanochat == asdict(replace(TensorRun(), **RECIPES["nanochat"], steps=7))
