@@ -6,8 +6,9 @@
    ``scripts.tok_train``; ours trains on the same text and must come out identical (``data``);
 2. trains nanochat (its ``scripts.base_train``, in a private ``NANOCHAT_BASE_DIR``) and ours
    (``nanochat-next train --config``, the profile's run config) on the same device, each in its own process;
-3. trains ours again with the same seed (the losses must be identical) and with a second seed (the
-   spread is the noise floor to read quality deltas against);
+3. trains ours (the profile's recipe, default ``next``) on every seed of the profile, once more on the first
+   seed (the losses must be identical), and, when our recipe is not nanochat's, our nanochat recipe on the
+   same seeds: the paired t-test between the two is what a claim of "better" needs (p < 0.01);
 4. measures greedy decode tok/s of both engines on the same trained weights (``decode_runner``);
 5. writes ``OUT/bench_<profile>_<UTC>.json`` and ``.md`` with the scorecard (``scorecard``).
 
@@ -41,6 +42,7 @@ from nanochat_next.bench.data import DOC_CAP, first_validation_text, prepare_dat
 from nanochat_next.bench.profiles import PINNED_NANOCHAT, SPEED_THRESHOLD, Profile, resolve_profile
 from nanochat_next.bench.scorecard import missing_metadata, parse_our_metrics, report, scorecard, smooth, summarize
 from nanochat_next.errors import UserError
+from nanochat_next.tensor.config import recipe_values
 
 DEFAULT_OUT = "out/bench"  # committing an artifact is a deliberate --out results/
 
@@ -52,6 +54,7 @@ class BenchOptions:
     nanochat_ref: str | None = PINNED_NANOCHAT
     nanochat_python: str | None = None
     device: str | None = None
+    recipe: str | None = None  # our side's recipe (default: the profile's, next)
     out: str = DEFAULT_OUT
     steps: int | None = None
     keep_work: bool = False
@@ -147,17 +150,18 @@ def train_nanochat(profile: Profile, baseline: Baseline, work: Path, target: flo
         return None
     baseline.status = "run"
     cuda = profile.run.device == "cuda"
-    if target is None and raw["evals"]:
-        target = raw["evals"][-1]["val_bpb"] + profile.quality_tolerance
+    if raw["evals"]:  # time to target = to nanochat's own final bpb
+        target = raw["evals"][-1]["val_bpb"]
     return {**summarize(raw, profile.warmup_steps, target), "smooth_losses": raw["smooth_losses"],
             "dtype": "bfloat16 autocast" if cuda else "float32", "compile": True,
             "peak_memory_mb": raw["reported_peak_memory_mb"] if cuda else proc["peak_rss_mb"],
             "wall_seconds": proc["wall_seconds"], "target": target}
 
 
-def train_ours(profile: Profile, key: str, seed: int, work: Path, target: float | None, phases: Phases) -> dict:
+def train_ours(profile: Profile, key: str, seed: int, work: Path, target: float | None, phases: Phases,
+               config_name: str = "run_config.json") -> dict:
     out = work / key
-    config = work / "run_config.json"
+    config = work / config_name
     proc = run_process(our_train_command(config, seed, out), Path.cwd(), dict(os.environ), work / f"{key}.log",
                        poll=phases.step_progress(key, out / "metrics.jsonl", profile.run.steps))
     raw = parse_our_metrics((out / "metrics.jsonl").read_text())
@@ -201,20 +205,47 @@ def measure_decode(profile: Profile, baseline: Baseline, work: Path, runs: dict)
     return decode
 
 
+def our_runs(profile: Profile) -> list[tuple[str, int, str]]:
+    """(key, seed, config file) of every training run of ours: the recipe on each seed (``ours`` = the first,
+    ``ours_seed<k>`` the k-th), the first seed again, then the nanochat recipe on each seed (if ours differs)."""
+    seeds = profile.seeds
+    runs = [("ours", seeds[0], "run_config.json"), ("ours_rerun", seeds[0], "run_config.json")]
+    runs += [(f"ours_seed{i + 1}", s, "run_config.json") for i, s in enumerate(seeds) if i]
+    if profile.run.recipe != "nanochat":
+        runs += [(f"nanochat_recipe_seed{i + 1}", s, "nanochat_recipe.json") for i, s in enumerate(seeds)]
+    return runs
+
+
+def by_seed(profile: Profile, runs: dict, prefix: str) -> dict[str, float]:
+    """Final val bpb per seed of our recipe (``prefix="ours"``) or of our nanochat recipe runs."""
+    keys = ["ours"] + [f"ours_seed{i + 1}" for i in range(1, len(profile.seeds))] if prefix == "ours" else \
+        [f"nanochat_recipe_seed{i + 1}" for i in range(len(profile.seeds))]
+    return {str(s): runs[k]["final_val_bpb"] for s, k in zip(profile.seeds, keys) if runs.get(k)}
+
+
 def reproducibility(profile: Profile, runs: dict, metadata: dict, baseline: Baseline) -> dict:
     a, b = runs["ours"]["losses"], runs["ours_rerun"]["losses"]
     diffs = [abs(x - y) for x, y in zip(a, b)]
     same_length = len(a) == len(b)
-    seeds = profile.seeds
+    finals = by_seed(profile, runs, "ours")
     return {
         "identical_rerun": same_length and max(diffs, default=0.0) <= profile.repro_tolerance,
         "max_abs_loss_diff": max(diffs, default=0.0) if same_length else None,
-        "seed_spread_bpb": abs(runs["ours"]["final_val_bpb"] - runs["ours_seed2"]["final_val_bpb"]),
-        "final_val_bpb_by_seed": {str(seeds[0]): runs["ours"]["final_val_bpb"],
-                                  str(seeds[1]): runs["ours_seed2"]["final_val_bpb"]},
+        "seed_spread_bpb": max(finals.values()) - min(finals.values()),
+        "final_val_bpb_by_seed": finals,
         "missing_metadata": missing_metadata(metadata, baseline),
         "our_tree_clean": metadata["git"]["dirty"] is False,
     }
+
+
+def quality_test(profile: Profile, runs: dict) -> dict:
+    """Our recipe's final bpb over the seeds against our nanochat recipe's on the same seeds (paired)."""
+    from nanochat_next.bench import stats
+
+    ours, ref = by_seed(profile, runs, "ours"), by_seed(profile, runs, "nanochat_recipe")
+    test = stats.compare(list(ours.values()), list(ref.values()), paired=True) if len(ref) == len(ours) > 1 else None
+    return {"ours_by_seed": ours, "ours_mean": stats.describe(list(ours.values())), "nanochat_recipe_by_seed": ref,
+            "paired_vs_nanochat_recipe": test, "accept_p": stats.ACCEPT_P}
 
 
 def run_bench(options: BenchOptions, log=print) -> dict:
@@ -228,15 +259,16 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     from nanochat_next.runtime import device_description
 
     # --- setup: profile, output directory (checked before hours of work), baseline, metadata
-    profile = resolve_profile(options.profile, options.steps, options.device)
+    profile = resolve_profile(options.profile, options.steps, options.device, options.recipe)
     writable_dir(options.out, create=False)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     baseline = resolve_baseline(options.nanochat, options.nanochat_ref, options.nanochat_python)
     metadata = run_metadata()  # now: the git state of the code that runs, even if the tree changes meanwhile
     work = Path(tempfile.mkdtemp(prefix=f"bench-{profile.name}-"))
     seeds = profile.seeds
+    ours = our_runs(profile)
     names = ["data + tokenizer", *(["nanochat train"] if baseline.status == "ready" else []),
-             f"ours seed {seeds[0]}", f"ours seed {seeds[0]} again", f"ours seed {seeds[1]}", "decode"]
+             *[f"{key} (seed {seed})" for key, seed, _ in ours], "decode"]
     phases = Phases(names, profile, options.progress, log)
     runs: dict[str, dict | None] = {"nanochat": None}
     target = profile.target_bpb  # None: nanochat's final bpb + the quality tolerance, once it has run
@@ -246,6 +278,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
         data_info, same_tokenizer = prepare(profile, baseline, work)
         run = replace(profile.run, data=str(work / "ncbase" / "base_data"), tokenizer=str(work / "tokenizer"))
         write_config(work / "run_config.json", "tensor", run)
+        write_config(work / "nanochat_recipe.json", "tensor", replace(run, **recipe_values("nanochat")))
         phases.done()
         # --- nanochat, then ours three times
         if baseline.status == "ready":
@@ -253,10 +286,9 @@ def run_bench(options: BenchOptions, log=print) -> dict:
             runs["nanochat"] = train_nanochat(profile, baseline, work, target)
             target = runs["nanochat"].pop("target") if runs["nanochat"] else target
             phases.done()
-        for key, seed, name in (("ours", seeds[0], names[-4]), ("ours_rerun", seeds[0], names[-3]),
-                                ("ours_seed2", seeds[1], names[-2])):
-            phases.start(name)
-            runs[key] = train_ours(profile, key, seed, work, target, phases)
+        for key, seed, config_name in ours:
+            phases.start(f"{key} (seed {seed})")
+            runs[key] = train_ours(profile, key, seed, work, target, phases, config_name)
             phases.done()
         # --- decode speed on the same weights
         phases.start("decode")
@@ -274,6 +306,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
                        "profile": profile.name, "nanochat_pinned_ref": PINNED_NANOCHAT,
                        "nanochat": {k: getattr(baseline, k) for k in ("ref", "commit", "dirty", "checkout", "python")}}
     repro = reproducibility(profile, runs, metadata, baseline)
+    quality = quality_test(profile, runs)
     same_tokens = None
     if "by_batch" in decode.get("nanochat", {}):
         same_tokens = decode["ours"]["by_batch"][1]["tokens"] == decode["nanochat"]["by_batch"][1]["tokens"]
@@ -282,9 +315,12 @@ def run_bench(options: BenchOptions, log=print) -> dict:
         "config": {**profile.flat(), "our_dtype": profile.run.dtype}, "seeds": list(seeds), "target_bpb": target,
         "baseline": asdict(baseline), "same_tokenizer": same_tokenizer, "same_greedy_tokens": same_tokens,
         "data": data_info,
-        "thresholds": {"quality_tolerance_bpb": profile.quality_tolerance, "speed_ratio": SPEED_THRESHOLD,
+        "recipe": profile.run.recipe,
+        "thresholds": {"quality_margin_bpb": profile.quality_margin, "speed_ratio": SPEED_THRESHOLD,
+                       "time_ratio_target": profile.time_ratio_target,
                        "repro_tolerance": profile.repro_tolerance, "warmup_steps": profile.warmup_steps},
-        "scorecard": scorecard(profile, runs, baseline, repro), "reproducibility": repro, "runs": runs,
+        "quality": quality, "scorecard": scorecard(profile, runs, baseline, repro, quality),
+        "reproducibility": repro, "runs": runs,
         "wall_seconds": time.perf_counter() - phases.t0,
     }
     json_path, md_path = write_results(options.out, f"bench_{profile.name}_{stamp}", data, report(data, metadata),

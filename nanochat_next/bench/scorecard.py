@@ -8,10 +8,12 @@ speed of training): a compile that leaks into later steps cannot decide a compar
 from __future__ import annotations
 
 import json
+import math
 import statistics
 
 from nanochat_next.bench.baseline import Baseline
 from nanochat_next.bench.profiles import PINNED_NANOCHAT, PROFILES, SPEED_THRESHOLD, Profile
+from nanochat_next.bench.stats import ACCEPT_P
 
 OUTLIER_FACTOR = 3.0
 
@@ -67,30 +69,67 @@ def summarize(raw: dict, warmup: int, target_bpb: float | None) -> dict:
 
 # ------------------------------------------------------------------------------------------------ the verdict
 
-def scorecard(profile: Profile, runs: dict, baseline: Baseline, reproducibility: dict) -> list[dict]:
+def quality_rule(profile: Profile) -> str:
+    n = len(profile.seeds)
+    if profile.quality_margin <= 0:
+        return f"mean final val bpb of our {n} seeds <= nanochat's + {-profile.quality_margin:g}"
+    return (f"mean final val bpb of our {n} seeds <= nanochat's - {profile.quality_margin:g}, and p < "
+            f"{ACCEPT_P} (paired t-test) against our nanochat-recipe runs on the same seeds")
+
+
+def our_time_to_target(profile: Profile, runs: dict) -> float | None:
+    """The median over our seeds (a seed that never reached the target counts as never)."""
+    keys = ["ours"] + [f"ours_seed{i + 1}" for i in range(1, len(profile.seeds))]
+    times = [runs[k]["time_to_target_s"] if runs[k]["time_to_target_s"] is not None else math.inf
+             for k in keys if runs.get(k)]
+    t = statistics.median(times) if times else math.inf
+    return None if math.isinf(t) else t
+
+
+def judge_quality(profile: Profile, runs: dict, quality: dict | None) -> tuple[str, float, str]:
+    """(status, our mean - nanochat's, detail)."""
+    finals = [runs[k]["final_val_bpb"] for k in ["ours"] + [f"ours_seed{i + 1}" for i in range(1, len(profile.seeds))]
+              if runs.get(k)]
+    nc = runs["nanochat"]["final_val_bpb"]
+    delta = statistics.fmean(finals) - nc
+    test = (quality or {}).get("paired_vs_nanochat_recipe")
+    p = test["p_value"] if test else None
+    significant = p is not None and p < ACCEPT_P and test["difference"] < 0
+    ok = -delta >= profile.quality_margin and (profile.quality_margin <= 0 or significant)
+    detail = (f"mean val bpb {statistics.fmean(finals):.4f} over {len(finals)} seeds vs nanochat {nc:.4f} "
+              f"({delta:+.4f}); spread {max(finals) - min(finals):.4f}")
+    if test:
+        detail += (f"; vs our nanochat recipe {test['difference']:+.4f}, p = "
+                   + ("n/a" if p is None else f"{p:.2g}"))
+    return ("pass" if ok else "fail"), delta, detail
+
+
+def scorecard(profile: Profile, runs: dict, baseline: Baseline, reproducibility: dict,
+              quality: dict | None = None) -> list[dict]:
     """Three rows: quality, speed, reproducibility; status "pass", "fail" or "baseline: not run|failed"."""
     ours, nc = runs["ours"], runs.get("nanochat")
-    quality_rule = f"our final val bpb <= nanochat's + {profile.quality_tolerance}"
-    speed_rule = (f"our median tok/s / nanochat's >= {SPEED_THRESHOLD} and nanochat's time to the target bpb / ours "
-                  f">= {SPEED_THRESHOLD}")
+    rule = quality_rule(profile)
+    speed_rule = (f"our median tok/s / nanochat's >= {SPEED_THRESHOLD} and nanochat's time to its final val bpb / "
+                  f"ours (median over seeds) >= {profile.time_ratio_target}")
     repro_rule = (f"two runs with seed {profile.seeds[0]}: max |loss difference| <= {profile.repro_tolerance:g}; "
                   "metadata complete; our work tree clean")
     if nc is None:
         missing = f"baseline: {baseline.status}"
-        rows = [{"row": "quality", "status": missing, "value": None, "threshold": quality_rule,
+        rows = [{"row": "quality", "status": missing, "value": None, "threshold": rule,
                  "detail": baseline.reason},
                 {"row": "speed", "status": missing, "value": None, "threshold": speed_rule, "detail": baseline.reason}]
     else:
-        delta = ours["final_val_bpb"] - nc["final_val_bpb"]
+        status, delta, quality_detail = judge_quality(profile, runs, quality)
         tps_ratio = ours["tok_per_s"]["median"] / nc["tok_per_s"]["median"]
-        ours_t, nc_t = ours["time_to_target_s"], nc["time_to_target_s"]
+        ours_t, nc_t = our_time_to_target(profile, runs), nc["time_to_target_s"]
         if ours_t is None:
             ttt_ratio, ttt_ok, ttt_text = None, False, "ours never reached the target"
         elif nc_t is None:
             ttt_ratio, ttt_ok, ttt_text = None, True, "nanochat never reached the target, ours did"
         else:
             ttt_ratio = nc_t / ours_t
-            ttt_ok, ttt_text = ttt_ratio >= SPEED_THRESHOLD, f"time-to-target ratio {ttt_ratio:.2f}x"
+            ttt_ok = ttt_ratio >= profile.time_ratio_target
+            ttt_text = f"time-to-target ratio {ttt_ratio:.2f}x ({nc_t:.1f} s vs {ours_t:.1f} s)"
         rerun = runs.get("ours_rerun")
         noise_text = ""
         if rerun:
@@ -99,10 +138,7 @@ def scorecard(profile: Profile, runs: dict, baseline: Baseline, reproducibility:
         decode_text = ""
         if ours.get("decode_tok_s") and nc.get("decode_tok_s"):
             decode_text = f"; decode {ours['decode_tok_s'] / nc['decode_tok_s']:.2f}x (reported, not scored)"
-        rows = [{"row": "quality", "status": "pass" if delta <= profile.quality_tolerance else "fail",
-                 "value": delta, "threshold": quality_rule,
-                 "detail": f"val bpb {ours['final_val_bpb']:.4f} vs {nc['final_val_bpb']:.4f} ({delta:+.4f}); "
-                           f"seed spread {reproducibility['seed_spread_bpb']:.4f}"},
+        rows = [{"row": "quality", "status": status, "value": delta, "threshold": rule, "detail": quality_detail},
                 {"row": "speed", "status": "pass" if tps_ratio >= SPEED_THRESHOLD and ttt_ok else "fail",
                  "value": {"tok_per_s_ratio": tps_ratio, "time_to_target_ratio": ttt_ratio}, "threshold": speed_rule,
                  "detail": f"tok/s ratio {tps_ratio:.2f}x (ours {ours.get('dtype')}, nanochat {nc.get('dtype')})"
@@ -179,8 +215,12 @@ def report(data: dict, metadata: dict) -> str:
               "| run | tok/s median (min-max) | " + " | ".join(f"bpb @{s}" for s in evals)
               + " | time to target (s) | peak memory (MB) | decode tok/s |",
               "|---|---:|" + "---:|" * len(evals) + "---:|---:|---:|"]
-    names = [("nanochat", nanochat_name), ("ours", f"ours seed {data['seeds'][0]}"),
-             ("ours_rerun", f"ours seed {data['seeds'][0]} again"), ("ours_seed2", f"ours seed {data['seeds'][1]}")]
+    recipe = data.get("recipe", "nanochat")
+    seeds = data["seeds"]
+    names = [("nanochat", nanochat_name), ("ours", f"ours ({recipe}) seed {seeds[0]}"),
+             ("ours_rerun", f"ours ({recipe}) seed {seeds[0]} again")]
+    names += [(f"ours_seed{i + 1}", f"ours ({recipe}) seed {s}") for i, s in enumerate(seeds) if i]
+    names += [(f"nanochat_recipe_seed{i + 1}", f"ours (nanochat recipe) seed {s}") for i, s in enumerate(seeds)]
     for key, name in names:
         run = runs.get(key)
         if run is None:
@@ -205,8 +245,8 @@ def report(data: dict, metadata: dict) -> str:
         "",
         f"- Seed {data['seeds'][0]} twice: max |loss difference| {_fmt(repro['max_abs_loss_diff'], '.3g')} over "
         f"{cfg['steps']} steps (identical: {repro['identical_rerun']}).",
-        f"- Seeds {data['seeds'][0]} and {data['seeds'][1]}: final val bpb "
-        + " vs ".join(f"{v:.4f}" for v in repro["final_val_bpb_by_seed"].values())
+        f"- Seeds {', '.join(repro['final_val_bpb_by_seed'])}: final val bpb "
+        + ", ".join(f"{v:.4f}" for v in repro["final_val_bpb_by_seed"].values())
         + f", spread {repro['seed_spread_bpb']:.4f}: quality differences smaller than this are noise.",
         f"- Metadata missing: {', '.join(repro['missing_metadata']) or 'nothing'}; our tree clean: "
         f"{repro['our_tree_clean']}.",

@@ -45,6 +45,9 @@ def register(sub, fmt) -> None:
     p.add_argument("--device", choices=DEVICES,
                    help="override the profile's device (our dtype then follows our default rule)")
     p.add_argument("--steps", type=positive_int, help="override the profile's number of steps")
+    p.add_argument("--recipe", choices=["next", "nanochat"], default=None,
+                   help="our side's recipe (default: the profile's, next); with next, our nanochat recipe also runs "
+                        "on the same seeds for the significance test")
     p.add_argument("--out", default=DEFAULT_OUT,
                    help="where the .json and .md go (commit an artifact deliberately with --out results/)")
     p.add_argument("--keep-work", action="store_true", help="keep the temporary runs, logs and checkpoints")
@@ -96,7 +99,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = run_bench(BenchOptions(profile=args.profile, nanochat=args.nanochat,
                                     nanochat_ref=None if args.no_baseline or args.nanochat else args.nanochat_ref,
                                     nanochat_python=args.nanochat_python, device=args.device, out=args.out,
-                                    steps=args.steps, keep_work=args.keep_work, progress=not args.no_progress))
+                                    steps=args.steps, recipe=args.recipe, keep_work=args.keep_work,
+                                    progress=not args.no_progress))
     print(scorecard_table(result["scorecard"]))
     base = result["baseline"]
     if base["status"] != "run":
