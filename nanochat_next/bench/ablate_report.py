@@ -36,13 +36,20 @@ def report(data: dict, png_name: str) -> str:
     return "\n".join(lines)
 
 
-def plot(data: dict, path: Path) -> None:
-    import matplotlib
+def effects(data: dict) -> dict[str, dict]:
+    """Each variant's paired difference to the baseline (same seeds): mean and 95% CI, from the per-seed values."""
+    from nanochat_next.bench.stats import describe
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    base = data["variants"][data["baseline"]]["by_seed"]
+    out = {}
+    for name, row in data["variants"].items():
+        if name != data["baseline"]:
+            out[name] = describe([row["by_seed"][s] - base[s] for s in base if s in row["by_seed"]])
+    return out
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+
+def draw_curves(data: dict, ax) -> None:
+    """The metric over training per variant: mean over seeds, min-max band."""
     for name, by_seed in data["curves"].items():
         curves = [c for c in by_seed.values() if c]
         steps = [x for x, _ in curves[0]]
@@ -51,9 +58,35 @@ def plot(data: dict, path: Path) -> None:
         ax.plot(steps, mean, label=name)
         ax.fill_between(steps, [min(col) for col in zip(*values)], [max(col) for col in zip(*values)], alpha=0.2)
     ax.set(xlabel="step", ylabel="train loss" if data["mode"] == "scalar" else "val bpb",
-           title=f"ablation {data['name']}: mean over seeds, min-max band")
+           title="mean over seeds, min-max band")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
+
+
+def draw_effects(data: dict, ax) -> None:
+    """Final metric minus the baseline's, per variant (paired by seed): mean and 95% CI; green = accepted
+    improvement (p < accept_p), red = significant regression, gray = no significant difference."""
+    rows = effects(data)
+    colors = {"improvement": "tab:green", "regression": "tab:red"}
+    for y, (name, e) in enumerate(rows.items()):
+        color = colors.get(data["variants"][name].get("verdict"), "gray")
+        low, high = e["ci95"]
+        ax.errorbar(e["mean"], y, xerr=[[e["mean"] - low], [high - e["mean"]]] if high == high else None,
+                    fmt="o", color=color, capsize=3)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(rows)), list(rows), fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlabel=f"{data['metric']} - baseline's (lower is better)", title="effect, 95% CI (paired by seed)")
+    ax.grid(alpha=0.3, axis="x")
+
+
+def plot(data: dict, path: Path) -> None:
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend stays as it is
+
+    fig = Figure(figsize=(12, 4.5))
+    left, right = fig.subplots(1, 2, width_ratios=[3, 2])
+    draw_curves(data, left)
+    draw_effects(data, right)
+    fig.suptitle(f"ablation {data['name']}: {len(data['seeds'])} seeds per variant")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

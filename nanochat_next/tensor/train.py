@@ -342,6 +342,9 @@ def announce(job: Job, log) -> None:
     log(f"{run.model_kind}/{run.style}: {params:,} parameters, {job.model.flops_per_token():,} FLOPs/token | batch "
         f"{run.total_batch_size:,} tokens = {run.device_batch_size} x {run.max_seq_len} x {job.grad_accum} "
         f"accumulation x {procs.world} processes | Muon weight decay {job.weight_decay:.4f}")
+    if run.model_kind == "mini-gpt":
+        changes = ", ".join(f"{k}={v}" for k, v in run.beyond_recipe().items())
+        log(f"recipe {run.recipe}" + (f" with {changes}" if changes else "") + " (docs/recipe.md)")
 
 
 def summarize(job: Job, state: LoopState, seconds: float) -> dict:

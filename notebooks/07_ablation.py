@@ -1,0 +1,176 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Ablations: is a change really better?
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ricardofrantz/nanochat-next/blob/main/notebooks/07_ablation.ipynb)
+#
+# Change one setting, train again, see a lower validation loss: better? Not yet. Two runs that differ
+# only in the **seed** (the weight init and the order of the data) also land apart. A difference means
+# something only when it is larger than that seed noise, consistently, over several seeds. This notebook:
+#
+# 1. runs a small grid (the baseline plus two changes) with several seeds each, every run an ordinary
+#    `nanochat-next train` process (so every run's `config.json` reproduces it);
+# 2. reads the **seed noise** first;
+# 3. judges each change with a paired t-test over the same seeds and the acceptance rule of
+#    [modded-nanogpt](https://github.com/KellerJordan/modded-nanogpt): an improvement needs p < 0.01;
+# 4. shows the sweeps behind this project's `next` recipe (the committed `results/ablate_*.json`).
+#
+# The same runner is the command `nanochat-next ablate --grid '...' --seeds 42,43,44` (or `--preset NAME`).
+
+# %%
+import os
+import sys
+
+# on Colab: install this repository's library first (the Colab launcher, which installs it itself, sets
+# NANOCHAT_NEXT_INSTALLED so that a notebook it runs keeps the version it chose)
+if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED"):
+    # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
+    pass
+
+# %% tags=["parameters"]
+preset = "auto"  # auto: tiny on a CPU (~3 minutes), the cpu bench profile's model on a GPU
+grid = "matrix_lr=0.02,0.004 warmdown_ratio=0.5,0.6"  # one change at a time against the first values
+seeds = "42,43,44"
+steps = 0  # 0 = the preset's
+out_dir = ""  # "" = a fresh temporary directory
+
+# %% [markdown]
+# ## The base run and the grid
+#
+# On a CPU the base is a tiny model (depth 2, 128-token context, 30 steps of 512 tokens) in float32, not
+# compiled: ~15 s a run. `--each` semantics: the baseline takes every key's first value; each other value
+# is tried alone. Here one change is large (a 5x smaller learning rate for the block matrices) and one is
+# small (warm down over 60% of the run instead of 50%).
+
+# %%
+import tempfile
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from nanochat_next.bench.ablate import Sweep, parse_grid, run_sweep
+from nanochat_next.bench.ablate_report import draw_curves, draw_effects, effects
+from nanochat_next.bench.profiles import PROFILES
+from nanochat_next.tensor.config import RECIPES
+
+gpu = torch.cuda.is_available()
+if preset == "auto":
+    preset = "gpu" if gpu else "tiny"
+base = {"tiny": replace(PROFILES["smoke"].run, dtype="float32", compile=False),
+        "gpu": replace(PROFILES["cpu"].run, device="cuda", dtype="bfloat16")}[preset]
+base = replace(base, **RECIPES["nanochat"], steps=steps or base.steps)  # the grid varies nanochat's recipe
+variants = parse_grid(grid, "tensor", each=True)
+seed_list = [int(s) for s in seeds.split(",")]
+out = Path(out_dir or tempfile.mkdtemp(prefix="ablate-"))
+print(f"preset {preset}: depth {base.depth}, seq {base.max_seq_len}, {base.steps} steps of "
+      f"{base.total_batch_size} tokens, {base.device} {base.dtype}")
+for name, overrides in variants:
+    print(f"  {name:24s} {overrides}")
+print(f"{len(variants)} variants x {len(seed_list)} seeds = {len(variants) * len(seed_list)} runs")
+
+# %% [markdown]
+# ## Run it
+#
+# Each line is one finished run. Run the cell again with the same `out_dir` and finished runs are skipped:
+# an interrupted sweep resumes.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+sweep = Sweep("notebook", "tensor", asdict(base), variants, seed_list, out)
+data = run_sweep(sweep)
+
+# %% [markdown]
+# ## Seed noise first
+#
+# The baseline, trained with three seeds: how far apart does one config land?
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+base_row = data["variants"]["baseline"]
+for seed, value in base_row["by_seed"].items():
+    print(f"baseline, seed {seed}: final val bpb {value:.4f}")
+noise = data["seed_noise"]
+print(f"spread (max - min) {noise['range']:.4f}, std {noise['std']:.4f}: differences of this size are noise")
+
+# %%
+assert len(base_row["by_seed"]) == len(seed_list) and noise["range"] > 0  # seeds change the run
+
+# %% [markdown]
+# ## Each change against the baseline
+#
+# Paired by seed: seed 42 of the variant against seed 42 of the baseline (same init, same data order), so
+# what the seed contributes cancels. The t-test turns the per-seed differences into a p-value: the chance
+# of differences this consistent if the change did nothing.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"{'variant':24s} {'mean':>8s} {'std':>7s} {'diff':>8s} {'95% CI of diff':>20s} {'p':>8s}  verdict")
+for name, e in effects(data).items():
+    row = data["variants"][name]
+    p = row["paired"]["p_value"]
+    print(f"{name:24s} {row['metric']['mean']:8.4f} {row['metric']['std']:7.4f} {e['mean']:+8.4f} "
+          f"{e['ci95'][0]:+9.4f}..{e['ci95'][1]:+.4f} {p if p is None else format(p, '8.2g'):>8}  {row['verdict']}")
+
+# %%
+big = data["variants"]["matrix_lr=0.004"]
+assert big["paired"]["difference"] > 0 and big["verdict"] == "regression", big  # 5x too small an LR: worse
+assert data["variants"]["warmdown_ratio=0.6"]["verdict"] in ("improvement", "regression", "no significant difference")
+
+# %% [markdown]
+# Left: validation bpb over training (the mean over seeds, the band from the best to the worst seed).
+# Right: each change's effect with its 95% confidence interval. A CI that crosses zero is no evidence
+# either way; the large LR change is far from zero, the small warmdown change is not (or only barely).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), width_ratios=[3, 2])
+draw_curves(data, left)
+draw_effects(data, right)
+fig.tight_layout()
+
+# %% [markdown]
+# ## The sweeps behind the `next` recipe
+#
+# The same runner, at the `cpu` bench profile (depth 4, seq 256, 200 steps of 2,048 tokens on
+# tinyshakespeare), with five seeds per candidate against nanochat 2f09686's recipe: learning rates and
+# schedules (`--preset hparams`), then nanochat's later model and optimizer changes (`--preset features`).
+# Only what passed p < 0.01 went into `next` (docs/recipe.md lists every row, adopted or not).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import json
+
+results = Path("../results") if Path("../results").is_dir() else Path("results")
+committed = sorted(results.glob("ablate_*.json"))
+for path in committed:
+    sweep_data = json.loads(path.read_text())
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), width_ratios=[3, 2])
+    draw_curves(sweep_data, left)
+    draw_effects(sweep_data, right)
+    fig.suptitle(f"{path.name}: {len(sweep_data['seeds'])} seeds per variant")
+    fig.tight_layout()
+print(f"{len(committed)} committed sweeps" + ("" if committed else " (none here: clone the repository to see them)"))
+
+# %% [markdown]
+# ## Scale it up
+#
+# On a GPU (`preset="auto"` picks the `cpu` profile's model there) or with more time, widen the grid
+# (`grid = "matrix_lr=0.02,0.03,0.04 embedding_lr=0.3,0.6"`), add seeds (`"42,43,44,45,46"`), and read the
+# noise before the verdicts. From a shell: `nanochat-next ablate --profile cpu --preset features --seeds
+# 42,43,44,45,46`.
