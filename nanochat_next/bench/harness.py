@@ -174,13 +174,14 @@ def train_ours(profile: Profile, key: str, seed: int, work: Path, target: float 
 
 
 def measure_decode(profile: Profile, baseline: Baseline, work: Path, runs: dict) -> dict:
-    """Greedy decode of both engines on our seed-42 weights; the speeds go into ``runs``."""
+    """Greedy decode of both engines on the same weights, our first seed's: of the nanochat-recipe run when there
+    is one (nanochat's model cannot hold the `next` recipe's features), else of ours; the speeds go into ``runs``."""
     import torch
     from safetensors.torch import load_file
 
     from nanochat_next.tokenizer.bpe import BPETokenizer
 
-    model_dir = work / "ours" / "model"
+    model_dir = work / ("nanochat_recipe_seed1" if (work / "nanochat_recipe_seed1").is_dir() else "ours") / "model"
     weights = work / "decode_weights.pt"
     torch.save(load_file(str(model_dir / "model.safetensors")), weights)
     tokenizer = BPETokenizer.load(work / "tokenizer")
@@ -248,15 +249,26 @@ def quality_test(profile: Profile, runs: dict) -> dict:
             "paired_vs_nanochat_recipe": test, "accept_p": stats.ACCEPT_P}
 
 
+def run_description(profile: Profile, baseline: Baseline) -> dict:
+    """What ran where (the artifact's metadata["run"])."""
+    import torch
+
+    from nanochat_next.runtime import device_description
+
+    device = profile.run.device
+    return {"device": device, "device_name": device_description(torch.device(device)), "dtype": profile.run.dtype,
+            "compile": profile.run.compile, "seeds": list(profile.seeds), "profile": profile.name,
+            "recipe": profile.run.recipe, "nanochat_pinned_ref": PINNED_NANOCHAT,
+            "nanochat": {k: getattr(baseline, k) for k in ("ref", "commit", "dirty", "checkout", "python")}}
+
+
 def run_bench(options: BenchOptions, log=print) -> dict:
     """Run the benchmark; write OUT/bench_<profile>_<UTC>.json and .md; return the JSON data (with the paths
     under ``"artifacts"``)."""
-    import torch
 
     from nanochat_next.atomic import writable_dir
     from nanochat_next.provenance import run_metadata, write_results
     from nanochat_next.run_config import write_config
-    from nanochat_next.runtime import device_description
 
     # --- setup: profile, output directory (checked before hours of work), baseline, metadata
     profile = resolve_profile(options.profile, options.steps, options.device, options.recipe)
@@ -300,11 +312,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
         raise
     phases.close()
     # --- the verdict and the artifacts
-    device = profile.run.device
-    metadata["run"] = {"device": device, "device_name": device_description(torch.device(device)),
-                       "dtype": profile.run.dtype, "compile": profile.run.compile, "seeds": list(seeds),
-                       "profile": profile.name, "nanochat_pinned_ref": PINNED_NANOCHAT,
-                       "nanochat": {k: getattr(baseline, k) for k in ("ref", "commit", "dirty", "checkout", "python")}}
+    metadata["run"] = run_description(profile, baseline)
     repro = reproducibility(profile, runs, metadata, baseline)
     quality = quality_test(profile, runs)
     same_tokens = None

@@ -239,7 +239,8 @@ def report(data: dict, metadata: dict) -> str:
         f"target = training time (evals excluded, warm-up steps counted at the steady step time) until the first "
         f"eval at val bpb <= {_fmt(data['target_bpb'])}. Memory: {memory}. Decode: greedy, batch 1, "
         f"{cfg['decode_new_tokens']} tokens after a {cfg['decode_prompt_tokens']}-token prompt, both engines on the "
-        f"same weights (ours, seed {data['seeds'][0]}); identical tokens: {data['same_greedy_tokens']}.",
+        f"same weights (ours, {'nanochat recipe, ' if data.get('recipe', 'nanochat') != 'nanochat' else ''}seed "
+        f"{data['seeds'][0]}); identical tokens: {data['same_greedy_tokens']}.",
         "",
         "## Reproducibility",
         "",

@@ -55,17 +55,17 @@ class TensorRun:
     # optimizer: Muon's group LRs (nanochat's base_train names) or one LR for adamw/sgd
     optimizer: str = "muon"
     lr: float = 1e-3  # adamw / sgd only
-    embedding_lr: float = 0.3
-    unembedding_lr: float = 0.004
+    embedding_lr: float = 0.6  # next; nanochat 0.3 (RECIPES)
+    unembedding_lr: float = 0.016  # next; nanochat 0.004
     matrix_lr: float = 0.02
     scalar_lr: float = 0.5
-    weight_decay: float = 0.2  # Muon's, scaled to batch and model size as nanochat does
+    weight_decay: float = 0.28  # Muon's, scaled to batch and model size as nanochat does; nanochat 0.2
     adam_beta1: float = 0.8
     adam_beta2: float = 0.95
     # LR schedule: multiplier of every group's LR per step
     warmup_ratio: float = 0.0
     warmdown_ratio: float = 0.5
-    final_lr_fraction: float = 0.0
+    final_lr_fraction: float = 0.05  # next; nanochat 0.0
     lr_schedule: str = "linear"  # linear | sqrt | cosine | constant
     # the recipe: model features and training rules beyond nanochat 2f09686 (docs/recipe.md). These defaults
     # are the `next` recipe; `--recipe nanochat` sets every field of RECIPES["nanochat"] back to nanochat's
