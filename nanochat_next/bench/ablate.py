@@ -41,14 +41,17 @@ NOT_IN_A_GRID = {"seed", "out"}  # given by --seeds and by the runner
 
 
 # Named grids: (grid, one change at a time?). `seed` is the seed project's original ablation; `hparams` and
-# `features` are the screens behind the `next` recipe (docs/recipe.md); `recipe` compares the two recipes.
+# `features` are the screens behind the `next` recipe (docs/recipe.md: hparams against the nanochat recipe,
+# features on top of the learning rates hparams adopted); `more`: candidates not measured yet; `recipe`
+# compares the two recipes.
 PRESETS: dict[str, tuple[str, bool]] = {
     "seed": ("tie_embeddings=false,true embed_norm=true,false", False),
     "hparams": ("matrix_lr=0.02,0.03,0.04 embedding_lr=0.3,0.6 unembedding_lr=0.004,0.008,0.016 "
                 "weight_decay=0.2,0.28 warmdown_ratio=0.5,0.65,0.8 final_lr_fraction=0.0,0.05", True),
-    "features": ("smear=false,true backout=false,true qk_scale=1.0,1.2 ve_gate_range=2.0,3.0 init=nanochat,next "
-                 "adam_groups=nanochat,next muon_beta2=0.95,0.9 muon_eq=false,true muon_momentum=nanochat,next "
-                 "wd_schedule=linear,cosine", True),
+    "features": ("smear=false,true backout=false,true init=nanochat,next muon_eq=false,true "
+                 "muon_momentum=nanochat,next wd_schedule=linear,cosine warmdown_ratio=0.5,0.35", True),
+    "more": ("qk_scale=1.0,1.2 rope_base=10000,100000 ve_gate_range=2.0,3.0 ve_gate_channels=32,12 "
+             "adam_groups=nanochat,next muon_beta2=0.95,0.9", True),
     "recipe": ("recipe=nanochat,next", False),
 }
 

@@ -66,7 +66,8 @@ def register(sub, fmt) -> None:
     what.add_argument("--grid", help="e.g. 'depth=2,4 matrix_lr=0.02,0.03' (train flags, values by comma)")
     what.add_argument("--preset", choices=list(PRESETS),
                       help="a named grid: seed (tied lm_head x input RMSNorm), hparams and features (the screens "
-                           "behind the next recipe, one change at a time), recipe (nanochat vs next)")
+                           "behind the next recipe, one change at a time), more (candidates not yet measured), "
+                           "recipe (nanochat vs next)")
     base = p.add_mutually_exclusive_group()
     base.add_argument("--base-config", metavar="FILE", help="the run config the grid varies (a run's config.json)")
     base.add_argument("--profile", choices=list(PROFILES), help="start from a bench profile's run config")
