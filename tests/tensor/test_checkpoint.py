@@ -214,3 +214,20 @@ def test_eval_gpu_memory_stays_flat():
     for _ in range(50):
         evaluate_bpb(model, iter(batches), 4, token_bytes, "cuda")
     assert torch.cuda.max_memory_allocated() <= peak * 1.05
+
+
+def test_every_recipe_feature_resumes_bit_for_bit(tmp_path):
+    """Smear, backout, tied embeddings, MuonEq, the later schedules and AdamW groups: their parameters and
+    optimizer state go through a checkpoint like the rest (a crash + resume equals the uninterrupted run)."""
+    features = ["--smear", "--backout", "--tie-embeddings", "--muon-eq", "--muon-momentum", "next", "--wd-schedule",
+                "cosine", "--adam-groups", "next", "--init", "next", "--qk-scale", "1.2", "--steps", "6",
+                "--save-every", "2"]
+    full = cli(*TINY, *features, "--out", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr
+    assert "with smear=True" in full.stdout  # train says what differs from its recipe
+    crashed = cli(*TINY, *features, "--out", str(tmp_path / "r"), env={"NANOCHAT_NEXT_TEST_CRASH_AFTER_SAVE": "2"})
+    assert crashed.returncode == 17
+    resumed = cli(*TINY, *features, "--out", str(tmp_path / "r"), "--resume", "latest")
+    assert resumed.returncode == 0, resumed.stderr
+    assert losses(tmp_path / "r") == losses(tmp_path / "full")
+    assert losses(tmp_path / "full")[-1] < losses(tmp_path / "full")[0]
