@@ -43,7 +43,7 @@ if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED
 
 # %% tags=["parameters"]
 preset = "auto"  # auto: tiny on a CPU (~3 minutes), the cpu bench profile's model on a GPU
-grid = "matrix_lr=0.02,0.004 warmdown_ratio=0.5,0.6"  # one change at a time against the first values
+grid = "matrix_lr=0.02,0.004 warmdown_ratio=0.5,0.55"  # one change at a time against the first values
 seeds = "42,43,44"
 steps = 0  # 0 = the preset's
 out_dir = ""  # "" = a fresh temporary directory
@@ -52,9 +52,9 @@ out_dir = ""  # "" = a fresh temporary directory
 # ## The base run and the grid
 #
 # On a CPU the base is a tiny model (depth 2, 128-token context, 30 steps of 512 tokens) in float32, not
-# compiled: ~15 s a run. `--each` semantics: the baseline takes every key's first value; each other value
-# is tried alone. Here one change is large (a 5x smaller learning rate for the block matrices) and one is
-# small (warm down over 60% of the run instead of 50%).
+# compiled, with one tokenizer trained here for every run: ~15 s a run. `--each` semantics: the baseline
+# takes every key's first value; each other value is tried alone. Here one change is large (a 5x smaller
+# learning rate for the block matrices) and one is small (warm down over 55% of the run instead of 50%).
 
 # %%
 import tempfile
@@ -67,17 +67,23 @@ import torch
 from nanochat_next.bench.ablate import Sweep, parse_grid, run_sweep
 from nanochat_next.bench.ablate_report import draw_curves, draw_effects, effects
 from nanochat_next.bench.profiles import PROFILES
+from nanochat_next.corpus import load_corpus, split_documents, train_val_split
 from nanochat_next.tensor.config import RECIPES
+from nanochat_next.tokenizer.bpe import BPETokenizer
 
 gpu = torch.cuda.is_available()
 if preset == "auto":
     preset = "gpu" if gpu else "tiny"
 base = {"tiny": replace(PROFILES["smoke"].run, dtype="float32", compile=False),
         "gpu": replace(PROFILES["cpu"].run, device="cuda", dtype="bfloat16")}[preset]
-base = replace(base, **RECIPES["nanochat"], steps=steps or base.steps)  # the grid varies nanochat's recipe
+out = Path(out_dir or tempfile.mkdtemp(prefix="ablate-"))
+text, rule = load_corpus(base.data)
+BPETokenizer.train(train_val_split(split_documents(text, rule))[0], base.vocab_size).save(out / "tokenizer")
+# the grid varies nanochat's recipe; peak_flops given: no matmul timing at the start of every run
+base = replace(base, **RECIPES["nanochat"], steps=steps or base.steps, tokenizer=str(out / "tokenizer"),
+               peak_flops=1e12)
 variants = parse_grid(grid, "tensor", each=True)
 seed_list = [int(s) for s in seeds.split(",")]
-out = Path(out_dir or tempfile.mkdtemp(prefix="ablate-"))
 print(f"preset {preset}: depth {base.depth}, seq {base.max_seq_len}, {base.steps} steps of "
       f"{base.total_batch_size} tokens, {base.device} {base.dtype}")
 for name, overrides in variants:
@@ -130,12 +136,13 @@ for name, e in effects(data).items():
 # %%
 big = data["variants"]["matrix_lr=0.004"]
 assert big["paired"]["difference"] > 0 and big["verdict"] == "regression", big  # 5x too small an LR: worse
-assert data["variants"]["warmdown_ratio=0.6"]["verdict"] in ("improvement", "regression", "no significant difference")
+assert data["variants"]["warmdown_ratio=0.55"]["verdict"] in ("improvement", "regression", "no significant difference")
 
 # %% [markdown]
 # Left: validation bpb over training (the mean over seeds, the band from the best to the worst seed).
 # Right: each change's effect with its 95% confidence interval. A CI that crosses zero is no evidence
-# either way; the large LR change is far from zero, the small warmdown change is not (or only barely).
+# either way. The large LR change lands far from zero; whether the small warmdown change clears the noise is
+# for the test to say, not for the eye (on another CPU the numbers move in the last digits).
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -64,19 +64,19 @@ class TensorRun:
     adam_beta2: float = 0.95
     # LR schedule: multiplier of every group's LR per step
     warmup_ratio: float = 0.0
-    warmdown_ratio: float = 0.5
+    warmdown_ratio: float = 0.35  # next; nanochat 0.5
     final_lr_fraction: float = 0.05  # next; nanochat 0.0
     lr_schedule: str = "linear"  # linear | sqrt | cosine | constant
     # the recipe: model features and training rules beyond nanochat 2f09686 (docs/recipe.md). These defaults
     # are the `next` recipe; `--recipe nanochat` sets every field of RECIPES["nanochat"] back to nanochat's
     recipe: str = "next"
-    smear: bool = False  # previous token's embedding mixed in through a gate (modern style)
+    smear: bool = True  # next; nanochat False. previous token's embedding mixed in through a gate (modern style)
     backout: bool = False  # a learned fraction of the mid-depth residual subtracted before the head
     qk_scale: float = 1.0  # q and k scaled after QK-norm
     rope_base: float = 10000.0
     ve_gate_range: float = 2.0  # value-embedding gate range (0, R)
     ve_gate_channels: int = 32  # channels the value-embedding gate reads
-    init: str = "nanochat"  # nanochat | next (nanochat's later init)
+    init: str = "next"  # nanochat | next (nanochat's later init)
     tie_embeddings: bool = False
     embed_norm: bool = True  # RMSNorm on the token embedding
     adam_groups: str = "nanochat"  # nanochat | next (per-group betas and weight decays)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
 
 from nanochat_next.errors import UserError
+from nanochat_next.tensor.config import recipe_values
 from nanochat_next.tensor.nanochat_layout import export_nanochat, load_nanochat
 from nanochat_next.tensor.train import TensorRun, build_model
 
@@ -18,7 +20,8 @@ from nanochat_next.tensor.train import TensorRun, build_model
 @pytest.fixture()
 def model():
     torch.manual_seed(0)
-    return build_model(TensorRun(depth=2, head_dim=32, aspect_ratio=32, max_seq_len=32, window_pattern="SL"), 300)
+    return build_model(replace(TensorRun(depth=2, head_dim=32, aspect_ratio=32, max_seq_len=32, window_pattern="SL"),
+                               **recipe_values("nanochat")), 300)
 
 
 def test_round_trip_and_weights_only_loading(model, tmp_path):
@@ -66,7 +69,12 @@ def test_cli_export_then_import_then_sample(tmp_path):
         return subprocess.run([sys.executable, "-m", "nanochat_next", *args], capture_output=True, text=True,
                               timeout=300)
 
-    assert cli("train", "--mode", "tensor", "--steps", "3", "--out", str(tmp_path / "run"), *tiny).returncode == 0
+    # the default recipe (next) has features nanochat cannot load: export says so in one line
+    assert cli("train", "--mode", "tensor", "--steps", "3", "--out", str(tmp_path / "next"), *tiny).returncode == 0
+    refused = cli("export", "--checkpoint", str(tmp_path / "next"), "--dest", str(tmp_path / "x"))
+    assert refused.returncode == 2 and "--recipe nanochat" in refused.stderr.strip().splitlines()[-1], refused.stderr
+    assert cli("train", "--mode", "tensor", "--steps", "3", "--out", str(tmp_path / "run"), "--recipe", "nanochat",
+               *tiny).returncode == 0
     exported = cli("export", "--checkpoint", str(tmp_path / "run"), "--dest", str(tmp_path / "nc"))
     assert exported.returncode == 0 and (tmp_path / "nc" / "model_000003.pt").is_file(), exported.stderr
     imported = cli("import-nanochat", "--source", str(tmp_path / "nc"), "--tokenizer",
