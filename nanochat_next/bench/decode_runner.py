@@ -16,6 +16,7 @@ path, it needs only torch (and nanochat's checkout for the nanochat side).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import statistics
 import sys
@@ -30,7 +31,10 @@ def nanochat_stream(cfg: dict, state: dict, device) -> Callable[[int], Iterator[
     from nanochat.engine import Engine
     from nanochat.gpt import GPT, GPTConfig
 
-    model = GPT(GPTConfig(**cfg["model_config"]))
+    # our model config also records the recipe's features (at nanochat's values in a model nanochat can run);
+    # nanochat's GPTConfig takes only its own fields
+    known = {f.name for f in dataclasses.fields(GPTConfig)}
+    model = GPT(GPTConfig(**{k: v for k, v in cfg["model_config"].items() if k in known}))
     model.load_state_dict(state, strict=True)
     model.to(device).eval()
 

@@ -44,3 +44,28 @@ def test_an_unknown_side_is_refused(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "nanochat_next.bench.decode_runner", "theirs", "w", "c"],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "unknown side 'theirs'" in proc.stderr
+
+
+def test_nanochats_side_gets_only_the_fields_its_config_knows(tmp_path, monkeypatch):
+    """Our saved model config carries the recipe's fields (smear, init, ...); nanochat's GPTConfig at the pinned
+    ref rejects unknown keywords, which once lost the bench its nanochat decode row. A stand-in package with
+    nanochat's GPTConfig fields checks what the runner passes."""
+    pkg = tmp_path / "nanochat"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "engine.py").write_text("class Engine:\n    def __init__(self, model, tokenizer):\n        pass\n")
+    (pkg / "gpt.py").write_text(
+        "from dataclasses import dataclass\nimport torch\n\n"
+        "@dataclass\nclass GPTConfig:\n    sequence_len: int = 2048\n    vocab_size: int = 32768\n"
+        "    n_layer: int = 12\n    n_head: int = 6\n    n_kv_head: int = 6\n    n_embd: int = 768\n"
+        "    window_pattern: str = 'SSSL'\n\n"
+        "class GPT(torch.nn.Module):\n    def __init__(self, config):\n        super().__init__()\n"
+        "        self.config = config\n    def load_state_dict(self, state, strict=True):\n        pass\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    config = {**asdict(GPTConfig(sequence_len=16, vocab_size=64, n_layer=1, n_head=2, n_kv_head=2, n_embd=32)),
+              "smear": False, "init": "nanochat"}
+    try:
+        decode_runner.nanochat_stream({"nanochat": str(tmp_path), "model_config": config}, {}, "cpu")
+    finally:  # the stand-in must not outlive the test
+        for name in [m for m in sys.modules if m == "nanochat" or m.startswith("nanochat.")]:
+            del sys.modules[name]
