@@ -136,7 +136,7 @@ def test_a_next_model_saves_loads_and_refuses_nanochats_layout(tmp_path):
     with torch.inference_mode():
         assert torch.equal(loaded(ids), model(ids))
     assert config["model_config"]["smear"] is True
-    with pytest.raises(UserError, match=r"uses smear, backout, qk_scale .*--recipe nanochat"):
+    with pytest.raises(UserError, match=r"uses smear, backout, qk_scale, init .*--recipe nanochat"):
         export_nanochat(loaded, 0, tmp_path / "nc")
 
 
