@@ -40,7 +40,15 @@ from nanochat_next.bench.baseline import (
 )
 from nanochat_next.bench.data import DOC_CAP, first_validation_text, prepare_data, ranks_digest, tokenizer_texts
 from nanochat_next.bench.profiles import PINNED_NANOCHAT, SPEED_THRESHOLD, Profile, resolve_profile
-from nanochat_next.bench.scorecard import missing_metadata, parse_our_metrics, report, scorecard, smooth, summarize
+from nanochat_next.bench.scorecard import (
+    missing_metadata,
+    our_seed_keys,
+    parse_our_metrics,
+    report,
+    scorecard,
+    smooth,
+    summarize,
+)
 from nanochat_next.errors import UserError
 from nanochat_next.tensor.config import recipe_values
 
@@ -219,7 +227,7 @@ def our_runs(profile: Profile) -> list[tuple[str, int, str]]:
 
 def by_seed(profile: Profile, runs: dict, prefix: str) -> dict[str, float]:
     """Final val bpb per seed of our recipe (``prefix="ours"``) or of our nanochat recipe runs."""
-    keys = ["ours"] + [f"ours_seed{i + 1}" for i in range(1, len(profile.seeds))] if prefix == "ours" else \
+    keys = our_seed_keys(profile) if prefix == "ours" else \
         [f"nanochat_recipe_seed{i + 1}" for i in range(len(profile.seeds))]
     return {str(s): runs[k]["final_val_bpb"] for s, k in zip(profile.seeds, keys) if runs.get(k)}
 

@@ -77,9 +77,14 @@ def quality_rule(profile: Profile) -> str:
             f"{ACCEPT_P} (paired t-test) against our nanochat-recipe runs on the same seeds")
 
 
+def our_seed_keys(profile: Profile) -> list[str]:
+    """The run keys of our recipe on each seed: ``ours`` (the first), then ``ours_seed<k>``."""
+    return ["ours"] + [f"ours_seed{i + 1}" for i in range(1, len(profile.seeds))]
+
+
 def our_time_to_target(profile: Profile, runs: dict) -> float | None:
     """The median over our seeds (a seed that never reached the target counts as never)."""
-    keys = ["ours"] + [f"ours_seed{i + 1}" for i in range(1, len(profile.seeds))]
+    keys = our_seed_keys(profile)
     times = [runs[k]["time_to_target_s"] if runs[k]["time_to_target_s"] is not None else math.inf
              for k in keys if runs.get(k)]
     t = statistics.median(times) if times else math.inf
@@ -88,8 +93,7 @@ def our_time_to_target(profile: Profile, runs: dict) -> float | None:
 
 def judge_quality(profile: Profile, runs: dict, quality: dict | None) -> tuple[str, float, str]:
     """(status, our mean - nanochat's, detail)."""
-    finals = [runs[k]["final_val_bpb"] for k in ["ours"] + [f"ours_seed{i + 1}" for i in range(1, len(profile.seeds))]
-              if runs.get(k)]
+    finals = [runs[k]["final_val_bpb"] for k in our_seed_keys(profile) if runs.get(k)]
     nc = runs["nanochat"]["final_val_bpb"]
     delta = statistics.fmean(finals) - nc
     test = (quality or {}).get("paired_vs_nanochat_recipe")
