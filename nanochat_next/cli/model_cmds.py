@@ -7,17 +7,24 @@ from dataclasses import asdict
 from pathlib import Path
 
 from nanochat_next.cli.args import non_negative_int
+from nanochat_next.export import FORMATS
 
 
 def register(sub, fmt) -> None:
-    p = sub.add_parser("export", help="export a tensor model to karpathy/nanochat's checkpoint layout",
+    p = sub.add_parser("export", help="export a tensor model: safetensors, hf, onnx, tokenizer or nanochat",
                        formatter_class=fmt,
-                       description="Write model_<step>.pt (a plain state dict) and meta_<step>.json in nanochat's "
-                                   "layout, loadable by nanochat's checkpoint_manager (modern style only).")
+                       description="Write a trained model in a format other stacks load, then verify it against the "
+                                   "model (logits and greedy tokens; docs/interop.md): safetensors (our versioned "
+                                   "model format), hf (transformers AutoModelForCausalLM), onnx (prefill + decode "
+                                   "graphs with the KV cache), tokenizer (tokenizer.json), nanochat (its checkpoint "
+                                   "layout). hf, onnx and tokenizer need the export extra: pip install "
+                                   "'nanochat-next[export]'.")
     p.add_argument("--checkpoint", default="out/tensor", help="a tensor training output directory")
-    p.add_argument("--to", choices=["nanochat"], default="nanochat", help="target layout")
+    p.add_argument("--to", choices=FORMATS, default="nanochat", help="target format")
     p.add_argument("--out", "--dest", dest="out", default=None,
-                   help="directory to write into (default: CHECKPOINT/export/<layout>)")
+                   help="directory to write into (default: CHECKPOINT/export/<format>)")
+    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                   help="load the export as its users do and compare logits and greedy tokens with the model")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import-nanochat", help="import a nanochat checkpoint (model_<step>.pt + meta_<step>.json)",
@@ -34,15 +41,19 @@ def register(sub, fmt) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from nanochat_next.atomic import writable_dir
-    from nanochat_next.tensor.model_io import load_trained
-    from nanochat_next.tensor.nanochat_layout import export_nanochat
+    from nanochat_next.export.formats import export
 
-    model, _, config = load_trained(args.checkpoint, "cpu")
     out = writable_dir(args.out or Path(args.checkpoint) / "export" / args.to)
-    summary = config.get("summary", {})
-    model_path, meta_path = export_nanochat(model, summary.get("steps", 0), out,
-                                            {"val_bpb": summary.get("final_val_bpb")})
-    print(f"wrote {model_path} and {meta_path} (nanochat's layout; load with its checkpoint_manager)")
+    report = export(args.checkpoint, args.to, out, args.verify)
+    size = sum(report["files"].values())
+    print(f"wrote {len(report['files'])} files ({size / 1e6:.1f} MB) to {out}/ in {report['export_seconds']:.1f} s "
+          f"({args.to}; docs/interop.md says what loads it)")
+    checked = report["verified"]
+    if checked and "max_logit_diff" in checked:
+        print(f"verified: max logit difference {checked['max_logit_diff']:.1e} (tolerance {checked['tolerance']:.0e}), "
+              f"{checked['greedy_tokens']} greedy tokens equal to our engine's ({checked['seconds']:.1f} s)")
+    elif checked:
+        print(f"verified: {checked['texts']} texts encode exactly as our tokenizer does")
     return 0
 
 

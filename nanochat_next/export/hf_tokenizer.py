@@ -84,7 +84,8 @@ def tokenizer_config(tokenizer: BPETokenizer, max_length: int) -> dict:
 def write_hf_tokenizer(tokenizer: BPETokenizer, directory: Path, max_length: int) -> list[Path]:
     """tokenizer.json + tokenizer_config.json + special_tokens_map.json into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    files = {"tokenizer.json": tokenizer_json(tokenizer), "tokenizer_config.json": tokenizer_config(tokenizer, max_length),
+    files = {"tokenizer.json": tokenizer_json(tokenizer),
+             "tokenizer_config.json": tokenizer_config(tokenizer, max_length),
              "special_tokens_map.json": {"bos_token": "<|bos|>", "eos_token": "<|bos|>"}}
     for name, doc in files.items():
         write_text(directory / name, json.dumps(doc, ensure_ascii=False, indent=1) + "\n")

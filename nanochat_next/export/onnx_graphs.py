@@ -118,9 +118,10 @@ class OnnxModel:
         """(T, vocab) logits of one sequence, by the prefill graph."""
         return self.run("prefill", {"input_ids": np.array([ids], dtype=np.int64)})[0][0]
 
-    def greedy(self, prompt: list[int], max_new_tokens: int) -> list[int]:
-        """Greedy tokens as our Engine makes them: stop tokens end it, the context bounds it."""
-        stops = set(self.config["stop_ids"])
+    def greedy(self, prompt: list[int], max_new_tokens: int, stop_ids: tuple[int, ...] | None = None) -> list[int]:
+        """Greedy tokens as our Engine makes them: a stop token (default: the export's) ends it, the context
+        bounds it."""
+        stops = set(self.config["stop_ids"] if stop_ids is None else stop_ids)
         budget = min(max_new_tokens, self.config["context"] - len(prompt))
         logits, k, v, e = self.run("prefill", {"input_ids": np.array([prompt], dtype=np.int64)})
         out: list[int] = []

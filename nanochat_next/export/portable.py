@@ -147,11 +147,18 @@ class PortableGPT(nn.Module):
         self.windows = window_sizes(c)
         # rotary tables for 10x the training context (as the package), rounded through bfloat16 as nanochat does
         self.max_positions = 10 * c["sequence_len"]
-        base = c.get("rope_base", 10000.0)
-        inv_freq = 1.0 / (base ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
-        angles = torch.outer(torch.arange(self.max_positions, dtype=torch.float32), inv_freq)
-        self.register_buffer("cos", angles.cos().bfloat16().float(), persistent=False)
-        self.register_buffer("sin", angles.sin().bfloat16().float(), persistent=False)
+        self.register_buffer("cos", torch.empty(0), persistent=False)
+        self.register_buffer("sin", torch.empty(0), persistent=False)
+        self.make_rotary_tables()
+
+    def make_rotary_tables(self, device: torch.device | str | None = None) -> None:
+        """cos and sin of every position's angles, rounded through bfloat16 as nanochat keeps them."""
+        if self.style != "modern":
+            return
+        base, d = self.config.get("rope_base", 10000.0), self.head_dim
+        inv_freq = 1.0 / (base ** (torch.arange(0, d, 2, dtype=torch.float32, device=device) / d))
+        angles = torch.outer(torch.arange(self.max_positions, dtype=torch.float32, device=device), inv_freq)
+        self.cos, self.sin = angles.cos().bfloat16().float(), angles.sin().bfloat16().float()
 
     @classmethod
     def from_state_dict(cls, config: dict, style: str, state: dict[str, torch.Tensor]) -> PortableGPT:
@@ -164,11 +171,11 @@ class PortableGPT(nn.Module):
             raise ValueError(f"weights do not match the config: missing {missing[:3]}, unexpected {unexpected[:3]}")
         return model.eval()
 
-    def empty_cache(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def empty_cache(self, batch: int = 1, device: torch.device | str | None = None):
         """past_k, past_v with 0 positions and a zero previous embedding: the state before a sequence."""
         shape = (self.n_layer, batch, self.n_kv_head, 0, self.head_dim)
-        zeros = torch.zeros(shape, dtype=self.lm_head.weight.dtype)
-        return zeros, zeros.clone(), torch.zeros(batch, 1, self.config["n_embd"])
+        zeros = torch.zeros(shape, device=device)
+        return zeros, zeros.clone(), torch.zeros(batch, 1, self.config["n_embd"], device=device)
 
     def forward(self, input_ids: torch.Tensor, past_k: torch.Tensor, past_v: torch.Tensor,
                 prev_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
