@@ -24,9 +24,8 @@ from nanochat_next.atomic import write_text
 from nanochat_next.errors import UserError
 from nanochat_next.export import FORMATS
 from nanochat_next.export import verify as check
+from nanochat_next.tensor.model_io import MODEL_FORMAT, MODEL_FORMAT_VERSION
 from nanochat_next.tokenizer.bpe import BPETokenizer
-
-MODEL_FORMAT, MODEL_FORMAT_VERSION = "nanochat-next/model", 1
 
 
 def export_safetensors(model: torch.nn.Module, tokenizer: BPETokenizer, source: Path, out: Path) -> list[Path]:

@@ -24,6 +24,8 @@ from nanochat_next.tensor.gpt_classic import ClassicGPT
 from nanochat_next.tokenizer.bpe import BPETokenizer
 
 MODEL_CLASSES = {"modern": GPT, "classic": ClassicGPT, "bigram": TensorBigram}
+# config.json's format and its version (docs/interop.md): a reader refuses a version newer than it knows
+MODEL_FORMAT, MODEL_FORMAT_VERSION = "nanochat-next/model", 1
 
 
 def model_config(run: TensorRun, vocab_size: int) -> GPTConfig:
@@ -66,7 +68,8 @@ def save_model(directory: Path, model: torch.nn.Module, record: dict) -> Path:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if head_is_tied(model):
         state.pop("lm_head.weight")  # tied to transformer.wte.weight
-    config = {"model_config": asdict(model.config), "model_kind": "bigram" if model.style == "bigram" else "mini-gpt",
+    config = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "model_config": asdict(model.config),
+              "model_kind": "bigram" if model.style == "bigram" else "mini-gpt",
               "style": model.style, **record}
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -89,6 +92,9 @@ def load_trained(directory: str | Path, device: str = "auto") -> tuple[torch.nn.
                         f"train one with `nanochat-next train --mode tensor --out {directory}`")
     try:
         config = json.loads((model_dir / "config.json").read_text())
+        if config.get("format_version", 1) > MODEL_FORMAT_VERSION:
+            raise UserError(f"{model_dir} is format version {config['format_version']} of {MODEL_FORMAT}; this "
+                            f"nanochat-next reads up to {MODEL_FORMAT_VERSION}: upgrade it")
         gpt_config = GPTConfig(**config["model_config"])
         cls = MODEL_CLASSES[config["style"]]
     except (ValueError, KeyError, TypeError) as exc:

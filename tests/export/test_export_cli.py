@@ -85,3 +85,19 @@ def test_export_of_an_unknown_format_is_refused(golden_root, tmp_path):
 
     with pytest.raises(UserError, match="unknown export format"):
         export(Path(golden_root / "classic"), "gguf", tmp_path)
+
+
+def test_a_model_of_a_newer_format_version_is_refused(golden_root, tmp_path):
+    from nanochat_next.errors import UserError
+    from nanochat_next.tensor.model_io import load_trained
+
+    shutil.copytree(golden_root / "classic", tmp_path / "m")
+    path = tmp_path / "m" / "model" / "config.json"
+    config = json.loads(path.read_text())
+    config.pop("format_version", None)  # as written before versions: read as version 1
+    path.write_text(json.dumps(config))
+    load_trained(tmp_path / "m", "cpu")
+    config["format_version"] = 2
+    path.write_text(json.dumps(config))
+    with pytest.raises(UserError, match="format version 2 of nanochat-next/model; this nanochat-next reads up to 1"):
+        load_trained(tmp_path / "m", "cpu")
