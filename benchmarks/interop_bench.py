@@ -1,0 +1,130 @@
+"""Interop benchmark: every export format of every model style, its export and verification time, file sizes,
+and how closely it reproduces the model; plus decode speed of the ONNX export (onnxruntime in Python, and the
+Node client) against our eager engine.
+
+    python benchmarks/interop_bench.py [--out results]
+
+Models: the three golden fixtures (tests/fixtures/golden: depth 2, width 64) and two models of the cpu bench
+profile's size (depth 4, width 256, seq 256, vocab 4096), modern (next recipe) and classic, trained here for
+60 steps (enough to make greedy decoding meaningful; the weights' quality is not the point). Writes
+results/interop.json (top-level ``exports``: one row per model x format, ``all_verified``, ``decode``) and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from nanochat_next.cli.main import main as cli
+from nanochat_next.export.formats import export
+from nanochat_next.export.onnx_graphs import OnnxModel
+from nanochat_next.provenance import write_results
+from nanochat_next.tensor.engine import Engine
+from nanochat_next.tensor.model_io import load_trained
+
+REPO = Path(__file__).resolve().parents[1]
+FORMATS = ("safetensors", "hf", "onnx", "tokenizer")
+CPU_MODELS = {"cpu-modern-next": [], "cpu-classic": ["--style", "classic", "--optimizer", "adamw", "--lr", "3e-3"]}
+NEW_TOKENS, REPEATS = 128, 3
+
+
+def train(work: Path) -> dict[str, Path]:
+    models = {name: REPO / "tests/fixtures/golden" / name for name in ("modern-nanochat", "modern-next", "classic")}
+    for name, flags in CPU_MODELS.items():
+        out = work / name
+        if cli(["train", "--steps", "60", "--eval-every", "0", "--no-progress", "--dtype", "float32", "--seed", "1",
+                "--out", str(out), *flags]) != 0:
+            raise SystemExit(f"training {name} failed")
+        models[name] = out
+    return models
+
+
+def decode_speeds(name: str, checkpoint: Path, onnx_dir: Path) -> dict:
+    """Greedy decode tok/s at batch 1, median of REPEATS: our eager engine, onnxruntime (Python), Node."""
+    model, tokenizer, _ = load_trained(checkpoint, "cpu")
+    prompt = tokenizer.encode("First Citizen:\n", prepend_bos=True)
+    new = min(NEW_TOKENS, model.config.sequence_len - len(prompt))
+    engine, onnx = Engine(model, tokenizer), OnnxModel(onnx_dir)
+
+    def timed(fn) -> float:
+        times = []
+        for _ in range(REPEATS + 1):  # the first run warms up
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return new / statistics.median(times[1:])
+
+    ours = engine.generate_batch(prompt, new, temperature=0.0, stop_tokens=set())[0]
+    assert onnx.greedy(prompt, new, stop_ids=()) == ours, f"{name}: onnxruntime's greedy tokens differ"
+    row = {"model": name, "new_tokens": new,
+           "engine_tok_s": timed(lambda: engine.generate_batch(prompt, new, temperature=0.0, stop_tokens=set())),
+           "onnxruntime_tok_s": timed(lambda: onnx.greedy(prompt, new, stop_ids=())), "node_tok_s": None}
+    node = shutil.which("node")
+    if node and (REPO / "clients/node_modules/onnxruntime-node").is_dir():
+        runs = []
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            out = subprocess.run([node, "node/generate.mjs", str(onnx_dir), "First Citizen:\n", "--max-new-tokens",
+                                  str(new), "--json"], cwd=REPO / "clients", capture_output=True, text=True, check=True)
+            runs.append(time.perf_counter() - start)
+        row["node_tok_s"] = new / statistics.median(runs)  # whole process: start-up and model load included
+        row["node_tokens_equal"] = json.loads(out.stdout)["tokens"] == ours[: len(json.loads(out.stdout)["tokens"])]
+    return row
+
+
+def report(rows: list[dict], decode: list[dict]) -> str:
+    lines = ["# Interop: every export format, verified against the model", "",
+             "`python benchmarks/interop_bench.py`; each export is loaded as its users load it (onnxruntime, "
+             "transformers, the portable forward over the safetensors file, the tokenizers library) and compared "
+             "with our model: max |logit difference| on a fixed prompt (verify.PROMPT) (tolerance: 1e-5 PyTorch, 1e-4 "
+             "onnxruntime) and 32 greedy tokens (must be equal). docs/interop.md explains each format.", "",
+             "| model | format | export s | verify s | size MB | max logit diff | greedy equal |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        v = r["verified"] or {}
+        diff = f"{v['max_logit_diff']:.1e}" if "max_logit_diff" in v else f"{v.get('texts', 0)} texts equal"
+        lines.append(f"| {r['model']} | {r['format']} | {r['export_seconds']:.2f} | {v.get('seconds', 0):.2f} | "
+                     f"{r['bytes'] / 1e6:.2f} | {diff} | {'yes' if v.get('greedy_equal', True) else 'NO'} |")
+    lines += ["", "Greedy decode at batch 1 (tok/s, median of 3 after a warm-up; Node: the whole process, start-up "
+              "and model load included):", "", "| model | new tokens | our engine (eager) | onnxruntime (Python) | "
+              "Node client |", "|---|---:|---:|---:|---:|"]
+    for d in decode:
+        node = f"{d['node_tok_s']:.0f}" if d["node_tok_s"] else "not run"
+        lines.append(f"| {d['model']} | {d['new_tokens']} | {d['engine_tok_s']:.0f} | {d['onnxruntime_tok_s']:.0f} | "
+                     f"{node} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="results")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="interop-bench-"))
+    rows, decode = [], []
+    for name, checkpoint in train(work).items():
+        for fmt in FORMATS:
+            r = export(checkpoint, fmt, work / "exports" / name / fmt)
+            rows.append({"model": name, "format": fmt, "style": r["style"], "export_seconds": r["export_seconds"],
+                         "bytes": sum(r["files"].values()), "files": r["files"], "verified": r["verified"]})
+            print(f"{name} {fmt}: {rows[-1]['bytes'] / 1e6:.2f} MB, verified {r['verified']}", flush=True)
+        if name.startswith("cpu-"):
+            decode.append(decode_speeds(name, checkpoint, work / "exports" / name / "onnx"))
+            print(decode[-1], flush=True)
+    verified = all(r["verified"] and r["verified"].get("greedy_equal", True) for r in rows)
+    data = {"benchmark": "interop", "exports": rows, "all_verified": verified, "decode": decode,
+            "formats": list(FORMATS), "python": sys.version.split()[0],
+            "packages": {m: __import__(m).__version__ for m in ("onnx", "onnxruntime", "transformers", "tokenizers")}}
+    json_path, md_path = write_results(args.out, "interop", data, report(rows, decode))
+    print(f"wrote {json_path} and {md_path}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
