@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Complete a prompt with nanochat-next's ONNX export, from the command line (onnxruntime-node).
 //   node node/generate.mjs EXPORT_DIR "prompt" [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S] [--json]
-// --json prints {"prompt_ids": [...], "tokens": [...], "text": "..."} instead of streaming the text.
+// --json prints {"prompt_ids": [...], "tokens": [...], "text": "...", "timing": {...}} instead of streaming the text
+// (timing: load_ms, first_token_ms = prefill + first pick, decode_tok_s = the tokens after the first / their time).
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -24,6 +25,7 @@ if (positionals.length !== 2) {
 }
 const [dir, prompt] = positionals;
 try {
+  const started = performance.now();
   const model = await loadModel({
     ort,
     readJson: async (name) => JSON.parse(await readFile(join(dir, name), "utf8")),
@@ -38,7 +40,10 @@ try {
   };
   const tokens = [];
   let shown = "";
+  const loaded = performance.now();
+  let first = null;
   for await (const token of generate(model, ids, options)) {
+    first ??= performance.now();
     tokens.push(token);
     const text = model.tokenizer.decode(tokens);
     if (!values.json && !text.endsWith("\uFFFD")) {
@@ -47,7 +52,10 @@ try {
     }
   }
   const text = model.tokenizer.decode(tokens);
-  if (values.json) console.log(JSON.stringify({ prompt_ids: ids, tokens, text }));
+  const end = performance.now();
+  const timing = { load_ms: loaded - started, first_token_ms: first === null ? null : first - loaded,
+                   decode_tok_s: tokens.length > 1 ? (tokens.length - 1) / ((end - first) / 1000) : null };
+  if (values.json) console.log(JSON.stringify({ prompt_ids: ids, tokens, text, timing }));
   else process.stdout.write(text.slice(shown.length) + "\n");
 } catch (err) {
   console.error(`error: ${err.message}`);
