@@ -8,9 +8,10 @@ Formats (``nanochat-next export --to FORMAT``), one module each:
   ``portable``);
 - ``onnx``: prefill and decode graphs with the KV cache as inputs/outputs (``onnx_graphs``);
 - ``tokenizer``: tokenizer.json for Hugging Face tokenizers / tokenizers.js (``hf_tokenizer``);
+- ``gguf``: llama.cpp's gpt2 architecture, classic style only (``gguf_export``);
 - ``nanochat``: karpathy/nanochat's checkpoint layout (``tensor.nanochat_layout``).
 
 ``verify`` checks each against our own model and engine (logits and greedy tokens).
 """
 
-FORMATS = ("safetensors", "hf", "onnx", "tokenizer", "nanochat")
+FORMATS = ("safetensors", "hf", "onnx", "tokenizer", "gguf", "nanochat")

@@ -67,6 +67,10 @@ def write_format(fmt: str, model: torch.nn.Module, tokenizer: BPETokenizer, sour
         from nanochat_next.export.hf_export import export_hf
 
         return export_hf(model, tokenizer, out)
+    if fmt == "gguf":
+        from nanochat_next.export.gguf_export import export_gguf
+
+        return export_gguf(model, tokenizer, out)
     if fmt == "tokenizer":
         from nanochat_next.export.hf_tokenizer import write_hf_tokenizer
 

@@ -2,9 +2,10 @@
 
 The reference is our own model and ``Engine`` (float32, CPU). Each format is loaded the way its users load it
 (onnxruntime; transformers' ``AutoModelForCausalLM``; the safetensors file read by the portable forward, as a
-loader in another language would) and must give logits within its tolerance and exactly the same tokens.
+loader in another language would; the GGUF file read by the gguf package into a numpy forward) and must give
+logits within its tolerance and exactly the same tokens.
 Tolerances: float32 end to end, so differences are summation order only (measured: ~3e-6 on logits of
-magnitude up to 15); 1e-5 where the same kernels run (PyTorch), 1e-4 for another runtime (onnxruntime).
+magnitude up to 15); 1e-5 where the same kernels run (PyTorch), 1e-4 for another runtime (onnxruntime, numpy).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from nanochat_next.errors import UserError
 from nanochat_next.tensor.engine import Engine
 from nanochat_next.tokenizer.bpe import BPETokenizer
 
-TOLERANCE = {"safetensors": 1e-5, "hf": 1e-5, "onnx": 1e-4}
+TOLERANCE = {"safetensors": 1e-5, "hf": 1e-5, "onnx": 1e-4, "gguf": 1e-4}
 PROMPT = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
 NEW_TOKENS = 32
 
@@ -89,7 +90,19 @@ def run_safetensors(directory: Path, ref: Reference) -> tuple[np.ndarray, list[i
     return logits, model.greedy(ref.prompt, len(ref.greedy))
 
 
-RUNNERS = {"onnx": run_onnx, "hf": run_hf, "safetensors": run_safetensors}
+def run_gguf(directory: Path, ref: Reference) -> tuple[np.ndarray, list[int]]:
+    """The file read back by the gguf package and run by a numpy GPT-2 (no cache: the sequence each step)."""
+    need("gguf", "gguf")
+    from nanochat_next.export.gguf_export import gpt2_forward, read_gguf
+
+    hparams, weights = read_gguf(directory / "model.gguf")
+    ids = list(ref.prompt)
+    for _ in range(len(ref.greedy)):
+        ids.append(int(gpt2_forward(hparams, weights, ids)[-1].argmax()))
+    return gpt2_forward(hparams, weights, ref.prompt), ids[len(ref.prompt):]
+
+
+RUNNERS = {"onnx": run_onnx, "hf": run_hf, "safetensors": run_safetensors, "gguf": run_gguf}
 
 
 def verify(fmt: str, directory: Path, ref: Reference) -> dict:

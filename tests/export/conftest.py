@@ -37,6 +37,11 @@ def golden_root() -> Path:
     return GOLDEN
 
 
+@pytest.fixture(scope="session")
+def classic_gold() -> Golden:
+    return golden("classic")
+
+
 @pytest.fixture(scope="session", params=NAMES)
 def gold(request) -> Golden:
     return golden(request.param)
