@@ -2,12 +2,14 @@
 and how closely it reproduces the model; plus decode speed of the ONNX export (onnxruntime in Python, and the
 Node client) against our eager engine.
 
-    python benchmarks/interop_bench.py [--out results]
+    python benchmarks/interop_bench.py [--out results] [--llama-python PY]
 
 Models: the three golden fixtures (tests/fixtures/golden: depth 2, width 64) and two models of the cpu bench
 profile's size (depth 4, width 256, seq 256, vocab 4096), modern (next recipe) and classic, trained here for
 60 steps (enough to make greedy decoding meaningful; the weights' quality is not the point). Writes
-results/interop.json (top-level ``exports``: one row per model x format, ``all_verified``, ``decode``) and .md.
+results/interop.json (top-level ``exports``: one row per model x format, ``all_verified``, ``decode``,
+``llama_cpp``) and .md. ``--llama-python PY`` (a Python with llama-cpp-python) also runs the GGUF exports in
+llama.cpp itself.
 """
 
 from __future__ import annotations
@@ -30,7 +32,21 @@ from nanochat_next.tensor.engine import Engine
 from nanochat_next.tensor.model_io import load_trained
 
 REPO = Path(__file__).resolve().parents[1]
-FORMATS = ("safetensors", "hf", "onnx", "tokenizer")
+FORMATS = ("safetensors", "hf", "onnx", "tokenizer", "gguf")  # gguf: classic style only
+LLAMA_SCRIPT = """
+import json, sys
+import numpy as np
+from llama_cpp import Llama
+path, prompt, new = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+llm = Llama(model_path=path, n_ctx=len(prompt) + new, logits_all=True, verbose=False, n_threads=2)
+llm.eval(prompt)
+logits = np.array(llm.scores[: len(prompt)])
+tokens = []
+for _ in range(new):
+    tokens.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+    llm.eval([tokens[-1]])
+print(json.dumps({"logits": logits.tolist(), "tokens": tokens}))
+"""
 CPU_MODELS = {"cpu-modern-next": [], "cpu-classic": ["--style", "classic", "--optimizer", "adamw", "--lr", "3e-3"]}
 NEW_TOKENS, REPEATS = 128, 3
 
@@ -84,7 +100,23 @@ def decode_speeds(name: str, checkpoint: Path, onnx_dir: Path) -> dict:
     return row
 
 
-def report(rows: list[dict], decode: list[dict]) -> str:
+def llama_cpp_check(python: str, checkpoint: Path, gguf_dir: Path) -> dict:
+    """The GGUF file in llama.cpp itself (llama-cpp-python in ``python``): logits and greedy tokens vs ours."""
+    from nanochat_next.export.verify import reference
+
+    model, tokenizer, _ = load_trained(checkpoint, "cpu")
+    ref = reference(model, tokenizer)
+    out = subprocess.run([python, "-c", LLAMA_SCRIPT, str(gguf_dir / "model.gguf"), json.dumps(ref.prompt),
+                          str(len(ref.greedy))], capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout)
+    version = subprocess.run([python, "-c", "import llama_cpp; print(llama_cpp.__version__)"], capture_output=True,
+                             text=True).stdout.strip()
+    diff = max(abs(a - b) for row, ref_row in zip(got["logits"], ref.logits.tolist()) for a, b in zip(row, ref_row))
+    return {"llama_cpp_python": version, "max_logit_diff": diff, "greedy_equal": got["tokens"] == ref.greedy,
+            "greedy_tokens": len(ref.greedy)}
+
+
+def report(rows: list[dict], decode: list[dict], llama: dict) -> str:
     lines = ["# Interop: every export format, verified against the model", "",
              "`python benchmarks/interop_bench.py`; each export is loaded as its users load it (onnxruntime, "
              "transformers, the portable forward over the safetensors file, the tokenizers library) and compared "
@@ -110,6 +142,10 @@ def report(rows: list[dict], decode: list[dict]) -> str:
         lines.append(f"| {d['model']} | {d['new_tokens']} | {rate(d['engine_tok_s'])} | "
                      f"{rate(d['compiled_engine_tok_s'])} | {rate(d['onnxruntime_tok_s'])} | "
                      f"{rate(d['node_decode_tok_s'])} |")
+    for name, check in llama.items():
+        lines += ["", f"llama.cpp itself (llama-cpp-python {check['llama_cpp_python']}, CPU) on {name}'s GGUF: max "
+                  f"logit difference {check['max_logit_diff']:.1e} (its GELU and matmul kernels differ from ours), "
+                  f"{check['greedy_tokens']} greedy tokens {'equal' if check['greedy_equal'] else 'DIFFERENT'}."]
     lines += ["", "Each ONNX export holds its weights twice (prefill.onnx and decode.onnx each carry them, so a "
               "browser fetches two self-contained files): about 2x the safetensors size."]
     return "\n".join(lines)
@@ -118,23 +154,32 @@ def report(rows: list[dict], decode: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="results")
+    parser.add_argument("--llama-python", help="a Python with llama-cpp-python: also run the GGUF in llama.cpp")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="interop-bench-"))
-    rows, decode = [], []
+    rows, decode, llama = [], [], {}
     for name, checkpoint in train(work).items():
         for fmt in FORMATS:
+            if fmt == "gguf" and "classic" not in name:
+                continue
             r = export(checkpoint, fmt, work / "exports" / name / fmt)
             rows.append({"model": name, "format": fmt, "style": r["style"], "export_seconds": r["export_seconds"],
                          "bytes": sum(r["files"].values()), "files": r["files"], "verified": r["verified"]})
             print(f"{name} {fmt}: {rows[-1]['bytes'] / 1e6:.2f} MB, verified {r['verified']}", flush=True)
+        if args.llama_python and "classic" in name:
+            llama[name] = llama_cpp_check(args.llama_python, checkpoint, work / "exports" / name / "gguf")
+            print(llama[name], flush=True)
         if name.startswith("cpu-"):
             decode.append(decode_speeds(name, checkpoint, work / "exports" / name / "onnx"))
             print(decode[-1], flush=True)
     verified = all(r["verified"] and r["verified"].get("greedy_equal", True) for r in rows)
-    data = {"benchmark": "interop", "exports": rows, "all_verified": verified, "decode": decode,
+    data = {"benchmark": "interop", "exports": rows, "all_verified": verified, "decode": decode, "llama_cpp": llama,
             "formats": list(FORMATS), "python": sys.version.split()[0],
             "packages": {m: __import__(m).__version__ for m in ("onnx", "onnxruntime", "transformers", "tokenizers")}}
-    json_path, md_path = write_results(args.out, "interop", data, report(rows, decode))
+    import importlib.metadata
+
+    data["packages"]["gguf"] = importlib.metadata.version("gguf")
+    json_path, md_path = write_results(args.out, "interop", data, report(rows, decode, llama))
     print(f"wrote {json_path} and {md_path}")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -42,6 +42,11 @@ def classic_gold() -> Golden:
     return golden("classic")
 
 
+@pytest.fixture(scope="session")
+def next_gold() -> Golden:
+    return golden("modern-next")
+
+
 @pytest.fixture(scope="session", params=NAMES)
 def gold(request) -> Golden:
     return golden(request.param)
