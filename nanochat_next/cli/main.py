@@ -2,7 +2,8 @@
 
 Every command turns bad input or an unusable environment into ONE line on stderr, ``error: ...``, and
 exit code 2 (argparse's errors included); Ctrl-C is exit 130. One module per command family registers
-its subcommands: ``tokenizer_cmds``, ``train_cmds``, ``generate_cmds``, ``model_cmds``, ``system_cmds``.
+its subcommands: ``tokenizer_cmds``, ``train_cmds``, ``chat_cmds``, ``generate_cmds``, ``model_cmds``,
+``system_cmds``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import sys
 
 from nanochat_next import __version__
-from nanochat_next.cli import generate_cmds, model_cmds, system_cmds, tokenizer_cmds, train_cmds
+from nanochat_next.cli import chat_cmds, generate_cmds, model_cmds, system_cmds, tokenizer_cmds, train_cmds
 from nanochat_next.cli.args import Parser
 from nanochat_next.errors import UserError
 
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    for family in (tokenizer_cmds, train_cmds, generate_cmds, model_cmds, system_cmds):
+    for family in (tokenizer_cmds, train_cmds, chat_cmds, generate_cmds, model_cmds, system_cmds):
         family.register(sub, fmt)
     return parser
 

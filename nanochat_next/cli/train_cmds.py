@@ -265,7 +265,8 @@ def tensor_tokenizer(run: TensorRun, resume: str | None, train_docs, master: boo
 def train_tensor(run: TensorRun, args: argparse.Namespace, overrides: dict) -> int:
     from pathlib import Path
 
-    from nanochat_next.tensor.train import distributed_info, train
+    from nanochat_next.tensor.processes import distributed_info
+    from nanochat_next.tensor.train import train
 
     train_source, val_source = tensor_data(run, args.no_download)
     master = distributed_info()[0] == 0

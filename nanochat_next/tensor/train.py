@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,30 +30,17 @@ from nanochat_next.atomic import write_text
 from nanochat_next.errors import UserError
 from nanochat_next.faults import crash_after_save
 from nanochat_next.interrupt import GracefulStop
-from nanochat_next.runtime import DtypeChoice, choose_dtype, measure_matmul_flops, resolve_device
+from nanochat_next.runtime import DtypeChoice, choose_dtype, measure_matmul_flops
 from nanochat_next.tensor import checkpoint
 from nanochat_next.tensor.config import RESUMABLE_CHANGES, TensorRun, with_recipe_fields
 from nanochat_next.tensor.evaluate import evaluate_bpb
 from nanochat_next.tensor.memory import available_bytes, estimate_training_bytes, gigabytes
 from nanochat_next.tensor.model_io import build_model, model_class, model_config, run_shapes, save_model
 from nanochat_next.tensor.packing import DocumentSource, PackingLoader
+from nanochat_next.tensor.processes import Processes, gradient_accumulation, setup_processes
 from nanochat_next.tensor.progress import ProgressLog
 from nanochat_next.tensor.recipe import build_optimizer, scaled_hyperparameters, set_step_hyperparameters
 from nanochat_next.tokenizer.bpe import BPETokenizer
-
-
-@dataclass(frozen=True)
-class Processes:
-    """Where this process runs: its rank among ``world`` processes and its device."""
-
-    rank: int
-    local_rank: int
-    world: int
-    device: torch.device
-
-    @property
-    def master(self) -> bool:
-        return self.rank == 0
 
 
 @dataclass
@@ -70,9 +58,13 @@ class Job:
     scaler: torch.amp.GradScaler | None
     grad_accum: int
     weight_decay: float  # Muon's, after nanochat's scaling
-    loader: PackingLoader
-    val_source: DocumentSource
+    loader: PackingLoader  # or any loader with the same interface (sft.ConversationLoader)
+    make_val_loader: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]  # a fresh one for each eval
     ckpt_root: Path
+    # "micro_batch": each micro-batch's mean loss counts equally (pretraining: every target is real);
+    # "tokens": every trained token of the step counts equally, whatever micro-batch it is in (SFT, where masks
+    # leave micro-batches with few or no targets: a fully masked one adds nothing instead of a NaN)
+    loss_weighting: str = "micro_batch"
 
 
 @dataclass
@@ -84,34 +76,6 @@ class LoopState:
     evals: list[dict] = field(default_factory=list)
     tok_per_s: list[float] = field(default_factory=list)
     saved: list[int] = field(default_factory=list)  # steps this process checkpointed (not saved to disk)
-
-
-def distributed_info() -> tuple[int, int, int]:
-    """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) without it."""
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ["WORLD_SIZE"])
-    return 0, 0, 1
-
-
-def setup_processes(device_name: str) -> Processes:
-    """Resolve the device (an absent one is an error) and join the process group under torchrun."""
-    rank, local_rank, world = distributed_info()
-    device = resolve_device(device_name)
-    if world > 1:
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Processes(rank, local_rank, world, device)
-
-
-def gradient_accumulation(run: TensorRun, world: int) -> int:
-    per_step = run.tokens_per_micro_batch * world
-    if run.total_batch_size % per_step:
-        raise UserError(f"total batch size {run.total_batch_size} must be a multiple of device batch x seq len x "
-                        f"processes = {run.device_batch_size} x {run.max_seq_len} x {world} = {per_step}")
-    return run.total_batch_size // per_step
 
 
 def check_memory(run: TensorRun, vocab_size: int, procs: Processes, log) -> None:
@@ -135,14 +99,33 @@ def check_memory(run: TensorRun, vocab_size: int, procs: Processes, log) -> None
 
 def build_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, sources: tuple[DocumentSource, DocumentSource],
               loader_state: dict | None = None) -> Job:
-    """Model (nanochat's init for the seed), optimizer with nanochat's scaled hyperparameters, compile/DDP
-    wrapping, mixed precision, and the training loader over ``sources[0]`` (at ``loader_state``, if given)."""
+    """Pretraining's job: the model from the seed (nanochat's init), the packing loaders over ``sources``
+    (training at ``loader_state``, if given), nanochat's batch-scaled hyperparameters."""
+    loader = PackingLoader(sources[0], tokenizer, run.device_batch_size, run.max_seq_len, procs.rank, procs.world,
+                           state=loader_state)
+
+    def make_val_loader() -> PackingLoader:
+        return PackingLoader(sources[1], tokenizer, run.device_batch_size, run.max_seq_len, procs.rank, procs.world)
+
+    return assemble_job(run, procs, tokenizer, loader, make_val_loader)
+
+
+def assemble_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, loader, make_val_loader,  # noqa: PLR0913
+                 weights: dict[str, torch.Tensor] | None = None, hyperparameters: tuple[float, float] | None = None,
+                 loss_weighting: str = "micro_batch") -> Job:
+    """Model (nanochat's init for the seed, then ``weights`` if given), optimizer (nanochat's scaled LR and weight
+    decay unless ``hyperparameters`` = (LR scale, weight decay) says otherwise), compile/DDP wrapping, mixed
+    precision; the loaders as given."""
     # on a CPU, --dtype auto times this model's own matmuls in both dtypes (dtype_choice)
     choice = choose_dtype(procs.device, run.dtype, run_shapes(run, tokenizer.vocab_size))
     grad_accum = gradient_accumulation(run, procs.world)
     torch.manual_seed(run.seed)
     model = build_model(run, tokenizer.vocab_size, procs.device)
-    lr_scale, weight_decay = scaled_hyperparameters(run, model, tokenizer.vocab_size)
+    if weights is not None:  # a fine-tuning run starts from trained weights
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if unexpected or [k for k in missing if k != "lm_head.weight"]:
+            raise UserError(f"the weights do not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    lr_scale, weight_decay = hyperparameters or scaled_hyperparameters(run, model, tokenizer.vocab_size)
     optimizer = build_optimizer(run, model, lr_scale, weight_decay)
     forward = torch.compile(model, dynamic=False) if run.compile else model
     if procs.world > 1:
@@ -151,10 +134,8 @@ def build_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, sources
     autocast = torch.autocast(procs.device.type, dtype=choice.dtype) if choice.dtype != torch.float32 \
         else nullcontext()
     scaler = torch.amp.GradScaler(procs.device.type) if choice.grad_scaler else None
-    loader = PackingLoader(sources[0], tokenizer, run.device_batch_size, run.max_seq_len, procs.rank, procs.world,
-                           state=loader_state)
     return Job(run, procs, tokenizer, model, forward, optimizer, choice, autocast, scaler, grad_accum, weight_decay,
-               loader, sources[1], Path(run.out) / "checkpoints")
+               loader, make_val_loader, Path(run.out) / "checkpoints", loss_weighting)
 
 
 def restore(job: Job, loaded: checkpoint.Loaded, log) -> LoopState:
@@ -193,28 +174,32 @@ def save_checkpoint(job: Job, state: LoopState) -> Path | None:
 
 
 def evaluate(job: Job) -> float:
-    """Validation bits per byte over ``eval_tokens`` tokens of the validation split, from its start."""
+    """Validation bits per byte over ``eval_tokens`` tokens of the validation data, from its start."""
     run, procs = job.run, job.procs
-    val_loader = PackingLoader(job.val_source, job.tokenizer, run.device_batch_size, run.max_seq_len, procs.rank,
-                               procs.world)
     steps = max(1, run.eval_tokens // (run.tokens_per_micro_batch * procs.world))
     token_bytes = torch.tensor(job.tokenizer.token_byte_lengths(), dtype=torch.int64)
-    return evaluate_bpb(job.model, val_loader, steps, token_bytes, procs.device, job.autocast)
+    return evaluate_bpb(job.model, job.make_val_loader(), steps, token_bytes, procs.device, job.autocast)
 
 
 def train_step(job: Job, step: int, lr_multiplier: float) -> torch.Tensor:
     """One optimizer step: forward/backward over ``grad_accum`` micro-batches, then the update.
     Returns the step's mean loss as a 0-D tensor (reading it is the caller's one host sync)."""
-    step_loss = torch.zeros((), device=job.procs.device)
-    for micro in range(job.grad_accum):
-        x, y = next(job.loader)
-        x, y = x.to(job.procs.device), y.to(job.procs.device)
+    device = job.procs.device
+    batches = [next(job.loader) for _ in range(job.grad_accum)]
+    weights = step_weights(job, batches)
+    if weights is None:  # no trained token anywhere in this step (SFT): nothing to learn, no update
+        job.model.zero_grad(set_to_none=True)
+        return torch.zeros((), device=device)
+    step_loss = torch.zeros((), device=device)
+    for micro, (x, y) in enumerate(batches):
+        x, y = x.to(device), y.to(device)
         # DDP: all-reduce the gradients only after the last micro-batch of the step
         last = micro == job.grad_accum - 1
         with nullcontext() if job.procs.world == 1 or last else job.forward.no_sync():
             with job.autocast:
-                loss = job.forward(x, y)
-            scaled = loss / job.grad_accum  # the step's gradient is the mean over its micro-batches
+                loss = job.forward(x, y) if weights == "mean" else job.forward(x, y, loss_reduction="sum")
+            # the step's gradient: the mean over its micro-batches, or over all its trained tokens
+            scaled = loss / job.grad_accum if weights == "mean" else loss * weights
             step_loss += scaled.detach()
             (job.scaler.scale(scaled) if job.scaler else scaled).backward()
     set_step_hyperparameters(job.optimizer, job.run, step, lr_multiplier, job.weight_decay)
@@ -228,6 +213,18 @@ def train_step(job: Job, step: int, lr_multiplier: float) -> torch.Tensor:
         dist.all_reduce(step_loss)
         step_loss /= job.procs.world
     return step_loss
+
+
+def step_weights(job: Job, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> str | float | None:
+    """"mean" (each micro-batch's mean loss / grad_accum), or with token weighting 1 / (trained tokens in the
+    whole step, all ranks) for the summed losses; None when the step has no trained token at all."""
+    if job.loss_weighting == "micro_batch":
+        return "mean"
+    count = torch.tensor(float(sum(int((y >= 0).sum()) for _, y in batches)), device=job.procs.device)
+    if job.procs.world > 1:
+        dist.all_reduce(count)
+        count /= job.procs.world  # each rank divides its sum by the per-rank mean count; DDP then averages
+    return None if count.item() == 0 else 1.0 / count.item()
 
 
 def nan_message(job: Job, state: LoopState, value: float, resumed_at: int | None) -> str:
@@ -249,13 +246,17 @@ def open_metrics(path: Path, resumed_at: int | None):
     return open(path, "a" if resumed_at is not None else "w", encoding="utf-8", buffering=1)  # noqa: SIM115
 
 
-def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSource, tokenizer: BPETokenizer,
-          progress: bool = True, log=print, resume: str | None = None) -> dict:
+def train(run: TensorRun, train_source: DocumentSource | None, val_source: DocumentSource | None,  # noqa: PLR0913
+          tokenizer: BPETokenizer, progress: bool = True, log=print, resume: str | None = None,
+          build: Callable[[Processes, dict | None], Job] | None = None) -> dict:
     """Train per ``run`` into ``run.out``; returns a summary with per-step losses and eval results.
 
     ``resume`` ("latest" or a step) continues from a checkpoint exactly: same weights, optimizer state,
     loader position, RNG and history, so the losses equal an uninterrupted run's bit for bit (on one
-    machine, fp32). SIGINT/SIGTERM finish the current step, save, and stop (see ``interrupt``)."""
+    machine, fp32). SIGINT/SIGTERM finish the current step, save, and stop (see ``interrupt``).
+
+    ``build(procs, loader_state)`` makes the job instead of pretraining's ``build_job`` (fine-tuning: another
+    start, loaders and hyperparameters; the same loop, checkpoints, resume, signals and NaN checks)."""
     # --- setup: processes, determinism, output directory
     procs = setup_processes(run.device)
     log = log if procs.master else (lambda *a, **k: None)
@@ -272,7 +273,9 @@ def train(run: TensorRun, train_source: DocumentSource, val_source: DocumentSour
             for path, size in checkpoint.remove_orphans(ckpt_root):
                 log(f"removed {path.name} ({gigabytes(size)}): a partial checkpoint left by a save that was killed")
         loaded = checkpoint.load(checkpoint.find(ckpt_root, resume, warn=log)) if resume else None
-        job = build_job(run, procs, tokenizer, (train_source, val_source), loaded.state["loader"] if loaded else None)
+        loader_state = loaded.state["loader"] if loaded else None
+        job = (build(procs, loader_state) if build else
+               build_job(run, procs, tokenizer, (train_source, val_source), loader_state))
         state = restore(job, loaded, log) if loaded else LoopState()
         resumed_at = state.step if loaded else None
         announce(job, log)

@@ -1,0 +1,92 @@
+"""Chat evaluation: task accuracy of a model on held-out task examples (the test split), as nanochat's chat_eval.
+
+- generative: the question rendered with the chat template up to ``<|assistant_start|>``, the reply generated
+  greedily by the engine (KV cache) until ``<|assistant_end|>``, then the task's checker;
+- categorical (multiple-choice tasks): no generation; the logits at the reply's first position, restricted to
+  the choice letters, argmax = the model's choice (nanochat's categorical eval). Examples go through the model in
+  batches (right-padded: a causal model's earlier positions do not see the padding).
+
+Examples are generated, scored and dropped one batch at a time: memory stays flat however many there are.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+from nanochat_next.tensor.chat import render_for_reply
+from nanochat_next.tensor.engine import Engine
+from nanochat_next.tensor.tasks import Task, task
+
+SAMPLES_KEPT = 3  # examples shown per task in the report
+
+
+def prompt_ids(example: dict, tokenizer, context: int) -> list[int]:
+    question = {"messages": [m for m in example["messages"] if m["role"] != "assistant"]}
+    return render_for_reply(question, tokenizer)[-context:]
+
+
+def generative(model: torch.nn.Module, tokenizer, examples: list[dict], spec: Task, max_new_tokens: int,
+               on_example: Callable[[], None] | None = None) -> dict:
+    engine, correct, samples = Engine(model, tokenizer), 0, []
+    for example in examples:
+        prompt = prompt_ids(example, tokenizer, engine.context - max_new_tokens)
+        reply = tokenizer.decode(engine.generate_batch(prompt, max_new_tokens, temperature=0.0)[0])
+        ok = spec.check(reply, example["answer"])
+        correct += ok
+        if len(samples) < SAMPLES_KEPT:
+            samples.append({"question": example["messages"][0]["content"], "reply": reply,
+                            "answer": example["answer"], "correct": bool(ok)})
+        if on_example:
+            on_example()
+    return {"correct": correct, "total": len(examples), "samples": samples}
+
+
+@torch.no_grad()
+def categorical(model: torch.nn.Module, tokenizer, examples: list[dict], spec: Task, batch_size: int = 32,
+                on_example: Callable[[], None] | None = None) -> dict:
+    device = next(model.parameters()).device
+    letters = [tokenizer.encode(letter)[0] for letter in spec.choices]  # each choice letter is one token
+    correct = 0
+    for start in range(0, len(examples), batch_size):
+        batch = examples[start:start + batch_size]
+        prompts = [prompt_ids(e, tokenizer, model.config.sequence_len) for e in batch]
+        width = max(map(len, prompts))
+        ids = torch.tensor([p + [tokenizer.bos_id] * (width - len(p)) for p in prompts], device=device)
+        logits = model(ids)  # (B, T, vocab)
+        last = logits[torch.arange(len(batch)), torch.tensor([len(p) - 1 for p in prompts])]
+        chosen = last[:, letters].argmax(-1).tolist()
+        correct += sum(spec.choices[c] == e["answer"] for c, e in zip(chosen, batch))
+        for _ in batch:
+            if on_example:
+                on_example()
+    return {"correct": correct, "total": len(examples), "samples": []}
+
+
+def evaluate_tasks(model: torch.nn.Module, tokenizer, names: list[str], count: int, seed: int, words: list[str],
+                   max_new_tokens: int = 24, on_example: Callable[[], None] | None = None) -> dict[str, dict]:
+    """{task: {"kind", "correct", "total", "accuracy", "seconds", "samples"}} on ``count`` test examples each."""
+    model.eval()
+    results = {}
+    for name in names:
+        spec = task(name)
+        examples = spec.examples("test", count, seed, words)
+        start = time.perf_counter()
+        if spec.choices:
+            result = {"kind": "categorical", **categorical(model, tokenizer, examples, spec, on_example=on_example)}
+        else:
+            result = {"kind": "generative", **generative(model, tokenizer, examples, spec, max_new_tokens,
+                                                         on_example)}
+        result["accuracy"] = result["correct"] / result["total"]
+        result["seconds"] = round(time.perf_counter() - start, 2)
+        results[name] = result
+    return results
+
+
+def table(results: dict[str, dict]) -> str:
+    lines = ["| task | kind | accuracy | correct / total |", "|---|---|---:|---:|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['kind']} | {r['accuracy']:.1%} | {r['correct']} / {r['total']} |")
+    return "\n".join(lines)
