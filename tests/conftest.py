@@ -56,3 +56,25 @@ def shakespeare_docs(shakespeare_text: str) -> list[str]:
     from nanochat_next.corpus import split_documents
 
     return split_documents(shakespeare_text, "paragraphs")
+
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.fixture
+def chromium_page():
+    """A page in headless Chromium: Debian's build (apt-get install chromium; .ci/run installs it) driven by
+    playwright, no browser download. Skips, saying what is missing, without either."""
+    import shutil
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("no chromium to run the page in (Debian: apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="the playwright package drives the browser")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()

@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "nanochat_next"
 # the order a learner meets them (docs/architecture.md); "" is the shared base
-STAGES = ["", "tokenizer", "scalar", "tensor", "bench", "export", "cli"]
+STAGES = ["", "tokenizer", "scalar", "tensor", "bench", "export", "serve", "cli"]
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
 

@@ -1,4 +1,5 @@
-"""``sft`` and ``chat-eval``: from a base model to an assistant, and how well it does its tasks."""
+"""``sft``, ``chat-eval`` and ``serve``: from a base model to an assistant, how well it does its tasks, and a web
+chat to talk to it."""
 
 from __future__ import annotations
 
@@ -56,6 +57,18 @@ def register(sub, fmt) -> None:
     p.add_argument("--json", dest="json_out", default=None, help="write the results to this JSON file")
     p.set_defaults(func=cmd_chat_eval)
 
+    p = sub.add_parser("serve", help="a web chat over a model (streamed replies)", formatter_class=fmt,
+                       description="Serve a chat page and a streaming endpoint (server-sent events) for a trained "
+                                   "model: open http://HOST:PORT/. Needs the serve extra: pip install "
+                                   "'nanochat-next[serve]'.")
+    p.add_argument("--checkpoint", required=True, help="a training or sft output directory")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=positive_int, default=8000, help="port")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="device")
+    p.add_argument("--max-concurrent", type=positive_int, default=2,
+                   help="replies generated at once; more requests are answered 429 (busy)")
+    p.set_defaults(func=cmd_serve)
+
 
 def cmd_sft(args: argparse.Namespace) -> int:
     from nanochat_next.atomic import writable_dir, write_text
@@ -110,4 +123,21 @@ def cmd_chat_eval(args: argparse.Namespace) -> int:
         doc = {"checkpoint": str(args.checkpoint), "count": args.count, "seed": args.seed, "tasks": results}
         write_text(Path(args.json_out), json.dumps(doc, indent=2) + "\n")
         print(f"wrote {args.json_out}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from nanochat_next.errors import UserError
+
+    try:
+        import uvicorn
+    except ImportError:
+        raise UserError("serve needs the serve extra: pip install 'nanochat-next[serve]'") from None
+    from nanochat_next.serve.app import create_app
+
+    if not (Path(args.checkpoint) / "model" / "config.json").is_file():
+        raise UserError(f"no model at {args.checkpoint} (expected model/config.json); train one first")
+    app = create_app(args.checkpoint, args.device, args.max_concurrent)
+    print(f"serving {args.checkpoint} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -116,25 +116,9 @@ def sample_scalar(args: argparse.Namespace) -> int:
     return 0
 
 
-def fit_history(messages: list[dict], tokenizer, room: int) -> tuple[list[int] | None, int]:
-    """The reply prompt of the newest conversation that fits in ``room`` tokens, dropping the oldest exchanges
-    (a user message and its reply) first; (None, tokens of the last message) if the last message alone is too
-    long. Returns (prompt, exchanges dropped)."""
-    from nanochat_next.tensor.chat import render_for_reply
-
-    dropped = 0
-    while True:
-        prompt = render_for_reply({"messages": messages}, tokenizer)
-        if len(prompt) <= room:
-            return prompt, dropped
-        if len(messages) == 1:
-            return None, len(prompt)
-        del messages[:2]  # forget the oldest exchange rather than overflow the context
-        dropped += 1
-
-
 def cmd_chat(args: argparse.Namespace) -> int:
     """A small REPL. Each reply streams; the conversation is re-rendered with nanochat's template every turn."""
+    from nanochat_next.tensor.chat import fit_history
     from nanochat_next.tensor.engine import Engine
     from nanochat_next.tensor.model_io import load_trained
 

@@ -94,3 +94,18 @@ def render_for_reply(conversation: dict, tokenizer: BPETokenizer) -> list[int]:
     message) followed by ``<|assistant_start|>``."""
     ids, _ = render_conversation(conversation, tokenizer, max_tokens=10**9)
     return [*ids, tokenizer.special_id("<|assistant_start|>")]
+
+
+def fit_history(messages: list[dict], tokenizer, room: int) -> tuple[list[int] | None, int]:
+    """The reply prompt of the newest conversation that fits in ``room`` tokens, dropping the oldest exchanges
+    (a user message and its reply) first; (None, tokens of the last message) if the last message alone is too
+    long. Returns (prompt, exchanges dropped)."""
+    dropped = 0
+    while True:
+        prompt = render_for_reply({"messages": messages}, tokenizer)
+        if len(prompt) <= room:
+            return prompt, dropped
+        if len(messages) == 1:
+            return None, len(prompt)
+        del messages[:2]  # forget the oldest exchange rather than overflow the context
+        dropped += 1

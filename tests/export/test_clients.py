@@ -7,7 +7,6 @@ all of them); each test says which is missing when it skips."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
 import json
@@ -22,8 +21,6 @@ from nanochat_next.export.formats import tokenizer_texts
 from nanochat_next.tokenizer.bpe import BPETokenizer
 
 CLIENTS = Path(__file__).resolve().parents[2] / "clients"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update"]
 pytestmark = pytest.mark.slow
 
 
@@ -34,13 +31,6 @@ def need_node() -> str:
     if not (CLIENTS / "node_modules" / "onnxruntime-node").is_dir():
         pytest.skip("the clients' packages are not installed: cd clients && ONNXRUNTIME_NODE_INSTALL=skip npm ci")
     return node
-
-
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.skip("no chromium to run the page in (Debian: apt-get install chromium)")
-    return path
 
 
 def test_node_script_generates_our_greedy_tokens(gold, onnx_exports):
@@ -103,50 +93,38 @@ def site(onnx_exports, tmp_path_factory):
     server.shutdown()
 
 
-@contextlib.contextmanager
-def browser_page():
-    """A page in headless Chromium (Debian's build, driven by playwright; no browser download)."""
-    need_node()
-    browser_path = chromium()
-    playwright = pytest.importorskip("playwright.sync_api", reason="the playwright package drives the browser")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
-
-
-def test_the_web_page_streams_our_greedy_tokens_in_chromium(gold, site):
+def test_the_web_page_streams_our_greedy_tokens_in_chromium(gold, site, chromium_page):
     from urllib.parse import quote
 
-    with browser_page() as page:
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{site}/web/index.html?model=/models/{gold.name}/&prompt={quote(gold.prompt)}&n=24&auto=1")
-        page.wait_for_function("['done', 'error'].includes(document.body.dataset.state)", timeout=60_000)
-        assert page.evaluate("document.body.dataset.state") == "done", page.inner_text("#status")
-        assert page.evaluate("window.promptIds") == gold.prompt_ids
-        assert page.evaluate("window.generated") == gold.greedy
-        assert errors == []
-        assert page.inner_text("#output").startswith(gold.prompt.rstrip("\n"))
+    need_node()
+    page = chromium_page
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{site}/web/index.html?model=/models/{gold.name}/&prompt={quote(gold.prompt)}&n=24&auto=1")
+    page.wait_for_function("['done', 'error'].includes(document.body.dataset.state)", timeout=60_000)
+    assert page.evaluate("document.body.dataset.state") == "done", page.inner_text("#status")
+    assert page.evaluate("window.promptIds") == gold.prompt_ids
+    assert page.evaluate("window.generated") == gold.greedy
+    assert errors == []
+    assert page.inner_text("#output").startswith(gold.prompt.rstrip("\n"))
 
 
-def test_the_web_page_says_when_the_export_is_missing(site):
-    with browser_page() as page:
-        page.goto(f"{site}/web/index.html?model=/models/nothing/")
-        page.wait_for_function("document.body.dataset.state === 'error'", timeout=30_000)
-        assert "HTTP 404" in page.inner_text("#status") and "--to onnx" in page.inner_text("#status")
+def test_the_web_page_says_when_the_export_is_missing(site, chromium_page):
+    need_node()
+    page = chromium_page
+    page.goto(f"{site}/web/index.html?model=/models/nothing/")
+    page.wait_for_function("document.body.dataset.state === 'error'", timeout=30_000)
+    assert "HTTP 404" in page.inner_text("#status") and "--to onnx" in page.inner_text("#status")
 
 
-def test_a_user_types_a_prompt_and_clicks_generate(site, next_gold):
-    gold = next_gold
-    with browser_page() as page:
-        page.goto(f"{site}/web/index.html?model=/models/{gold.name}/")
-        page.wait_for_function("document.body.dataset.state === 'ready'", timeout=30_000)
-        page.fill("#prompt", gold.prompt)
-        page.fill("#tokens", "24")
-        page.click("#go")
-        page.wait_for_function("document.body.dataset.state === 'done'", timeout=30_000)
-        assert page.evaluate("window.generated") == gold.greedy
-        assert page.inner_text("#status").startswith(f"{len(gold.greedy)} tokens in")
+def test_a_user_types_a_prompt_and_clicks_generate(site, next_gold, chromium_page):
+    need_node()
+    gold, page = next_gold, chromium_page
+    page.goto(f"{site}/web/index.html?model=/models/{gold.name}/")
+    page.wait_for_function("document.body.dataset.state === 'ready'", timeout=30_000)
+    page.fill("#prompt", gold.prompt)
+    page.fill("#tokens", "24")
+    page.click("#go")
+    page.wait_for_function("document.body.dataset.state === 'done'", timeout=30_000)
+    assert page.evaluate("window.generated") == gold.greedy
+    assert page.inner_text("#status").startswith(f"{len(gold.greedy)} tokens in")

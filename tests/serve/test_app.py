@@ -1,0 +1,125 @@
+"""The web chat's server: streamed replies equal the engine's, every bad request is a JSON error with its status
+(never a crash, fuzzed), a loading or failed model is a 503, a busy server a 429, an overlong message a 413."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nanochat_next.tensor.chat import render_for_reply
+from nanochat_next.tensor.engine import Engine
+from nanochat_next.tensor.model_io import load_trained
+
+pytest.importorskip("fastapi", reason="serve needs the serve extra: pip install 'nanochat-next[serve]'")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from nanochat_next.serve.app import ModelHolder, create_app  # noqa: E402
+
+MODEL = Path(__file__).resolve().parents[1] / "fixtures" / "golden" / "modern-next"  # context 64
+
+
+@pytest.fixture(scope="module")
+def client():
+    app = create_app(str(MODEL), "cpu", max_concurrent=1)
+    app.state.holder.thread.join(timeout=60)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def chat(client, body) -> tuple[int, list[dict] | dict]:
+    response = client.post("/chat", content=body if isinstance(body, (str, bytes)) else json.dumps(body))
+    if response.status_code != 200:
+        return response.status_code, response.json()
+    assert response.headers["content-type"].startswith("text/event-stream")
+    return 200, [json.loads(chunk.removeprefix("data: ")) for chunk in response.text.split("\n\n") if chunk]
+
+
+def test_page_and_health(client):
+    assert "nanochat-next" in client.get("/").text
+    health = client.get("/health").json()
+    assert health["status"] == "ready" and health["context"] == 64 and health["parameters"] > 0
+
+
+def test_the_stream_is_the_engines_greedy_reply(client):
+    messages = [{"role": "user", "content": "Who art thou?"}]
+    status, events = chat(client, {"messages": messages, "temperature": 0, "max_tokens": 20})
+    assert status == 200 and events[-1]["done"] and events[-1]["dropped"] == 0
+    model, tokenizer, _ = load_trained(MODEL, "cpu")
+    expected = Engine(model, tokenizer).generate_batch(render_for_reply({"messages": messages}, tokenizer), 20,
+                                                       temperature=0.0)[0]
+    assert events[-1]["tokens"] == expected
+    assert "".join(e["token"] for e in events[:-1]) == tokenizer.decode(expected)
+
+
+def test_old_turns_are_dropped_and_an_overlong_message_is_413(client):
+    long_turns = [{"role": r, "content": "word " * 12} for _ in range(4) for r in ("user", "assistant")]
+    status, events = chat(client, {"messages": [*long_turns, {"role": "user", "content": "hi"}], "max_tokens": 8})
+    assert status == 200 and events[-1]["dropped"] > 0
+    status, body = chat(client, {"messages": [{"role": "user", "content": "word " * 200}], "max_tokens": 8})
+    assert status == 413 and "context of 64 tokens" in body["error"]
+
+
+BAD = {
+    "not json": (b"{nope", "must be JSON"),
+    "not an object": ("[1, 2]", "JSON object"),
+    "no messages": ({"text": "hi"}, "messages"),
+    "bad role": ({"messages": [{"role": "robot", "content": "hi"}]}, "role"),
+    "last is the assistant": ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
+                              "the last message must be the user's"),
+    "empty message": ({"messages": [{"role": "user", "content": "  "}]}, "non-empty"),
+    "temperature": ({"messages": [{"role": "user", "content": "a"}], "temperature": -1}, "temperature must be"),
+    "max_tokens": ({"messages": [{"role": "user", "content": "a"}], "max_tokens": 0}, "max_tokens must be"),
+    "top_k type": ({"messages": [{"role": "user", "content": "a"}], "top_k": "x"}, "top_k must be an integer"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_requests_are_400_with_the_reason(client, case):
+    body, message = BAD[case]
+    status, answer = chat(client, body)
+    assert status == 400 and message in answer["error"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(
+                        ["messages", "role", "content", "temperature", "top_k", "max_tokens", "seed", "x"]), inner,
+                        max_size=5), max_leaves=12))
+def test_fuzzed_bodies_never_crash_the_server(client, body):
+    if isinstance(body, dict) and isinstance(body.get("max_tokens"), int):
+        body["max_tokens"] = min(body["max_tokens"], 4)  # keep any accepted request quick
+    status, _ = chat(client, body)
+    assert status in (200, 400, 413)
+
+
+def test_busy_server_answers_429(client):
+    slots = client.app.state.slots
+    client.portal.call(slots.acquire)
+    try:
+        status, body = chat(client, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+        assert status == 429 and "busy" in body["error"]
+    finally:
+        slots.release()
+
+
+def test_a_loading_or_failed_model_is_503():
+    gate = threading.Event()
+
+    def slow():
+        gate.wait(10)
+        raise OSError("disk on fire")
+
+    app = create_app(str(MODEL), holder=ModelHolder(str(MODEL), "cpu", loader=slow))
+    with TestClient(app) as c:
+        assert c.get("/health").json()["status"] == "loading"
+        response = c.post("/chat", json={"messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 503 and "loading" in response.json()["error"]
+        gate.set()
+        app.state.holder.thread.join(10)
+        response = c.post("/chat", json={"messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 503 and "disk on fire" in response.json()["error"]
