@@ -52,6 +52,11 @@ def shakespeare_text() -> str:
 
 
 @pytest.fixture(scope="session")
+def names_docs() -> list[str]:
+    return [line.strip() for line in corpus_file("names.txt").read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
 def shakespeare_docs(shakespeare_text: str) -> list[str]:
     from nanochat_next.corpus import split_documents
 

@@ -38,7 +38,8 @@ COMMANDS = documented_commands()
 
 def test_the_readme_shows_the_main_commands():
     shown = {c.split()[0] for c in COMMANDS}
-    assert {"train", "sample", "chat", "tok-train", "tok-eval", "doctor", "bench", "export"} <= shown, shown
+    assert {"train", "sample", "chat", "tok-train", "tok-eval", "doctor", "bench", "export", "sft", "chat-eval",
+            "serve"} <= shown, shown
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -84,7 +84,7 @@ def test_export_of_an_unknown_format_is_refused(golden_root, tmp_path):
     from nanochat_next.errors import UserError
 
     with pytest.raises(UserError, match="unknown export format"):
-        export(Path(golden_root / "classic"), "gguf", tmp_path)
+        export(Path(golden_root / "classic"), "pickle", tmp_path)
 
 
 def test_a_model_of_a_newer_format_version_is_refused(golden_root, tmp_path):

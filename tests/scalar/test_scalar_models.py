@@ -195,10 +195,3 @@ def test_training_is_deterministic_and_learns(names_docs):
 def test_nan_loss_stops_with_a_hint(names_docs):
     with pytest.raises(UserError, match="lower --lr"):
         train(names_docs[:200], ScalarRun(steps=30, lr=1e6, optimizer="sgd", eval_docs=5), progress=False)
-
-
-@pytest.fixture(scope="module")
-def names_docs():
-    from conftest import corpus_file
-
-    return [line.strip() for line in corpus_file("names.txt").read_text().splitlines() if line.strip()]

@@ -1,0 +1,201 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08 · From base model to assistant: chat template, SFT, evaluation
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ricardofrantz/nanochat-next/blob/main/notebooks/08_chat.ipynb)
+#
+# A base model continues text. An assistant answers. The difference is a second, short training run on
+# **conversations** (supervised fine-tuning, SFT), in which the model sees a user's question and learns to
+# produce the assistant's reply, and only the reply. This notebook, on a CPU in a few minutes:
+#
+# 1. trains a tiny base model on Shakespeare (as notebook 04, smaller);
+# 2. renders a conversation with nanochat's chat template and shows which tokens are trained (the mask);
+# 3. generates tasks offline (spell a word, add two numbers, say who you are) with a checker for each answer;
+# 4. measures the base model's accuracy on held-out questions, fine-tunes it, measures again;
+# 5. talks to it.
+#
+# The commands: `nanochat-next sft --base DIR --mix 'spelling:2000,arith:2000'`, `nanochat-next chat-eval`,
+# `nanochat-next serve` (a web chat).
+
+# %%
+import os
+import sys
+
+# on Colab: install this repository's library first (the Colab launcher, which installs it itself, sets
+# NANOCHAT_NEXT_INSTALLED so that a notebook it runs keeps the version it chose)
+if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED"):
+    # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
+    pass
+
+# %% tags=["parameters"]
+preset = "auto"  # auto: tiny on a CPU (~3 minutes); on a GPU the cpu bench profile's depth-4 model, longer runs
+out_dir = ""  # "" = a fresh temporary directory
+
+# %% [markdown]
+# ## 1. A base model
+#
+# The same `nanochat-next train` as notebook 04 (run in this process), here a small model: 4 layers of width
+# 128, a 512-token vocabulary, 128-token context, 300 steps. It learns to continue Shakespeare, nothing else.
+
+# %%
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from nanochat_next.cli.main import main as nanochat_next
+
+gpu = torch.cuda.is_available()
+if preset == "auto":
+    preset = "gpu" if gpu else "tiny"
+size = {"tiny": ["--depth", "4", "--aspect-ratio", "32", "--head-dim", "32", "--max-seq-len", "128",
+                 "--vocab-size", "512", "--device-batch-size", "8", "--total-batch-size", "1024",
+                 "--dtype", "float32", "--no-compile"],
+        "gpu": ["--device", "cuda"]}[preset]
+base_steps, sft_steps = {"tiny": (300, 400), "gpu": (2000, 1500)}[preset]
+out = Path(out_dir or tempfile.mkdtemp(prefix="chat-"))
+print(f"preset {preset}: base {base_steps} steps, SFT {sft_steps} steps, in {out}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+assert nanochat_next(["train", *size, "--steps", str(base_steps), "--eval-every", "0", "--no-progress",
+                      "--seed", "42", "--out", str(out / "base")]) == 0
+
+# %%
+from nanochat_next.tensor.engine import Engine
+from nanochat_next.tensor.model_io import load_trained
+
+base, tokenizer, _ = load_trained(out / "base", "cpu")
+prompt = tokenizer.encode("ROMEO:\n", prepend_bos=True)
+continuation = tokenizer.decode(Engine(base, tokenizer).generate_batch(prompt, 40, temperature=0.0)[0])
+print(continuation)
+
+# %% [markdown]
+# ## 2. A conversation as tokens, and what is trained
+#
+# nanochat's template wraps every turn in special tokens: `<|user_start|> ... <|user_end|>` and
+# `<|assistant_start|> ... <|assistant_end|>`, after one `<|bos|>`. The **mask** says which tokens the loss
+# counts: the assistant's reply and its `<|assistant_end|>` (the model must learn to stop), never the user's
+# words (the model should not learn to imitate the user) nor the template around them.
+
+# %%
+from nanochat_next.tensor.chat import render_conversation
+
+conversation = {"messages": [{"role": "user", "content": "Spell the word rose"},
+                             {"role": "assistant", "content": "r-o-s-e"}]}
+ids, mask = render_conversation(conversation, tokenizer)
+for token, trained in zip(ids, mask):
+    print(f"{'TRAIN' if trained else '     '}  {token:4d}  {tokenizer.decode([token])!r}")
+assert sum(mask) == len(tokenizer.encode("r-o-s-e")) + 1  # the reply + <|assistant_end|>
+
+# %% [markdown]
+# ## 3. Tasks with answers we can check
+#
+# Real SFT mixes general conversations (nanochat uses SmolTalk) with tasks that teach a skill. Here every
+# conversation is generated offline from a seed, with a known answer and a checker: `spelling` (spell a word
+# letter by letter), `arith` (add or subtract two numbers below 100), `identity` (say who you are). A question
+# belongs to the train or the test split by a hash of its key, so the test questions are never trained on.
+
+# %%
+from nanochat_next.tensor.tasks import TASKS, default_words, split_of
+
+words = default_words()
+for name in ("spelling", "arith", "identity"):
+    example = TASKS[name].examples("train", 1, 0, words)[0]
+    print(f"{name:9s} user: {example['messages'][0]['content']!r:34} assistant: {example['answer']!r}")
+test_questions = {e["messages"][0]["content"] for e in TASKS["arith"].examples("test", 200, 0, words)}
+train_questions = {e["messages"][0]["content"] for e in TASKS["arith"].examples("train", 2000, 0, words)}
+print("test questions also in the training set:", len(test_questions & train_questions))
+assert split_of("rose") == split_of("rose")
+
+# %% [markdown]
+# ## 4. Accuracy before and after SFT
+#
+# `chat-eval` renders each held-out question up to `<|assistant_start|>`, lets the model reply greedily until
+# `<|assistant_end|>`, and runs the task's checker. The base model has never seen the template: it cannot do
+# any of this. Then SFT: nanochat's recipe (the base weights, Muon + AdamW at nanochat's SFT learning rates,
+# flat then decaying to 0), trained on the assistant tokens only.
+
+# %%
+from nanochat_next.tensor.chat_eval import evaluate_tasks
+
+tasks = ["spelling", "arith", "identity"]
+before = evaluate_tasks(base, tokenizer, tasks, count=50, seed=0, words=words)
+print({name: r["accuracy"] for name, r in before.items()})
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+mix = "spelling:3000,arith:3000,identity:300"
+assert nanochat_next(["sft", "--base", str(out / "base"), "--mix", mix, "--steps", str(sft_steps),
+                      "--eval-every", str(sft_steps // 4), "--no-progress", "--out", str(out / "sft")]) == 0
+
+# %%
+import json
+
+sft, _, _ = load_trained(out / "sft", "cpu")
+after = evaluate_tasks(sft, tokenizer, tasks, count=50, seed=0, words=words)
+metrics = [json.loads(line) for line in (out / "sft" / "metrics.jsonl").read_text().splitlines()]
+losses = [m["loss"] for m in metrics if "loss" in m]
+assert sum(losses[-20:]) / 20 < 0.5 * sum(losses[:5]) / 5  # the loss on the assistant's tokens fell
+assert after["identity"]["accuracy"] > before["identity"]["accuracy"]
+assert sum(r["accuracy"] for r in after.values()) > sum(r["accuracy"] for r in before.values())
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
+ax1.plot(losses)
+ax1.set(xlabel="SFT step", ylabel="loss (assistant tokens)", title="fine-tuning", yscale="log")
+x = range(len(tasks))
+ax2.bar([i - 0.2 for i in x], [before[t]["accuracy"] for t in tasks], 0.4, label="base model")
+ax2.bar([i + 0.2 for i in x], [after[t]["accuracy"] for t in tasks], 0.4, label="after SFT")
+ax2.set(xticks=list(x), xticklabels=tasks, ylabel="accuracy on held-out questions", ylim=(0, 1.05))
+ax2.legend()
+fig.tight_layout()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for name in tasks:
+    print(f"{name:9s} before {before[name]['accuracy']:.2f} -> after {after[name]['accuracy']:.2f}   e.g. "
+          f"{after[name]['samples'][0]['question']!r} -> {after[name]['samples'][0]['reply']!r}")
+
+# %% [markdown]
+# ## 5. Talk to it
+#
+# The chat loop: render the conversation so far, append `<|assistant_start|>`, generate until
+# `<|assistant_end|>`. (`nanochat-next chat --checkpoint DIR` in a terminal; `nanochat-next serve --checkpoint
+# DIR` for the web page.) It learned three narrow skills from a Shakespeare base: outside them it babbles.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from nanochat_next.tensor.chat import render_for_reply
+
+engine = Engine(sft, tokenizer)
+for question in ["Who are you?", "What is 12 + 30?", "Spell the word king", "How are you today?"]:
+    reply_ids = engine.generate_batch(render_for_reply({"messages": [{"role": "user", "content": question}]},
+                                                       tokenizer), 30, temperature=0.0)[0]
+    print(f"you> {question}\nbot> {tokenizer.decode(reply_ids)}\n")
+assert "nanochat-next" in tokenizer.decode(engine.generate_batch(
+    render_for_reply({"messages": [{"role": "user", "content": "Who are you?"}]}, tokenizer), 30,
+    temperature=0.0)[0])
+
+# %% [markdown]
+# ## What to try
+#
+# - `--train-on all` (nanochat 2f09686 trains every token of the conversation): does the user's text in the
+#   loss help or hurt the tasks?
+# - More SFT steps, or a larger base (`preset="gpu"` on Colab): which task improves first, and why is
+#   spelling hard for a model that sees tokens, not letters?
+# - Add your own conversations: a JSONL file of `{"messages": [...]}` lines in `--mix`.
