@@ -40,10 +40,12 @@ def server():
 
 
 def ask(page, text: str) -> None:
+    """Send a message; return once its reply (window.lastReply) or an error note has arrived."""
+    notes = page.evaluate("window.lastReply = undefined; document.querySelectorAll('.note').length")
     page.fill("#input", text)
     page.click("#send")
-    page.wait_for_function("document.body.dataset.state === 'ready' && window.lastReply !== undefined "
-                           "|| document.querySelector('.note')", timeout=60_000)
+    page.wait_for_function(f"document.body.dataset.state === 'ready' && (window.lastReply !== undefined "
+                           f"|| document.querySelectorAll('.note').length > {notes})", timeout=60_000)
 
 
 def test_a_question_gets_the_engines_greedy_answer_streamed(server, chromium_page):
