@@ -77,13 +77,15 @@ assert nanochat_next(["train", *size, "--steps", str(base_steps), "--eval-every"
                       "--seed", "42", "--out", str(out / "base")]) == 0
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 from nanochat_next.tensor.engine import Engine
 from nanochat_next.tensor.model_io import load_trained
 
 base, tokenizer, _ = load_trained(out / "base", "cpu")
 prompt = tokenizer.encode("ROMEO:\n", prepend_bos=True)
 continuation = tokenizer.decode(Engine(base, tokenizer).generate_batch(prompt, 40, temperature=0.0)[0])
-print(continuation)
+print(continuation)  # the words depend on how this CPU rounds; that it continues the text does not
+assert len(continuation) > 20
 
 # %% [markdown]
 # ## 2. A conversation as tokens, and what is trained
@@ -185,10 +187,10 @@ from nanochat_next.tensor.chat import render_for_reply
 engine = Engine(sft, tokenizer)
 for question in ["Who are you?", "What is 12 + 30?", "Spell the word king", "How are you today?"]:
     reply_ids = engine.generate_batch(render_for_reply({"messages": [{"role": "user", "content": question}]},
-                                                       tokenizer), 30, temperature=0.0)[0]
+                                                       tokenizer), 40, temperature=0.0)[0]
     print(f"you> {question}\nbot> {tokenizer.decode(reply_ids)}\n")
 assert "nanochat-next" in tokenizer.decode(engine.generate_batch(
-    render_for_reply({"messages": [{"role": "user", "content": "Who are you?"}]}, tokenizer), 30,
+    render_for_reply({"messages": [{"role": "user", "content": "Who are you?"}]}, tokenizer), 40,
     temperature=0.0)[0])
 
 # %% [markdown]
