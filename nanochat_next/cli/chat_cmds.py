@@ -21,7 +21,8 @@ def register(sub, fmt) -> None:
                                    "OUT/tokenizer/ (sample, chat, chat-eval and serve use them).")
     p.add_argument("--base", required=True, help="the base model: a training output directory")
     p.add_argument("--mix", default="spelling:2000,letters:2000,arith:2000,identity:200,compare:1000",
-                   help=f"comma-separated task:count ({TASK_LIST}) and .jsonl conversation files")
+                   help=f"comma-separated task:count ({TASK_LIST}), dataset:count (smoltalk, gsm8k, arc: downloaded "
+                        "once into the cache) and .jsonl conversation files")
     p.add_argument("--out", default="out/sft", help="output directory")
     p.add_argument("--steps", type=positive_int, default=None, help="optimizer steps (default: about one epoch)")
     p.add_argument("--seed", type=int, default=42, help="the mixture's examples and order")
@@ -49,7 +50,7 @@ def register(sub, fmt) -> None:
                                    "test split of each task (questions never trained on). Prints a table; --json "
                                    "writes every figure.")
     p.add_argument("--checkpoint", required=True, help="a training or sft output directory")
-    p.add_argument("--tasks", default=TASK_LIST, help="comma-separated task names")
+    p.add_argument("--tasks", default=TASK_LIST, help="comma-separated task names (and gsm8k, arc)")
     p.add_argument("--count", type=positive_int, default=200, help="test examples per task")
     p.add_argument("--seed", type=int, default=0, help="which test examples")
     p.add_argument("--max-new-tokens", type=positive_int, default=24, help="longest generated reply")
@@ -108,12 +109,14 @@ def cmd_chat_eval(args: argparse.Namespace) -> int:
 
     from nanochat_next.atomic import write_text
     from nanochat_next.tensor.chat_eval import evaluate_tasks, table
+    from nanochat_next.tensor.datasets import FILES as DATASETS
     from nanochat_next.tensor.model_io import load_trained
     from nanochat_next.tensor.tasks import default_words, task
 
     names = [n.strip() for n in args.tasks.split(",") if n.strip()]
     for name in names:
-        task(name)  # an unknown name fails before the model loads
+        if name not in DATASETS:
+            task(name)  # an unknown name fails before the model loads
     model, tokenizer, _ = load_trained(args.checkpoint, args.device)
     with tqdm(total=len(names) * args.count, desc="chat-eval", unit="example") as bar:
         results = evaluate_tasks(model, tokenizer, names, args.count, args.seed, default_words(),

@@ -1,10 +1,12 @@
-"""Chat evaluation: task accuracy of a model on held-out task examples (the test split), as nanochat's chat_eval.
+"""Chat evaluation: task accuracy of a model on held-out task examples (the test split), as nanochat's chat_eval;
+the generated tasks (``tasks``) and the checked datasets (``datasets``: GSM8K, ARC).
 
 - generative: the question rendered with the chat template up to ``<|assistant_start|>``, the reply generated
   greedily by the engine (KV cache) until ``<|assistant_end|>``, then the task's checker;
-- categorical (multiple-choice tasks): no generation; the logits at the reply's first position, restricted to
-  the choice letters, argmax = the model's choice (nanochat's categorical eval). Examples go through the model in
-  batches (right-padded: a causal model's earlier positions do not see the padding).
+- categorical (multiple-choice tasks: ``compare``, ARC): no generation; the logits at the reply's first
+  position, restricted to the choice letters, argmax = the model's choice (nanochat's categorical eval).
+  Examples go through the model in batches (right-padded: a causal model's earlier positions do not see the
+  padding).
 
 Examples are generated, scored and dropped one batch at a time: memory stays flat however many there are.
 """
@@ -16,6 +18,7 @@ from collections.abc import Callable
 
 import torch
 
+from nanochat_next.errors import UserError
 from nanochat_next.tensor.chat import render_for_reply
 from nanochat_next.tensor.engine import Engine
 from nanochat_next.tensor.tasks import Task, task
@@ -28,13 +31,13 @@ def prompt_ids(example: dict, tokenizer, context: int) -> list[int]:
     return render_for_reply(question, tokenizer)[-context:]
 
 
-def generative(model: torch.nn.Module, tokenizer, examples: list[dict], spec: Task, max_new_tokens: int,
-               on_example: Callable[[], None] | None = None) -> dict:
+def generative(model: torch.nn.Module, tokenizer, examples: list[dict], check: Callable[[str, str], bool],
+               max_new_tokens: int, on_example: Callable[[], None] | None = None) -> dict:
     engine, correct, samples = Engine(model, tokenizer), 0, []
     for example in examples:
         prompt = prompt_ids(example, tokenizer, engine.context - max_new_tokens)
         reply = tokenizer.decode(engine.generate_batch(prompt, max_new_tokens, temperature=0.0)[0])
-        ok = spec.check(reply, example["answer"])
+        ok = check(reply, example["answer"])
         correct += ok
         if len(samples) < SAMPLES_KEPT:
             samples.append({"question": example["messages"][0]["content"], "reply": reply,
@@ -45,10 +48,11 @@ def generative(model: torch.nn.Module, tokenizer, examples: list[dict], spec: Ta
 
 
 @torch.no_grad()
-def categorical(model: torch.nn.Module, tokenizer, examples: list[dict], spec: Task, batch_size: int = 32,
+def categorical(model: torch.nn.Module, tokenizer, examples: list[dict], batch_size: int = 32,
                 on_example: Callable[[], None] | None = None) -> dict:
+    """Each example's ``choices`` (letters, one token each): the model's choice is the letter with the largest
+    logit right after ``<|assistant_start|>``."""
     device = next(model.parameters()).device
-    letters = [tokenizer.encode(letter)[0] for letter in spec.choices]  # each choice letter is one token
     correct = 0
     for start in range(0, len(examples), batch_size):
         batch = examples[start:start + batch_size]
@@ -56,13 +60,27 @@ def categorical(model: torch.nn.Module, tokenizer, examples: list[dict], spec: T
         width = max(map(len, prompts))
         ids = torch.tensor([p + [tokenizer.bos_id] * (width - len(p)) for p in prompts], device=device)
         logits = model(ids)  # (B, T, vocab)
-        last = logits[torch.arange(len(batch)), torch.tensor([len(p) - 1 for p in prompts])]
-        chosen = last[:, letters].argmax(-1).tolist()
-        correct += sum(spec.choices[c] == e["answer"] for c, e in zip(chosen, batch))
-        for _ in batch:
+        for row, (prompt, example) in enumerate(zip(prompts, batch)):
+            letters = [tokenizer.encode(letter)[0] for letter in example["choices"]]
+            chosen = example["choices"][int(logits[row, len(prompt) - 1, letters].argmax())]
+            correct += chosen == example["answer"]
             if on_example:
                 on_example()
     return {"correct": correct, "total": len(examples), "samples": []}
+
+
+def evaluation_set(name: str, count: int, seed: int, words: list[str]) -> tuple[str, list[dict], Callable | None]:
+    """(kind, test examples, checker) of a task or a checked dataset (gsm8k, arc)."""
+    from nanochat_next.tensor import datasets
+
+    if name in datasets.FILES:
+        if name == "smoltalk":
+            raise UserError("smoltalk has no answers to check: it trains, it does not evaluate")
+        examples = datasets.examples(name, "test", count, seed)
+        return ("categorical", examples, None) if name == "arc" else ("generative", examples, datasets.check_gsm8k)
+    spec: Task = task(name)
+    examples = spec.examples("test", count, seed, words)
+    return ("categorical", examples, None) if spec.choices else ("generative", examples, spec.check)
 
 
 def evaluate_tasks(model: torch.nn.Module, tokenizer, names: list[str], count: int, seed: int, words: list[str],
@@ -71,15 +89,13 @@ def evaluate_tasks(model: torch.nn.Module, tokenizer, names: list[str], count: i
     model.eval()
     results = {}
     for name in names:
-        spec = task(name)
-        examples = spec.examples("test", count, seed, words)
+        kind, examples, check = evaluation_set(name, count, seed, words)
         start = time.perf_counter()
-        if spec.choices:
-            result = {"kind": "categorical", **categorical(model, tokenizer, examples, spec, on_example=on_example)}
+        if kind == "categorical":
+            result = {"kind": kind, **categorical(model, tokenizer, examples, on_example=on_example)}
         else:
-            result = {"kind": "generative", **generative(model, tokenizer, examples, spec, max_new_tokens,
-                                                         on_example)}
-        result["accuracy"] = result["correct"] / result["total"]
+            result = {"kind": kind, **generative(model, tokenizer, examples, check, max_new_tokens, on_example)}
+        result["accuracy"] = result["correct"] / max(result["total"], 1)
         result["seconds"] = round(time.perf_counter() - start, 2)
         results[name] = result
     return results

@@ -1,8 +1,9 @@
-"""An SFT data mixture from a spec such as ``spelling:2000,arith:2000,chat.jsonl``: generated tasks with a count,
-and conversation files (JSONL), shuffled together with a seed (as nanochat's TaskMixture).
+"""An SFT data mixture from a spec such as ``spelling:2000,gsm8k:1000,chat.jsonl``: generated tasks and real
+datasets (smoltalk, gsm8k, arc: downloaded on demand) with a count, and conversation files (JSONL), shuffled
+together with a seed (as nanochat's TaskMixture).
 
-Validation: each task's test split (a fifth of its count, 20 to 200 examples: questions never trained on), and
-the last 5% of each file with at least 20 conversations (a smaller file is all training).
+Validation: each task's and dataset's test split (a fifth of its count, 20 to 200 examples: questions never
+trained on), and the last 5% of each file with at least 20 conversations (a smaller file is all training).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from nanochat_next.errors import UserError
 from nanochat_next.tensor.conversations import read_conversations
+from nanochat_next.tensor.datasets import FILES as DATASETS
+from nanochat_next.tensor.datasets import examples as dataset_examples
 from nanochat_next.tensor.tasks import TASKS, default_words, task
 
 
@@ -33,7 +36,7 @@ def parse_mix(spec: str) -> list[Part]:
         if not item:
             continue
         name, _, count = item.rpartition(":") if ":" in item else (item, "", "")
-        if name in TASKS:
+        if name in TASKS or name in DATASETS:
             if not count.isdigit() or int(count) < 1:
                 raise UserError(f"--mix item {item!r}: a task needs a positive count, e.g. {name}:1000")
             parts.append(Part(name, int(count)))
@@ -42,8 +45,8 @@ def parse_mix(spec: str) -> list[Part]:
                 raise UserError(f"--mix item {item!r}: no such file")
             parts.append(Part(item, None))
         else:
-            raise UserError(f"--mix item {item!r} is neither a task ({', '.join(TASKS)}) with a count nor a .jsonl "
-                            "file of conversations")
+            raise UserError(f"--mix item {item!r} is neither a task ({', '.join(TASKS)}) or dataset "
+                            f"({', '.join(DATASETS)}) with a count nor a .jsonl file of conversations")
     if not parts:
         raise UserError("--mix is empty: give tasks with counts and/or .jsonl files, e.g. spelling:2000,arith:2000")
     return parts
@@ -58,7 +61,10 @@ def build_mixture(parts: list[Part], seed: int, words: list[str] | None = None) 
     train: list[dict] = []
     val: list[dict] = []
     for part in parts:
-        if part.is_task:
+        if part.name in DATASETS:
+            train += dataset_examples(part.name, "train", part.count, seed)
+            val += dataset_examples(part.name, "test", validation_count(part.count), seed)
+        elif part.is_task:
             words = words if words is not None else default_words()
             train += task(part.name).examples("train", part.count, seed, words)
             val += task(part.name).examples("test", validation_count(part.count), seed, words)
