@@ -90,3 +90,23 @@ def test_a_resumed_run_shows_progress_from_where_it_was(tmp_path):
     # close() reprints it, and whether the last update printed too depends on the machine's speed)
     assert "training a 300-token BPE tokenizer" in first.stdout  # announced the first time
     assert "training a 300-token BPE tokenizer" not in resumed.stdout  # reused on resume
+
+
+@pytest.mark.slow
+def test_sft_stops_on_sigterm_saves_and_resumes(tmp_path):
+    """SFT runs on the same loop: SIGTERM finishes the step and saves; --resume latest continues it."""
+    base = Path(__file__).resolve().parents[1] / "fixtures" / "golden" / "modern-next"
+    sft = ["sft", "--base", str(base), "--mix", "arith:400", "--device-batch-size", "2", "--total-batch-size", "128",
+           "--eval-every", "0", "--eval-tokens", "128", "--device", "cpu", "--no-progress", "--out", str(tmp_path)]
+    proc = start(*sft, "--steps", "120")
+    wait_for_steps(tmp_path / "metrics.jsonl", 3)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Continue with --resume latest" in out + err, err
+    step = int((tmp_path / "checkpoints" / "latest").read_text().strip().removeprefix("step_"))
+    assert step < 120
+    done = subprocess.run([sys.executable, "-m", "nanochat_next", *sft, "--steps", "120", "--resume", "latest"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"resumed from {tmp_path / 'checkpoints' / f'step_{step:06d}'}" in done.stdout + done.stderr
+    assert "done: 120 steps" in done.stdout
