@@ -31,7 +31,13 @@ IDENTITY = "I am nanochat-next, a small language model trained from scratch."
 IDENTITY_QUESTIONS = ["Who are you?", "What are you?", "What is your name?", "Tell me about yourself.",
                       "Introduce yourself.", "Which model are you?", "Who made you?", "Are you a person?",
                       "what are you", "who are you", "Hello, who am I talking to?", "What should I call you?",
-                      "Who am I speaking with?", "Are you a chatbot?", "Can you tell me who you are?"]
+                      "Who am I speaking with?", "Are you a chatbot?", "Can you tell me who you are?",
+                      "What kind of program are you?", "Are you human?", "What's your name?", "Who is this?",
+                      "Please introduce yourself", "Identify yourself.", "Are you an AI?", "What model is this?",
+                      "Hi! Who are you?", "hey, what are you?", "Do you have a name?", "Who am I chatting with?",
+                      "Describe yourself.", "Are you a language model?", "Name yourself.", "What do you call yourself?",
+                      "Who built you?", "Which assistant is this?", "Say who you are.", "WHO ARE YOU?",
+                      "tell me who you are"]
 INTEGER = re.compile(r"-?\d+")
 
 
