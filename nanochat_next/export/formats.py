@@ -24,6 +24,7 @@ from nanochat_next.atomic import write_text
 from nanochat_next.errors import UserError
 from nanochat_next.export import FORMATS
 from nanochat_next.export import verify as check
+from nanochat_next.export.optional import need
 from nanochat_next.tensor.model_io import MODEL_FORMAT, MODEL_FORMAT_VERSION
 from nanochat_next.tokenizer.bpe import BPETokenizer
 
@@ -44,7 +45,7 @@ def export_safetensors(model: torch.nn.Module, tokenizer: BPETokenizer, source: 
 
 
 def export_onnx(model: torch.nn.Module, tokenizer: BPETokenizer, out: Path) -> list[Path]:
-    check.need("onnxscript", "onnx")
+    need("onnxscript", "onnx")
     from nanochat_next.export.hf_tokenizer import write_hf_tokenizer
     from nanochat_next.export.onnx_graphs import export_graphs, write_onnx_config
     from nanochat_next.export.portable import PortableGPT

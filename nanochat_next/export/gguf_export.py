@@ -47,7 +47,7 @@ def export_gguf(model: torch.nn.Module, tokenizer: BPETokenizer, out: Path) -> l
     if model.style != "classic":
         raise UserError(f"--to gguf exports the classic style (llama.cpp's gpt2); no GGUF architecture has the "
                         f"{model.style} style's math (docs/interop.md): use --to onnx or --to hf")
-    from nanochat_next.export.verify import need
+    from nanochat_next.export.optional import need
 
     gguf = need("gguf", "gguf")
     c = model.config

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from nanochat_next.errors import UserError
+from nanochat_next.export.optional import need
 from nanochat_next.tensor.engine import Engine
 from nanochat_next.tokenizer.bpe import BPETokenizer
 
@@ -43,16 +44,6 @@ def reference(model: torch.nn.Module, tokenizer: BPETokenizer, prompt: str = PRO
     # no stop tokens: a fixed number of tokens, whatever they are (a tiny model may well say <|bos|> first)
     greedy = Engine(model, tokenizer).generate_batch(ids, new_tokens, temperature=0.0, stop_tokens=set())[0]
     return Reference(ids, logits, greedy)
-
-
-def need(module: str, fmt: str):
-    """Import an optional dependency of an export format, or say in one line how to install it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise UserError(f"--to {fmt} needs the {module} package: pip install 'nanochat-next[export]'") from None
 
 
 def run_onnx(directory: Path, ref: Reference) -> tuple[np.ndarray, list[int]]:
