@@ -74,7 +74,35 @@ def parquet_shards(directory: str | Path) -> tuple[list[Path], list[Path]]:
     return files[:-1], files[-1:]
 
 
-class PackingLoader:
+class MicroBatchStream:
+    """One global stream of micro-batches shared by all ranks: every rank builds every micro-batch (so the stream
+    is identical everywhere) and yields those whose index is its rank modulo the world size. A subclass builds
+    one micro-batch in ``_micro_batch`` and counts them in ``micro_batch``."""
+
+    micro_batch: int
+    rank: int
+    world_size: int
+
+    def _micro_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def advance_to(self, micro_batch: int) -> None:
+        """Build (and drop) micro-batches up to a global index, e.g. the end of a training step: then this
+        loader's state is the state every rank has reached there (used when rank 0 saves for all)."""
+        while self.micro_batch < micro_batch:
+            self._micro_batch()
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # skip the other ranks' micro-batches: they are built (to keep the stream identical) but not used
+        while self.micro_batch % self.world_size != self.rank:
+            self._micro_batch()
+        return self._micro_batch()
+
+
+class PackingLoader(MicroBatchStream):
     """Yields (inputs, targets) int64 tensors of shape (batch_size, seq_len), forever (epochs wrap)."""
 
     # nanochat's loader parameters, plus the resume state: splitting them would only rename the same settings
@@ -138,18 +166,3 @@ class PackingLoader:
         self.micro_batch += 1
         # next-token prediction: position t of the input predicts position t of the target (= t + 1 of the row)
         return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
-
-    def advance_to(self, micro_batch: int) -> None:
-        """Build (and drop) micro-batches up to a global index, e.g. the end of a training step: then this
-        loader's state is the state every rank has reached there (used when rank 0 saves for all)."""
-        while self.micro_batch < micro_batch:
-            self._micro_batch()
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self
-
-    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        # skip the other ranks' micro-batches: they are built (to keep the stream identical) but not used
-        while self.micro_batch % self.world_size != self.rank:
-            self._micro_batch()
-        return self._micro_batch()

@@ -20,7 +20,7 @@ nanochat's SFT recipe at the pinned ref, and where we differ:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +29,7 @@ import torch
 from nanochat_next.errors import UserError
 from nanochat_next.tensor.chat import render_conversation
 from nanochat_next.tensor.config import TensorRun, with_recipe_fields
+from nanochat_next.tensor.packing import MicroBatchStream
 from nanochat_next.tensor.processes import Processes
 from nanochat_next.tensor.train import Job, assemble_job
 
@@ -41,7 +42,7 @@ BUFFER = 100  # conversations to choose from when filling a row (nanochat's buff
 TRAIN_ON = ("assistant", "all")
 
 
-class ConversationLoader:
+class ConversationLoader(MicroBatchStream):
     """(inputs, targets) of shape (batch_size, seq_len) forever: conversations packed best-fit, padded rows,
     targets -1 where nothing is trained. The stream is the same on every rank (each takes its micro-batches),
     and ``state_dict`` (position + buffer) resumes it exactly, as ``packing.PackingLoader``."""
@@ -99,18 +100,6 @@ class ConversationLoader:
         # target t is token t + 1 of the row, trained where that token is (the assistant's, not padding)
         targets = ids[:, 1:].masked_fill(~trained[:, 1:], -1)
         return ids[:, :-1].contiguous(), targets.contiguous()
-
-    def advance_to(self, micro_batch: int) -> None:
-        while self.micro_batch < micro_batch:
-            self._micro_batch()
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self
-
-    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        while self.micro_batch % self.world_size != self.rank:
-            self._micro_batch()
-        return self._micro_batch()
 
 
 def sft_run(base_record: dict, out: str | Path, steps: int | None, train_tokens: int, **overrides) -> TensorRun:
