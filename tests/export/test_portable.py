@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from nanochat_next.export.portable import PortableGPT
-from nanochat_next.tensor.engine import Engine
 from nanochat_next.tensor.gpt import GPT, GPTConfig
 from nanochat_next.tensor.gpt_classic import ClassicGPT
 from nanochat_next.tensor.model_io import load_trained
@@ -64,11 +63,18 @@ def test_portable_refuses_a_model_it_cannot_express():
 
 
 def test_the_package_reproduces_the_golden_fixtures(gold):
-    """Logits within 1e-4 (fp32, another CPU's summation order) and the same greedy tokens."""
+    """Logits within 1e-4 (fp32, another CPU's summation order) and the recorded greedy tokens, up to the first
+    near-tie (top-2 logits within 1e-3) where another CPU's rounding may legitimately pick the other token."""
     model, tokenizer, _ = load_trained(gold.path, "cpu")
     assert tokenizer.encode(gold.prompt, prepend_bos=True) == gold.prompt_ids
     with torch.no_grad():
         torch.testing.assert_close(model(torch.tensor([gold.prompt_ids]))[0], gold.logits, rtol=0, atol=1e-4)
-    assert Engine(model, tokenizer).generate_batch(gold.prompt_ids, 24, temperature=0.0)[0] == gold.greedy
+        ids = list(gold.prompt_ids)
+        for expected in gold.recorded_greedy:
+            top2 = model(torch.tensor([ids]))[0, -1].topk(2).values
+            if top2[0] - top2[1] < 1e-3:
+                break
+            assert int(model(torch.tensor([ids]))[0, -1].argmax()) == expected
+            ids.append(expected)
     portable = PortableGPT.from_state_dict(asdict(model.config), model.style, model.state_dict())
-    assert portable.greedy(gold.prompt_ids, 24, (tokenizer.bos_id,)) == gold.greedy
+    assert portable.greedy(gold.prompt_ids, 24, (tokenizer.bos_id,)) == gold.greedy  # same machine: exact
