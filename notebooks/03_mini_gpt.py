@@ -67,7 +67,9 @@ print(f"{len(train_tokens):,} training names, {len(val_tokens):,} held out, voca
 # `dot` is a single node that stores the local gradients of all its inputs (`d/dw_i = x_i`,
 # `d/dx_i = w_i`). The gradients are identical, but a 16-wide dot product adds 1 node to the graph
 # instead of 33. Fewer Python objects to create and walk is most of why our scalar GPT trains about 10x
-# faster than microgpt (see results/scalar.md).
+# faster than microgpt (see [results/scalar.md][scalar]).
+#
+# [scalar]: https://github.com/ricardofrantz/nanochat-next/blob/main/results/scalar.md
 
 # %%
 r = random.Random(0)

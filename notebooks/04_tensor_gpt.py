@@ -19,11 +19,13 @@
 #
 # Notebook 03 trained a GPT whose every number was a Python object. Here the same model becomes a few
 # tensor operations, and then we upgrade it, feature by feature, to karpathy/nanochat's model (the
-# `modern` style; its logits equal nanochat's own code bit for bit, see docs/parity.md). We train it and
+# `modern` style; its logits equal nanochat's own code bit for bit, see [docs/parity.md][parity]). We train it and
 # a GPT-2 style `classic` model on Shakespeare with the same budget, compare their curves, and sample.
 #
 # With the default parameters this runs on a laptop CPU in about 2 minutes; on a GPU, raise `depth`,
 # `steps` and `max_seq_len` in the parameters cell.
+#
+# [parity]: https://github.com/ricardofrantz/nanochat-next/blob/main/docs/parity.md
 
 # %%
 import os

@@ -162,6 +162,9 @@ batch = engine.generate_batch(prompt_ids, 25, temperature=0.8, top_k=40, seed=se
 assert "".join(pieces) == tok.decode(batch)  # the stream is the same sample, piece by piece
 
 # %% [markdown]
-# From the command line: `nanochat-next sample --checkpoint out/tensor --prompt "KING RICHARD:" --temperature
-# 0.8 --top-k 40 --stream`, and `nanochat-next chat --checkpoint out/tensor`. `results/inference.md`
+# From the command line, on the model the README's main job writes (`nanochat-next train` saves it in
+# `out/tensor/`): `nanochat-next sample --checkpoint out/tensor --prompt "KING RICHARD:" --temperature 0.8
+# --top-k 40 --stream`, and `nanochat-next chat --checkpoint out/tensor`. [results/inference.md][inference]
 # compares our engine's speed with nanochat's.
+#
+# [inference]: https://github.com/ricardofrantz/nanochat-next/blob/main/results/inference.md

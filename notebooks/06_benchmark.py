@@ -165,8 +165,12 @@ fig.tight_layout()
 # ## Reading and reproducing it
 #
 # - The `.md` is for people; the `.json` holds every number, the thresholds and the metadata, and
-#   `results/schema.json` validates it (a file claiming a pass without a baseline is rejected).
+#   [results/schema.json][schema] validates it (a file claiming a pass without a baseline is rejected).
 # - Re-run the same thing from a shell: `nanochat-next bench --profile smoke --nanochat PATH` (with the
 #   command line recorded in the artifact's metadata). Compare ratios measured in one run, not absolute
 #   numbers across machines.
-# - `results/README.md` explains every artifact in `results/`.
+# - [results/README.md][results-readme] explains every artifact in [results/][results].
+#
+# [schema]: https://github.com/ricardofrantz/nanochat-next/blob/main/results/schema.json
+# [results-readme]: https://github.com/ricardofrantz/nanochat-next/blob/main/results/README.md
+# [results]: https://github.com/ricardofrantz/nanochat-next/tree/main/results

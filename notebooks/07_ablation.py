@@ -27,9 +27,12 @@
 # 2. reads the **seed noise** first;
 # 3. judges each change with a paired t-test over the same seeds and the acceptance rule of
 #    [modded-nanogpt](https://github.com/KellerJordan/modded-nanogpt): an improvement needs p < 0.01;
-# 4. shows the sweeps behind this project's `next` recipe (the committed `results/ablate_*.json`).
+# 4. shows the sweeps behind this project's `next` recipe (the committed `results/ablate_*.json` in
+#    [results/][results]).
 #
 # The same runner is the command `nanochat-next ablate --grid '...' --seeds 42,43,44` (or `--preset NAME`).
+#
+# [results]: https://github.com/ricardofrantz/nanochat-next/tree/main/results
 
 # %%
 import os
@@ -157,7 +160,9 @@ fig.tight_layout()
 # The same runner, at the `cpu` bench profile (depth 4, seq 256, 200 steps of 2,048 tokens on
 # tinyshakespeare), with five seeds per candidate against nanochat 2f09686's recipe: learning rates and
 # schedules (`--preset hparams`), then nanochat's later model and optimizer changes (`--preset features`).
-# Only what passed p < 0.01 went into `next` (docs/recipe.md lists every row, adopted or not).
+# Only what passed p < 0.01 went into `next` ([docs/recipe.md][recipe] lists every row, adopted or not).
+#
+# [recipe]: https://github.com/ricardofrantz/nanochat-next/blob/main/docs/recipe.md
 
 # %%
 # NBVAL_IGNORE_OUTPUT
