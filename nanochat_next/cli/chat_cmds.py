@@ -140,7 +140,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not (Path(args.checkpoint) / "model" / "config.json").is_file():
         raise UserError(f"no model at {args.checkpoint} (expected model/config.json); train one first")
+    check_listen(args.host, args.port)  # a taken port is one error line, before the model loads
     app = create_app(args.checkpoint, args.device, args.max_concurrent)
     print(f"serving {args.checkpoint} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def check_listen(host: str, port: int) -> None:
+    import socket
+
+    from nanochat_next.errors import UserError
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or "
+                        "--host") from None

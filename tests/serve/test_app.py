@@ -123,3 +123,17 @@ def test_a_loading_or_failed_model_is_503():
         app.state.holder.thread.join(10)
         response = c.post("/chat", json={"messages": [{"role": "user", "content": "hi"}]})
         assert response.status_code == 503 and "disk on fire" in response.json()["error"]
+
+
+def test_a_taken_port_is_one_error_line(capsys):
+    import socket
+
+    from nanochat_next.cli.main import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--checkpoint", str(MODEL), "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}") and len(err.splitlines()) == 1
