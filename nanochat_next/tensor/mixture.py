@@ -4,6 +4,8 @@ together with a seed (as nanochat's TaskMixture).
 
 Validation: each task's and dataset's test split (a fifth of its count, 20 to 200 examples: questions never
 trained on), and the last 5% of each file with at least 20 conversations (a smaller file is all training).
+A mixture with no held-out part at all (only small files) validates on its first 20 training conversations:
+a loss to watch, not a held-out measure.
 """
 
 from __future__ import annotations

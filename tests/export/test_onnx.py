@@ -30,7 +30,8 @@ def test_batches_and_one_token_steps_equal_the_full_prefill(gold, onnx_exports):
     ids = rng.integers(0, 512, size=(3, 35))
     full = model.run("prefill", {"input_ids": ids})[0]
     for row in range(3):
-        np.testing.assert_allclose(full[row], model.logits(ids[row].tolist()), rtol=0, atol=1e-5)
+        # another batch size may take other kernels (summation order): onnxruntime's float32 tolerance
+        np.testing.assert_allclose(full[row], model.logits(ids[row].tolist()), rtol=0, atol=1e-4)
     logits, k, v, e = model.run("prefill", {"input_ids": ids[:, :5]})
     steps = [logits]
     for t in range(5, 35):
