@@ -92,20 +92,12 @@ def events(holder: ModelHolder, request: dict, prompt: list[int], dropped: int) 
 
     engine = Engine(holder.model, holder.tokenizer)
     tokens: list[int] = []
-    pending = b""
-    for (token,) in engine.generate(prompt, request["max_tokens"], 1, temperature=request["temperature"],
-                                    top_k=request["top_k"] or None, seed=request["seed"]):
-        if token is None:
-            break
-        tokens.append(token)
-        pending += holder.tokenizer.decode_bytes([token])
-        try:  # send whole characters only: a multi-byte character may span tokens
-            text, pending = pending.decode("utf-8"), b""
-        except UnicodeDecodeError:
-            continue
-        yield f"data: {json.dumps({'token': text})}\n\n"
-    if pending:
-        yield f"data: {json.dumps({'token': pending.decode('utf-8', errors='replace')})}\n\n"
+    for token, piece in engine.stream_pieces(prompt, request["max_tokens"], temperature=request["temperature"],
+                                             top_k=request["top_k"] or None, seed=request["seed"]):
+        if token is not None:
+            tokens.append(token)
+        if piece:  # whole characters only: a multi-byte character may span tokens
+            yield f"data: {json.dumps({'token': piece})}\n\n"
     done = {"done": True, "stop_reason": engine.stop_reason[0] if engine.stop_reason else "length",
             "dropped": dropped, "tokens": tokens}
     yield f"data: {json.dumps(done)}\n\n"

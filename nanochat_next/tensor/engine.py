@@ -142,15 +142,21 @@ class Engine:
                     samples[i].append(t)
         return samples
 
-    def stream_text(self, prompt: Sequence[int], max_new_tokens: int, **kwargs) -> Iterator[str]:
-        """Text pieces of one sample as it is generated; a multi-byte character is emitted only once whole."""
+    def stream_pieces(self, prompt: Sequence[int], max_new_tokens: int,
+                      **kwargs) -> Iterator[tuple[int | None, str]]:
+        """(token, text piece) of one sample as it is generated; the piece is "" while a multi-byte character is
+        incomplete (it comes whole with a later token), and a last (None, piece) flushes what is left."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for (token,) in self.generate(prompt, max_new_tokens, 1, **kwargs):
             if token is None:
                 break
-            piece = decoder.decode(self.tokenizer.decode_bytes([token]))
-            if piece:
-                yield piece
+            yield token, decoder.decode(self.tokenizer.decode_bytes([token]))
         tail = decoder.decode(b"", final=True)
         if tail:
-            yield tail
+            yield None, tail
+
+    def stream_text(self, prompt: Sequence[int], max_new_tokens: int, **kwargs) -> Iterator[str]:
+        """Text pieces of one sample as it is generated; a multi-byte character is emitted only once whole."""
+        for _, piece in self.stream_pieces(prompt, max_new_tokens, **kwargs):
+            if piece:
+                yield piece
