@@ -31,6 +31,7 @@
 # Runs top to bottom on a laptop CPU in well under 2 minutes.
 
 # %%
+import importlib.util
 import os
 import sys
 
@@ -39,6 +40,8 @@ import sys
 if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED"):
     # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
     pass
+if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
+    raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
 
 # %% tags=["parameters"]
 corpus = "tinyshakespeare"  # a known corpus name, or a path to a .txt file / folder of .txt files
@@ -270,3 +273,58 @@ for name in ("gpt2", "cl100k_base"):
 #
 # `nanochat-next tok-train` and `nanochat-next tok-eval` do all of this from the command line. Notebook 02
 # uses the character tokenizer to build a bigram language model on scalars.
+#
+# ## Exercises
+#
+# Try each one before opening its solution (the hidden cell under it; the tests run every solution).
+#
+# 1. **Write `encode` from the merges.** `tok.token_bytes[i]` is the byte string of token `i`, and a merge's
+#    rank is its id: a lower id was learned earlier. Encode a text with nothing but that list and the split
+#    pattern: split into chunks, start each chunk from its bytes, and repeatedly merge the adjacent pair whose
+#    joined bytes form the *lowest-ranked* token, until no pair forms a token. Check it against `tok.encode`.
+# 2. **Decode by hand**: join the tokens' bytes of `"naïve café ☕"` and decode them as UTF-8. Which of its
+#    tokens are only a *piece* of a character (Shakespeare has no `ï` or `☕`), and what does `tok.decode`
+#    print for one of them alone?
+# 3. **Out of domain.** Measure bytes per token of the Shakespeare tokenizer on the `names` corpus (one name
+#    per line). Is it better or worse than on held-out Shakespeare, and why?
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 1: encode from the merges
+ranks = {token: rank for rank, token in enumerate(tok.token_bytes[: tok.bos_id])}  # special tokens excluded
+
+
+def encode_chunk(chunk: bytes) -> list[int]:
+    parts = [bytes([b]) for b in chunk]  # start from single bytes (ids 0-255)
+    while len(parts) > 1:
+        # the adjacent pair whose joined bytes were merged earliest in training
+        rank, i = min((ranks.get(a + b, len(ranks)), i) for i, (a, b) in enumerate(zip(parts, parts[1:])))
+        if rank == len(ranks):  # no adjacent pair forms a token: done
+            break
+        parts[i : i + 2] = [parts[i] + parts[i + 1]]
+    return [ranks[p] for p in parts]
+
+
+def my_encode(text: str) -> list[int]:
+    return [i for chunk in regex.findall(SPLIT_PATTERN, text) for i in encode_chunk(chunk.encode("utf-8"))]
+
+
+print(my_encode(line)[:12])
+assert all(my_encode(d) == tok.encode(d) for d in val_docs[:200])  # identical to tiktoken on 200 documents
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 2: decode by hand
+ids = tok.encode("naïve café ☕")
+by_hand = b"".join(tok.token_bytes[i] for i in ids).decode("utf-8")
+assert by_hand == tok.decode(ids) == "naïve café ☕"
+pieces = [i for i in ids if 128 <= i < 256]  # single bytes >= 128: never a whole character in UTF-8
+print("tokens:", [tok.token_bytes[i] for i in ids])
+print(f"pieces of a character: {pieces}; alone, token {pieces[0]} decodes to {tok.decode([pieces[0]])!r}")
+assert tok.decode([pieces[0]]) == "\ufffd"  # the replacement character: the bytes are not valid UTF-8 alone
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 3: out of domain
+names_text, names_rule = load_corpus("names")
+names = compression(tok, split_documents(names_text, names_rule))["bytes_per_token"]
+shakespeare = compression(tok, val_docs)["bytes_per_token"]
+print(f"bytes per token: held-out Shakespeare {shakespeare:.2f}, names {names:.2f}")
+assert names < shakespeare  # the merges are Shakespeare's words; names are mostly other letter sequences

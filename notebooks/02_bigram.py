@@ -28,6 +28,7 @@
 # Runs on a CPU in well under a minute.
 
 # %%
+import importlib.util
 import os
 import sys
 
@@ -36,6 +37,8 @@ import sys
 if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED"):
     # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
     pass
+if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
+    raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
 
 # %% tags=["parameters"]
 corpus = "names"  # one name per line (karpathy/makemore)
@@ -74,7 +77,8 @@ print(train_tokens[0], "=", repr(tok.decode(train_tokens[0])))
 counts = bigram_counts(train_tokens, V)
 labels = [*tok.chars, "."]
 fig, ax = plt.subplots(figsize=(7, 7))
-ax.imshow(counts, cmap="Blues")
+im = ax.imshow(counts, cmap="Blues")
+fig.colorbar(im, ax=ax, shrink=0.8, label="pairs in the training names")
 ax.set_xticks(range(V), labels)
 ax.set_yticks(range(V), labels)
 ax.set_xlabel("next character")
@@ -103,20 +107,69 @@ print(f"without smoothing, held out: {nll(count_probs(counts, 0.0), val_counts):
 assert 2.40 < nll_count_val < 2.52
 
 # %% [markdown]
-# ## 2. The same model by gradient descent on scalars
+# ## 2. Autograd in twenty lines
 #
-# A `Value` is one number that remembers how it was computed, so it can compute its gradient: the
-# derivative of a final result with respect to it. A tiny example, checked by hand:
+# Gradient descent needs the derivative of the loss with respect to every parameter. **Automatic
+# differentiation** gets it by recording how each number was computed. Each result remembers its inputs
+# (`parents`) and the *local* derivative of itself with respect to each input: for `c = a + b` both are 1,
+# for `c = a * b` they are `b` and `a`. The **chain rule** then walks the record backwards: a node's gradient,
+# times a local derivative, adds to its parent's gradient. Here is all of it for `+` and `*`:
+
+# %%
+class Scalar:
+    """A number that remembers how it was made: autograd for + and * only."""
+
+    def __init__(self, data: float, parents: tuple = (), local_grads: tuple = ()):
+        self.data, self.grad = data, 0.0
+        self.parents, self.local_grads = parents, local_grads  # d(self)/d(parent), one per parent
+
+    def __add__(self, other: "Scalar") -> "Scalar":
+        return Scalar(self.data + other.data, (self, other), (1.0, 1.0))
+
+    def __mul__(self, other: "Scalar") -> "Scalar":
+        return Scalar(self.data * other.data, (self, other), (other.data, self.data))
+
+    def backward(self) -> None:
+        order, seen = [], set()
+
+        def visit(node: "Scalar") -> None:  # parents before children (a topological order)
+            if id(node) not in seen:
+                seen.add(id(node))
+                for parent in node.parents:
+                    visit(parent)
+                order.append(node)
+
+        visit(self)
+        self.grad = 1.0  # d(self)/d(self)
+        for node in reversed(order):  # from the output back to the inputs
+            for parent, local in zip(node.parents, node.local_grads):
+                parent.grad += local * node.grad  # chain rule; += because a value can be used twice
+
+
+# %% [markdown]
+# Take `c = a * b + a` at `a = 2`, `b = -3`. By hand: `c` is a sum of `ab` and `a`, so each gets `c`'s gradient
+# 1. `ab` is a product: it passes `1 * b = -3` to `a` and `1 * a = 2` to `b`. `a` was used twice, so its
+# gradient is the sum of both paths: `-3 + 1 = -2`. The class computes the same, and so does the library's
+# `Value` (which adds `exp`, `log`, `relu`, ... the same way), and a finite difference agrees:
 
 # %%
 from nanochat_next.scalar.value import Value
 
-a, b = Value(2.0), Value(-3.0)
-c = a * b + a  # c = ab + a
+a, b = Scalar(2.0), Scalar(-3.0)
+c = a * b + a
 c.backward()
-print(f"c = {c.data}, dc/da = b + 1 = {a.grad}, dc/db = a = {b.grad}")
-assert (a.grad, b.grad) == (-2.0, 2.0)
+print(f"c = {c.data}; dc/da = {a.grad} (by hand: b + 1 = -2), dc/db = {b.grad} (by hand: a = 2)")
+lib_a, lib_b = Value(2.0), Value(-3.0)
+lib_c = lib_a * lib_b + lib_a
+lib_c.backward()
+eps = 1e-6
+numeric = ((2.0 + eps) * -3.0 + (2.0 + eps) - c.data) / eps  # (c(a + eps) - c(a)) / eps
+print(f"library Value: dc/da = {lib_a.grad}, dc/db = {lib_b.grad}; finite difference dc/da = {numeric:.4f}")
+assert (a.grad, b.grad) == (lib_a.grad, lib_b.grad) == (-2.0, 2.0) and abs(numeric - a.grad) < 1e-4
 
+# %% [markdown]
+# ## 3. The same model by gradient descent on scalars
+#
 # %% [markdown]
 # Now the bigram as a neural network: a `V x V` table of logits `W` (all zeros at first, so every row is
 # uniform), probabilities `softmax(W[i])`, and the loss = the NLL of the training pairs, smoothed like
@@ -157,7 +210,7 @@ plt.show()
 # row `i`: the counting answer. Gradient descent just finds it slowly. The point is that the gradient
 # route generalises: swap the table for a deep network and the training loop stays the same.
 #
-# ## 3. With torch tensors
+# ## 4. With torch tensors
 #
 # The same two models with tensors: counting is one `index_put_`, and the gradient model is a `V x V`
 # weight matrix indexed by the current characters, trained with `torch.optim.AdamW`.
@@ -205,14 +258,76 @@ for name, m in (("counting", count_model), ("gradient", model)):
     print(f"{name:>8}: {', '.join(samples)}")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+fig, axes = plt.subplots(1, 2, figsize=(11, 5))
 for ax, table, title in ((axes[0], probs, "counting (smoothed)"), (axes[1], learned, "gradient descent")):
-    ax.imshow(table, cmap="magma")
+    im = ax.imshow(table, cmap="magma", vmin=0, vmax=1)
     ax.set_xticks(range(V), labels, fontsize=7)
     ax.set_yticks(range(V), labels, fontsize=7)
+    ax.set_xlabel("next character")
+    ax.set_ylabel("current character")
     ax.set_title(f"P(next | current): {title}")
+fig.colorbar(im, ax=axes, shrink=0.8, label="probability")
 plt.show()
 
 # %% [markdown]
 # The CLI trains the same scalar bigram: `nanochat-next train --mode scalar --model-kind bigram`, and
 # `nanochat-next sample --mode scalar` samples from it. Notebook 03 replaces the table with a transformer.
+#
+# ## Exercises
+#
+# Try each one before opening its solution (the hidden cell under it; the tests run every solution).
+#
+# 1. **A trigram model.** Predict the next character from the *two* previous ones (pad each name with one more
+#    `<|bos|>` in front), by counting with smoothing. Does it beat the bigram's held-out NLL?
+# 2. **How much smoothing?** Sweep `smoothing` over 0.01 ... 100 and plot the bigram's train and held-out NLL.
+#    Which value is best on held-out names, and what happens to the training NLL as smoothing grows?
+# 3. **Teach `Scalar` a new operation**: `tanh`, whose local derivative is `1 - tanh(x)²`. Check
+#    `d tanh(a * b) / da` against the library's `Value`.
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 1: a trigram model
+def trigram_counts(names: list[list[int]]) -> torch.Tensor:
+    n3 = torch.zeros(V, V, V, dtype=torch.float64)
+    for t in names:
+        seq = [tok.bos_id, *t]  # one more <|bos|> so that the first letter has two characters of context
+        a_, b_, c_ = (torch.tensor(seq[i : len(seq) - 2 + i]) for i in range(3))
+        n3.index_put_((a_, b_, c_), torch.ones(len(a_), dtype=torch.float64), accumulate=True)
+    return n3
+
+
+n3 = trigram_counts(train_tokens)
+p3 = (n3 + 0.1) / (n3 + 0.1).sum(-1, keepdim=True)  # smoothing 0.1: each context has fewer examples
+v3 = trigram_counts(val_tokens)
+nll_trigram = -(v3 * p3.log()).sum().item() / v3.sum().item()
+print(f"held-out NLL: bigram {nll_count_val:.4f}, trigram {nll_trigram:.4f} nats")
+assert nll_trigram < nll_count_val - 0.1
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 2: how much smoothing?
+alphas = [0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
+sweep = [(nll(count_probs(counts, s_), counts), nll(count_probs(counts, s_), val_counts)) for s_ in alphas]
+plt.figure(figsize=(6, 3))
+plt.semilogx(alphas, [t for t, _ in sweep], "o-", label="train")
+plt.semilogx(alphas, [v for _, v in sweep], "o-", label="held out")
+plt.xlabel("smoothing (pseudo-count)")
+plt.ylabel("NLL (nats/char)")
+plt.legend()
+plt.show()
+best = alphas[min(range(len(alphas)), key=lambda i: sweep[i][1])]
+print(f"best smoothing on held-out names: {best}")
+assert all(x < y for (x, _), (y, _) in zip(sweep, sweep[1:]))  # more smoothing, worse fit to the training data
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 3: tanh for Scalar
+def scalar_tanh(x: Scalar) -> Scalar:
+    t = math.tanh(x.data)
+    return Scalar(t, (x,), (1 - t**2,))
+
+
+a, b = Scalar(0.5), Scalar(-1.5)
+y = scalar_tanh(a * b)
+y.backward()
+lib_a, lib_b = Value(0.5), Value(-1.5)
+(lib_a * lib_b).tanh().backward()
+print(f"d tanh(ab)/da: Scalar {a.grad:.6f}, library Value {lib_a.grad:.6f}")
+assert abs(a.grad - lib_a.grad) < 1e-12 and abs(b.grad - lib_b.grad) < 1e-12

@@ -24,6 +24,7 @@
 # implementation of the same model. Runs on a CPU in about a minute.
 
 # %%
+import importlib.util
 import os
 import sys
 
@@ -32,6 +33,8 @@ import sys
 if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED"):
     # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
     pass
+if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
+    raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
 
 # %% tags=["parameters"]
 corpus = "names"

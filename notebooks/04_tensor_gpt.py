@@ -28,6 +28,7 @@
 # [parity]: https://github.com/ricardofrantz/nanochat-next/blob/main/docs/parity.md
 
 # %%
+import importlib.util
 import os
 import sys
 
@@ -36,6 +37,8 @@ import sys
 if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED"):
     # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
     pass
+if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
+    raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
 
 # %% tags=["parameters"]
 corpus = "tinyshakespeare"

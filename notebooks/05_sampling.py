@@ -23,6 +23,7 @@
 # KV cache buys: the same tokens, much faster.
 
 # %%
+import importlib.util
 import os
 import sys
 
@@ -31,6 +32,8 @@ import sys
 if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED"):
     # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
     pass
+if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
+    raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
 
 # %% tags=["parameters"]
 corpus = "tinyshakespeare"

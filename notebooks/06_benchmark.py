@@ -35,6 +35,7 @@
 # the GPU's profile, clones nanochat and runs this notebook with papermill.
 
 # %%
+import importlib.util
 import os
 import sys
 
@@ -43,6 +44,8 @@ import sys
 if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED"):
     # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
     pass
+if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
+    raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
 
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | cpu | t4 | a100 | h100 (nanochat_next.bench.PROFILES)
