@@ -20,8 +20,9 @@
 # The bigram of notebook 02 sees one character. A GPT sees all the previous ones, through **attention**.
 # Here we build a tiny GPT (karpathy's `microgpt.py` architecture: 1 layer, 16-wide, 4 heads) in which
 # *every* number is a scalar `Value`, piece by piece: embeddings, RMSNorm, attention, MLP, loss,
-# backward, AdamW. Then we train it on names, sample from it, and check every gradient against a torch
-# implementation of the same model. Runs on a CPU in about a minute.
+# backward, AdamW. We write the whole model on screen and check it against the library's, check every
+# gradient against a torch implementation, train it on names, sample from it, and look at what its
+# attention heads learned to look at. Runs on a CPU in about a minute and a half.
 
 # %%
 import importlib.util
@@ -55,7 +56,7 @@ import matplotlib.pyplot as plt
 from nanochat_next.corpus import load_corpus, split_documents
 from nanochat_next.scalar.gpt import MiniGPTConfig, ScalarMiniGPT
 from nanochat_next.scalar.train import ScalarRun, prepare
-from nanochat_next.scalar.value import Value, cross_entropy, dot, linear, rmsnorm, softmax
+from nanochat_next.scalar.value import Value, cross_entropy, dot, linear, rmsnorm, softmax, softmax_data
 
 text, rule = load_corpus(corpus)
 docs = split_documents(text, rule)
@@ -64,34 +65,7 @@ rng, tok, train_tokens, val_tokens = prepare(docs, run)
 print(f"{len(train_tokens):,} training names, {len(val_tokens):,} held out, vocab {tok.vocab_size}")
 
 # %% [markdown]
-# ## 1. Fused nodes: the same math with fewer nodes
-#
-# microgpt computes a dot product as `sum(w * x)`: one multiply node and one add node per element. Our
-# `dot` is a single node that stores the local gradients of all its inputs (`d/dw_i = x_i`,
-# `d/dx_i = w_i`). The gradients are identical, but a 16-wide dot product adds 1 node to the graph
-# instead of 33. Fewer Python objects to create and walk is most of why our scalar GPT trains about 10x
-# faster than microgpt (see [results/scalar.md][scalar]).
-#
-# [scalar]: https://github.com/ricardofrantz/nanochat-next/blob/main/results/scalar.md
-
-# %%
-r = random.Random(0)
-w = [Value(r.gauss(0, 1)) for _ in range(16)]
-x = [Value(r.gauss(0, 1)) for _ in range(16)]
-unfused = sum((wi * xi for wi, xi in zip(w, x)), Value(0.0))
-fused = dot(w, x)
-new_unfused = len(unfused.topological_order()) - 32  # minus the 32 inputs
-new_fused = len(fused.topological_order()) - 32
-print(f"same value: {abs(unfused.data - fused.data) < 1e-12}; new nodes: unfused {new_unfused}, fused {new_fused}")
-unfused.backward()
-grads_unfused = [v.grad for v in w + x]
-for v in w + x:
-    v.grad = 0.0
-fused.backward()
-assert all(abs(a - v.grad) < 1e-12 for a, v in zip(grads_unfused, w + x))
-
-# %% [markdown]
-# ## 2. The pieces of a transformer block, on one short sequence
+# ## 1. The pieces of a transformer block, on one short sequence
 #
 # **Embeddings.** Each token id picks a row of `wte` (what the token is) and each position a row of `wpe`
 # (where it is); their sum is the token's vector. **RMSNorm** rescales a vector to unit root-mean-square,
@@ -131,13 +105,49 @@ assert abs(sum(wt.data for wt in weights) - 1) < 1e-12
 # At initialisation the weights are nearly uniform: the model has not learned what to attend to yet.
 # After attention comes the **MLP**: widen to 4x, apply ReLU² (`max(0, x)²`, nanochat's activation),
 # project back. Both attention and MLP *add* their output to the residual stream `x`. Finally `lm_head`
-# maps the vector to one logit per vocabulary entry. `ScalarMiniGPT.forward_token` does all of this one
-# token at a time, appending each position's key and value to lists (the KV cache):
+# maps the vector to one logit per vocabulary entry.
+#
+# ## 2. The whole model, written out
+#
+# Here is all of it, one token at a time: the function below is the complete forward pass of the scalar GPT.
+# Each position appends its key and value to per-layer lists (the **KV cache**), so a later position can
+# attend to every earlier one. The library's `ScalarMiniGPT.forward_token` is the same code; the check below
+# asserts identical logits at every position. (`attention`, if given, collects every head's weights: we
+# will draw them after training.)
 
 # %%
+def forward_by_hand(model: ScalarMiniGPT, token_id: int, pos: int, keys: list, values: list,
+                    attention: list | None = None) -> list[Value]:
+    c, w = model.config, model.weights
+    hd = c.head_dim
+    x = rmsnorm([t + p for t, p in zip(w["wte"][token_id], w["wpe"][pos])])  # what + where, normed
+    for li in range(c.n_layer):
+        residual, h = x, rmsnorm(x)
+        q = linear(h, w[f"layer{li}.attn_wq"])
+        keys[li].append(linear(h, w[f"layer{li}.attn_wk"]))  # cache this position's key and value
+        values[li].append(linear(h, w[f"layer{li}.attn_wv"]))
+        heads: list[Value] = []
+        for head in range(c.n_head):  # each head works on its own slice of q, k and v
+            s = slice(head * hd, (head + 1) * hd)
+            scores = [dot(q[s], k[s]) * (1 / math.sqrt(hd)) for k in keys[li]]  # positions 0..pos only
+            weights = softmax(scores)
+            if attention is not None:
+                attention.append((li, head, [wt.data for wt in weights]))
+            heads += [dot(weights, [v[s][j] for v in values[li]]) for j in range(hd)]  # weighted mean of values
+        x = [a + r for a, r in zip(linear(heads, w[f"layer{li}.attn_wo"]), residual)]  # add to the residual
+        hidden = [u.relu() ** 2 for u in linear(rmsnorm(x), w[f"layer{li}.mlp_fc1"])]  # widen 4x, ReLU²
+        x = [a + r for a, r in zip(linear(hidden, w[f"layer{li}.mlp_fc2"]), x)]  # narrow, add to the residual
+    return linear(x, w["lm_head"])  # one logit per vocabulary entry
+
+
 keys, values = model.new_cache()
-logits = [model.forward_token(t, pos, keys, values) for pos, t in enumerate(tokens)]
-print(f"{len(logits)} positions x {len(logits[0])} logits; cached keys per layer: {len(keys[0])}")
+logits = [forward_by_hand(model, t, pos, keys, values) for pos, t in enumerate(tokens)]
+lib_keys, lib_values = model.new_cache()
+library = [model.forward_token(t, pos, lib_keys, lib_values) for pos, t in enumerate(tokens)]
+gap = max(abs(a.data - b.data) for row, lib_row in zip(logits, library) for a, b in zip(row, lib_row))
+print(f"{len(logits)} positions x {len(logits[0])} logits; cached keys per layer: {len(keys[0])}; "
+      f"largest difference from the library: {gap:.1e}")
+assert gap < 1e-12  # the same float64 operations in the same order
 
 # %% [markdown]
 # ## 3. Loss and backward
@@ -181,7 +191,35 @@ for p in model.params:
     p.grad = 0.0
 
 # %% [markdown]
-# ## 5. Training with AdamW
+# ## 5. Why training takes a minute, not ten: fused nodes
+#
+# microgpt computes a dot product as `sum(w * x)`: one multiply node and one add node per element. Our
+# `dot` is a single node that stores the local gradients of all its inputs (`d/dw_i = x_i`,
+# `d/dx_i = w_i`). The gradients are identical, but a 16-wide dot product adds 1 node to the graph
+# instead of 33. Fewer Python objects to create and walk is most of why our scalar GPT trains about 10x
+# faster than microgpt (see [results/scalar.md][scalar]).
+#
+# [scalar]: https://github.com/ricardofrantz/nanochat-next/blob/main/results/scalar.md
+
+# %%
+r = random.Random(0)
+w = [Value(r.gauss(0, 1)) for _ in range(16)]
+x = [Value(r.gauss(0, 1)) for _ in range(16)]
+unfused = sum((wi * xi for wi, xi in zip(w, x)), Value(0.0))
+fused = dot(w, x)
+new_unfused = len(unfused.topological_order()) - 32  # minus the 32 inputs
+new_fused = len(fused.topological_order()) - 32
+print(f"same value: {abs(unfused.data - fused.data) < 1e-12}; new nodes: unfused {new_unfused}, fused {new_fused}")
+unfused.backward()
+grads_unfused = [v.grad for v in w + x]
+for v in w + x:
+    v.grad = 0.0
+fused.backward()
+assert all(abs(a - v.grad) < 1e-12 for a, v in zip(grads_unfused, w + x))
+
+
+# %% [markdown]
+# ## 6. Training with AdamW
 #
 # One name per step: forward, loss, backward, and an AdamW update of every scalar. AdamW keeps, per
 # parameter, running averages of the gradient (`m`) and of its square (`v`), and steps by
@@ -217,7 +255,7 @@ plt.legend()
 plt.show()
 
 # %% [markdown]
-# ## 6. Held-out loss and samples
+# ## 7. Held-out loss and samples
 #
 # The held-out loss should beat the bigram's 2.46 nats (after 3000 steps: about 2.38), because the GPT
 # uses the whole prefix, not just the last character. Samples start
@@ -239,6 +277,89 @@ for temperature in (0.5, 1.0):
     print(f"temperature {temperature}: {', '.join(names)}")
 
 # %% [markdown]
+# ## 8. What the trained heads look at
+#
+# Each row of a map is one position of a held-out name; its colours are the attention weights of one head over
+# that position and the earlier ones (the upper triangle is empty: no head sees the future). At initialisation
+# every row was nearly uniform; after training, heads specialise: some look at the previous character or
+# two, some back at `<|bos|>` (how long is the name so far?).
+
+# %%
+def attention_maps(model: ScalarMiniGPT, tokens: list[int]) -> list[list[list[float]]]:
+    """maps[layer * n_head + head][query position][key position], from forward_by_hand's record."""
+    c, record = model.config, []
+    keys, values = model.new_cache()
+    for pos, t in enumerate(tokens):
+        forward_by_hand(model, t, pos, keys, values, attention=record)
+    maps = [[[0.0] * len(tokens) for _ in tokens] for _ in range(c.n_layer * c.n_head)]
+    for i, (layer, head, weights) in enumerate(record):
+        maps[layer * c.n_head + head][i // (c.n_layer * c.n_head)][: len(weights)] = weights
+    return maps
+
+
+def draw_maps(maps: list, tokens: list[int], title: str) -> None:
+    chars = [tok.decode([t]).replace("<|bos|>", ".") for t in tokens]
+    fig, axes = plt.subplots(1, len(maps), figsize=(3.2 * len(maps), 3.4))
+    for i, (ax, m) in enumerate(zip(axes, maps)):
+        im = ax.imshow(m, cmap="viridis", vmin=0, vmax=1)
+        ax.set_xticks(range(len(chars)), chars)
+        ax.set_yticks(range(len(chars)), chars)
+        ax.set_title(f"layer {i // n_head}, head {i % n_head}")
+        ax.set_xlabel("attends to (key)")
+    axes[0].set_ylabel("position (query)")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="attention weight")
+    fig.suptitle(title)
+    plt.show()
+
+
+example = next(t for t in val_tokens if len(t) >= 8)[:-1]  # a held-out name, without its final <|bos|>
+maps = attention_maps(model, example)
+draw_maps(maps, example, f"trained heads on {tok.decode(example[1:])!r}")
+assert all(abs(sum(row[: q + 1]) - 1) < 1e-9 and not any(row[q + 1 :]) for m in maps for q, row in enumerate(m))
+
+# %% [markdown]
 # The same run from the command line: `nanochat-next train --mode scalar --steps 3000` then
 # `nanochat-next sample --mode scalar`. Next, notebook 04 moves to tensors: the same model in torch,
 # then the modern GPT of nanochat, feature by feature.
+#
+# ## Exercises
+#
+# Try each one before opening its solution (the hidden cell under it; the tests run every solution).
+#
+# 1. **Two layers.** Build a `MiniGPTConfig` with `n_layer=2`, train it for 600 steps, and draw the heat maps of
+#    all eight heads on the same name. How many parameters did the second layer add? Do the second layer's heads
+#    look at other positions than the first's?
+# 2. **Why divide by `sqrt(head_dim)`?** With random unit-variance queries and keys of width 64, compare the
+#    softmax over 16 positions with and without the scale. How much weight does the largest score take?
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 1: two layers
+config2 = MiniGPTConfig(tok.vocab_size, n_embd, n_head, 2, block_size)
+model2 = ScalarMiniGPT(config2, rng=random.Random(seed))
+optimizer2 = AdamW(model2.params, lr, betas=(0.9, 0.95), eps=1e-8)
+short = 600
+for step in range(short):
+    loss = model2.loss(train_tokens[step % len(train_tokens)])
+    loss.backward()
+    optimizer2.step(1 - step / short)  # decay linearly to zero
+    optimizer2.zero_grad()
+print(f"parameters: 1 layer {model.num_params():,}, 2 layers {model2.num_params():,} "
+      f"(+{model2.num_params() - model.num_params():,}: one more block of attention + MLP)")
+val2 = evaluate(model2, val_tokens, 200)
+print(f"held-out loss after {short} steps: {val2:.4f}")
+draw_maps(attention_maps(model2, example), example, "two layers: eight heads")
+assert model2.num_params() - model.num_params() == 12 * n_embd * n_embd  # 4 attention + 8 MLP matrices
+assert val2 < 2.7  # well below the uniform log(27) = 3.30 after 600 steps
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 2: why divide by sqrt(head_dim)?
+gen = random.Random(seed)
+width, positions = 64, 16
+q_ = [gen.gauss(0, 1) for _ in range(width)]
+ks_ = [[gen.gauss(0, 1) for _ in range(width)] for _ in range(positions)]
+raw = [sum(a * b for a, b in zip(q_, k_)) for k_ in ks_]  # variance ~ width: scores of about +-8
+for name, scale in (("unscaled", 1.0), ("scaled by 1/sqrt(64)", 1 / math.sqrt(width))):
+    weights = softmax_data([r * scale for r in raw])
+    print(f"{name:>22}: largest weight {max(weights):.3f}")
+assert max(softmax_data(raw)) > max(softmax_data([r / math.sqrt(width) for r in raw]))
+# unscaled, one key takes almost all the weight: the softmax saturates and its gradients vanish
