@@ -189,3 +189,41 @@ print(f"{len(committed)} committed sweeps" + ("" if committed else " (none here:
 # (`grid = "matrix_lr=0.02,0.03,0.04 embedding_lr=0.3,0.6"`), add seeds (`"42,43,44,45,46"`), and read the
 # noise before the verdicts. From a shell: `nanochat-next ablate --profile cpu --preset features --seeds
 # 42,43,44,45,46`.
+#
+# ## Exercises
+#
+# Try each one before opening its solution (the hidden cell under it; the tests run every solution).
+#
+# 1. **The verdict by hand.** Take the per-seed final bpb of `warmdown_ratio=0.55` and of the baseline from `data`,
+#    run `scipy.stats.ttest_rel` on them, and compare with the sweep's p-value and verdict.
+# 2. **Why p < 0.01 and not 0.05?** Simulate 2,000 "changes" that do nothing: each draws 3 seeds for the
+#    variant and the baseline from the same noise (pairs share a seed effect) and is tested as above. How often
+#    is a useless change called significant at 0.05, and at 0.01? With 20 candidates in a sweep, how many false
+#    "improvements" would each threshold let into a recipe?
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 1: the verdict by hand
+from scipy import stats as scipy_stats
+
+variant = data["variants"]["warmdown_ratio=0.55"]
+pairs = [(variant["by_seed"][s_], base_row["by_seed"][s_]) for s_ in base_row["by_seed"]]
+test = scipy_stats.ttest_rel([v for v, _ in pairs], [b for _, b in pairs])
+# NBVAL_IGNORE_OUTPUT
+# (trained losses: machine-dependent; the assert holds everywhere)
+print(f"paired differences {[round(v - b, 4) for v, b in pairs]}: p = {test.pvalue:.3g} "
+      f"(the sweep: {variant['paired']['p_value']:.3g}, verdict {variant['verdict']!r})")
+assert abs(test.pvalue - variant["paired"]["p_value"]) < 1e-9
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 2: why p < 0.01?
+gen = torch.Generator().manual_seed(0)
+trials, n_seeds = 2000, 3
+seed_effect = torch.randn(trials, n_seeds, generator=gen)  # what a seed does to both runs of a pair
+variant_runs = seed_effect + 0.3 * torch.randn(trials, n_seeds, generator=gen)  # plus each run's own noise
+baseline_runs = seed_effect + 0.3 * torch.randn(trials, n_seeds, generator=gen)
+p_values = scipy_stats.ttest_rel(variant_runs.numpy(), baseline_runs.numpy(), axis=1).pvalue
+for alpha in (0.05, 0.01):
+    rate = float((p_values < alpha).mean())
+    print(f"p < {alpha}: {rate:.1%} of useless changes pass; of 20 candidates, {20 * rate:.1f} false positives")
+assert (p_values < 0.05).mean() > (p_values < 0.01).mean()  # the stricter rule lets fewer through
+assert abs((p_values < 0.05).mean() - 0.05) < 0.02  # a valid test: about alpha of the null changes pass

@@ -204,3 +204,44 @@ assert "nanochat-next" in tokenizer.decode(engine.generate_batch(
 # - More SFT steps, or a larger base (`preset="gpu"` on Colab): which task improves first, and why is
 #   spelling hard for a model that sees tokens, not letters?
 # - Add your own conversations: a JSONL file of `{"messages": [...]}` lines in `--mix`.
+#
+# ## Exercises
+#
+# Try each one before opening its solution (the hidden cell under it; the tests run every solution).
+#
+# 1. **Your own data.** Write two conversations to a `.jsonl` file (one JSON object per line, `{"messages":
+#    [...]}`), one of them with two user/assistant exchanges; read them back with `read_conversations` and count
+#    the trained tokens of each. Then write a broken line (a conversation that ends with the user) and read the
+#    error message. (`nanochat-next sft --mix 'your.jsonl'` trains on such a file.)
+# 2. **Why is spelling hard?** Count the tokens of a few words and of their spelled-out answers. How many letters
+#    does one token of the word hide, that the model must have memorised to spell it?
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 1: your own data
+from nanochat_next.errors import UserError
+from nanochat_next.tensor.conversations import read_conversations, write_conversations
+
+mine = [{"messages": [{"role": "user", "content": "Who wrote Hamlet?"},
+                      {"role": "assistant", "content": "Shakespeare."}]},
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+                      {"role": "user", "content": "Spell the word rose"}, {"role": "assistant", "content": "r-o-s-e"}]}]
+path = write_conversations(out / "mine.jsonl", mine)
+for conversation in read_conversations(path):
+    ids, mask = render_conversation(conversation, tokenizer)
+    print(f"{len(ids)} tokens, {sum(mask)} trained (every assistant reply + its end token)")
+replies = [m["content"] for m in mine[1]["messages"] if m["role"] == "assistant"]
+assert sum(render_conversation(mine[1], tokenizer)[1]) == sum(len(tokenizer.encode(r)) + 1 for r in replies)
+path.write_text(path.read_text() + json.dumps({"messages": [{"role": "user", "content": "Hello?"}]}) + "\n")
+try:
+    read_conversations(path)
+except UserError as err:
+    print("UserError:", str(err).replace(str(out), "OUT"))
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 2: why is spelling hard?
+for word in ("king", "queen", "thou", "gentleman"):
+    word_tokens = tokenizer.encode(" " + word)
+    answer_tokens = tokenizer.encode("-".join(word))
+    print(f"{word!r}: {len(word_tokens)} token(s) {[tokenizer.decode([t]) for t in word_tokens]} -> "
+          f"spelled in {len(answer_tokens)} tokens; {len(word) / len(word_tokens):.1f} letters per token to recall")
+assert len(tokenizer.encode(" gentleman")) < len("gentleman")  # the model never sees most words' letters

@@ -48,10 +48,42 @@ def test_badge_kernel_install_cell_and_outputs(script):
     assert nb.metadata["kernelspec"]["name"] == "python3"
     install = nb.cells[1].source
     assert 'if "google.colab" in sys.modules' in install and f"git+https://github.com/{GITHUB_REPO}" in install
+    assert 'find_spec("nanochat_next") is None' in install and "pip install -e ." in install, \
+        "a local clone that was never installed must be told, in one line, to pip install -e ."
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code_cells), "commit the notebook executed top to bottom"
     assert [c.execution_count for c in code_cells] == list(range(1, len(code_cells) + 1))
     assert not any(o.get("output_type") == "error" for c in code_cells for o in c.outputs)
+
+
+@pytest.mark.parametrize("script", NOTEBOOKS, ids=lambda p: p.stem)
+def test_exercises_with_hidden_tested_solutions(script):
+    """Every notebook ends with 2-4 numbered exercises, each with one solution cell after the list: collapsed on
+    Colab (cellView form + a title) and in JupyterLab (source_hidden), executed like every cell (nbval replays it)
+    and checking itself with an assert (docs/notebooks.md)."""
+    nb = nbformat.read(script.with_suffix(".ipynb"), as_version=4)
+    headers = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "## Exercises" in c.source]
+    assert headers, f"{script.stem} has no ## Exercises section"
+    exercises = re.findall(r"^(\d+)\. \*\*", nb.cells[headers[-1]].source.split("## Exercises", 1)[1], re.M)
+    solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+    assert 2 <= len(exercises) <= 4, f"{script.stem}: {len(exercises)} exercises (2-4)"
+    assert exercises == [str(i) for i in range(1, len(exercises) + 1)]
+    assert len(solutions) == len(exercises), f"{script.stem}: one solution cell per exercise"
+    assert all(nb.cells.index(c) > headers[-1] for c in solutions), "solutions come after the exercise list"
+    for number, cell in enumerate(solutions, start=1):
+        assert cell.cell_type == "code" and cell.execution_count is not None
+        assert cell.metadata.get("cellView") == "form" and cell.metadata.get("jupyter", {}).get("source_hidden")
+        assert cell.source.startswith(f"# @title Solution {number}"), cell.source[:60]
+        assert re.search(r"^assert ", cell.source, re.M), f"{script.stem} solution {number} checks nothing"
+
+
+@pytest.mark.parametrize("name", ["04_tensor_gpt", "05_sampling", "07_ablation", "08_chat", "09_inside_the_model"])
+def test_training_notebooks_pick_a_gpu_preset(name):
+    """Notebooks that train a model worth scaling take preset="auto": the CPU config, a larger one on CUDA."""
+    nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert params.source.startswith('preset = "auto"'), params.source[:80]
+    assert any('preset == "auto"' in c.source and "torch.cuda.is_available()" in c.source for c in nb.cells)
 
 
 def declared_distributions() -> set[str]:

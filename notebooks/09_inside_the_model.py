@@ -1,0 +1,271 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · Inside the model: what attention learns, and how loss scales with size
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ricardofrantz/nanochat-next/blob/main/notebooks/09_inside_the_model.ipynb)
+#
+# Two questions about the GPT of notebook 04, answered by measuring:
+#
+# 1. **What do trained attention heads look at?** We train a few models and draw every head's attention
+#    weights on a line of Shakespeare: some heads look at the previous token, some back to the start of the
+#    line, some spread out.
+# 2. **How does the loss fall as the model grows?** A *depth sweep*: the same data, tokens and recipe for
+#    depths 1 to 4 (nanochat's one dial: width = 64 x depth). Plotted against parameters and against training
+#    compute, the points fall on nearly straight lines on log axes: a tiny **scaling law**, the same shape that
+#    decides how big models like nanochat's are trained.
+#
+# On a 2-core CPU this takes about 2-3 minutes; on a GPU (Colab) `preset="auto"` sweeps larger models longer.
+
+# %%
+import importlib.util
+import os
+import sys
+
+# on Colab: install this repository's library first (the Colab launcher, which installs it itself, sets
+# NANOCHAT_NEXT_INSTALLED so that a notebook it runs keeps the version it chose)
+if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED"):
+    # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
+    pass
+if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
+    raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
+
+# %% tags=["parameters"]
+preset = "auto"  # auto: the values below on a CPU; "gpu" (picked on CUDA): depths 2-8, 512 tokens, 1,500 steps
+corpus = "tinyshakespeare"
+vocab_size = 1024
+depths = [1, 2, 3, 4]  # the sweep; width = 64 x depth
+max_seq_len = 128
+device_batch_size = 8
+total_batch_size = 1024  # tokens per step
+steps = 250
+eval_every = 50
+device = "auto"
+seed = 42
+
+# %%
+import math
+import tempfile
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+from nanochat_next.corpus import load_corpus, split_documents, train_val_split
+from nanochat_next.tensor.config import TensorRun, recipe_values
+from nanochat_next.tensor.gpt import GPT, apply_rotary, rms_norm
+from nanochat_next.tensor.packing import DocumentSource
+from nanochat_next.tensor.train import train
+from nanochat_next.tokenizer.bpe import BPETokenizer
+
+if preset == "auto":
+    preset = "gpu" if torch.cuda.is_available() else "cpu"
+if preset == "gpu":
+    depths, max_seq_len, device_batch_size, total_batch_size = [2, 4, 6, 8], 512, 32, 16384
+    steps, eval_every = 1500, 150
+print(f"preset {preset}: depths {depths}, context {max_seq_len}, {steps} steps of {total_batch_size:,} tokens")
+text, rule = load_corpus(corpus)
+train_docs, val_docs = train_val_split(split_documents(text, rule))
+tok = BPETokenizer.train(train_docs, vocab_size)
+print(f"{len(train_docs):,} train / {len(val_docs):,} val documents; vocab {tok.vocab_size}")
+
+# %% [markdown]
+# ## 1. The sweep
+#
+# Every model gets the same tokens in the same order (one seed), the same number of steps and nanochat's recipe
+# (its learning rates scale with the batch; Muon's do not depend on width). Only the depth, and with it the
+# width and the number of heads, changes. We keep each run's validation curve and its FLOPs per token
+# (nanochat's estimate: 6 x matmul parameters, plus attention).
+
+# %%
+runs = {}
+for depth in depths:
+    run = TensorRun(**recipe_values("nanochat"), depth=depth, head_dim=64, max_seq_len=max_seq_len,
+                    device_batch_size=device_batch_size, total_batch_size=total_batch_size, steps=steps,
+                    eval_every=eval_every, eval_tokens=16 * max_seq_len * device_batch_size, device=device, seed=seed,
+                    out=tempfile.mkdtemp())
+    r = train(run, DocumentSource.from_docs(train_docs), DocumentSource.from_docs(val_docs), tok, progress=False,
+              log=lambda *a, **k: None)
+    r["flops_per_token"] = r["model"].flops_per_token()
+    runs[depth] = r
+
+# NBVAL_IGNORE_OUTPUT
+# (trained losses depend on the machine's float kernels; the asserts hold everywhere)
+for depth, r in runs.items():
+    c = r["model"].config
+    print(f"depth {depth}: width {c.n_embd:3d}, {c.n_head} head{'s' if c.n_head > 1 else ''}, "
+          f"{r['num_params']:>9,} parameters, final val bpb {r['final_val_bpb']:.3f}")
+assert [r["num_params"] for r in runs.values()] == sorted(r["num_params"] for r in runs.values())
+assert runs[depths[-1]]["final_val_bpb"] < runs[depths[0]]["final_val_bpb"] - 0.05  # bigger learns more per step
+
+# %% [markdown]
+# ## 2. A tiny scaling law
+#
+# Left: the final validation loss against the number of parameters, on log axes. Right: every evaluation of
+# every run against the compute spent so far (FLOPs per token x tokens seen). Early on a small model is the
+# cheaper way to a given loss; later the bigger ones pass it. The lower envelope of the curves is the best loss
+# a compute budget can buy, and choosing the model size on that envelope is what "compute-optimal" means.
+# (Few steps, one seed, one CPU: the shape, not precise exponents.)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (trained losses: machine-dependent; the fitted exponent is printed for reading, not checked)
+params = [r["num_params"] for r in runs.values()]
+finals = [r["final_val_bpb"] for r in runs.values()]
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+axes[0].loglog(params, finals, "o-")
+for depth, n, bpb in zip(depths, params, finals):
+    axes[0].annotate(f"depth {depth}", (n, bpb), textcoords="offset points", xytext=(4, 4), fontsize=8)
+axes[0].set(xlabel="parameters", ylabel="final val bits per byte", title=f"after {steps} steps")
+for i, (depth, r) in enumerate(runs.items()):
+    flops = [e["step"] * total_batch_size * r["flops_per_token"] for e in r["evals"] if e["step"] > 0]
+    bpb = [e["val_bpb"] for e in r["evals"] if e["step"] > 0]
+    axes[1].loglog(flops, bpb, "o-", color=f"C{i}", label=f"depth {depth}")
+axes[1].set(xlabel="training FLOPs", ylabel="val bits per byte", title="loss against compute")
+axes[1].legend(fontsize=8)
+for ax in axes:
+    ax.grid(alpha=0.3, which="both")
+plt.tight_layout()
+plt.show()
+slope = torch.linalg.lstsq(torch.tensor([[math.log(n), 1.0] for n in params], dtype=torch.float64),
+                           torch.tensor([[math.log(b)] for b in finals], dtype=torch.float64)).solution[0, 0].item()
+print(f"fitted: val bpb ~ parameters^{slope:.3f} over this range")
+
+# %% [markdown]
+# ## 3. What the heads look at
+#
+# The library's attention runs in one fused kernel that never shows its weights, so we compute them by hand
+# (notebook 04's forward pass, recording `softmax(q·k / sqrt(d))` per head) and check that the logits agree with
+# the library's. Each map: rows are positions of the line, columns the positions it attends to.
+
+# %%
+def forward_with_attention(model: GPT, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Logits, and per layer the (heads, T, T) attention weights, for nanochat's model (no sliding windows)."""
+    c, T = model.config, idx.size(1)
+    cos, sin = model.cos[:, :T], model.sin[:, :T]
+    x = x0 = rms_norm(model.transformer.wte(idx))
+    maps = []
+    for i, block in enumerate(model.transformer.h):
+        x = model.resid_lambdas[i] * x + model.x0_lambdas[i] * x0
+        a, h = block.attn, rms_norm(x)
+        q = a.c_q(h).view(1, T, c.n_head, c.head_dim)
+        k = a.c_k(h).view(1, T, c.n_kv_head, c.head_dim)
+        v = a.c_v(h).view(1, T, c.n_kv_head, c.head_dim)
+        if str(i) in model.value_embeds:
+            v = v + 2 * torch.sigmoid(a.ve_gate(h[..., :32])).unsqueeze(-1) * model.value_embeds[str(i)](idx).view_as(v)
+        q, k = rms_norm(apply_rotary(q, cos, sin)), rms_norm(apply_rotary(k, cos, sin))
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        k, v = (t.repeat_interleave(c.n_head // c.n_kv_head, dim=1) for t in (k, v))
+        causal = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()
+        weights = (q @ k.transpose(-1, -2) / c.head_dim**0.5).masked_fill(~causal, float("-inf")).softmax(-1)
+        maps.append(weights[0])
+        x = x + a.c_proj((weights @ v).transpose(1, 2).reshape(x.shape))
+        x = x + block.mlp.c_proj(F.relu(block.mlp.c_fc(rms_norm(x))).square())
+    logits = model.lm_head(rms_norm(x))[..., : c.vocab_size].float()
+    return 15 * torch.tanh(logits / 15), maps
+
+
+line = "ROMEO:\nWhat light through yonder window breaks?"
+model = runs[depths[-1]]["model"].float().eval()
+dev = next(model.parameters()).device
+idx = torch.tensor([tok.encode(line, prepend_bos=True)], device=dev)
+with torch.no_grad():
+    logits, maps = forward_with_attention(model, idx)
+    gap = (logits - model(idx).float()).abs().max().item()
+print(f"depth {depths[-1]}: {len(maps)} layers x {maps[0].shape[0]} heads over {idx.size(1)} tokens; "
+      f"max |by hand - library| = {gap:.1e}")
+assert gap < 1e-3  # fp32 (the library may have trained in bf16; both run fp32 here): two summation orders
+
+# %%
+labels = [tok.decode([t]).replace("\n", "\\n").replace("<|bos|>", "BOS") for t in idx[0].tolist()]
+n_layers, n_heads = len(maps), maps[0].shape[0]
+fig, axes = plt.subplots(n_layers, n_heads, figsize=(2.6 * n_heads, 2.6 * n_layers), squeeze=False)
+for layer in range(n_layers):
+    for head in range(n_heads):
+        ax = axes[layer][head]
+        im = ax.imshow(maps[layer][head].cpu(), cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(f"layer {layer}, head {head}", fontsize=8)
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=5)
+        ax.set_yticks(range(len(labels)), labels, fontsize=5)
+fig.colorbar(im, ax=axes, shrink=0.6, label="attention weight")
+plt.show()
+
+# %% [markdown]
+# A few numbers summarise a head: how much weight it puts on the **previous token**, on **BOS** (the start: a
+# "no-op" place to park attention), and its **entropy** (spread: 0 bits = one position, more = many).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (trained weights: machine-dependent; the asserts hold everywhere)
+T = idx.size(1)
+for layer, heads in enumerate(maps):
+    for head, w in enumerate(heads):
+        previous = w[torch.arange(1, T), torch.arange(T - 1)].mean().item()
+        bos = w[1:, 0].mean().item()
+        entropy = -(w * w.clamp_min(1e-12).log2()).sum(-1).mean().item()
+        print(f"layer {layer} head {head}: previous token {previous:.2f}, BOS {bos:.2f}, entropy {entropy:.2f} bits")
+assert all(torch.allclose(w.sum(-1), torch.ones(T, device=w.device)) for heads in maps for w in heads)
+assert all((w.triu(1) == 0).all() for heads in maps for w in heads)  # never the future
+
+# %% [markdown]
+# ## What's next
+#
+# From a shell, the same sweep at any size: `nanochat-next ablate --grid 'depth=2,4,6'` (notebook 07's runner,
+# several seeds and p-values). On a GPU, `preset="gpu"` (picked automatically on Colab) sweeps depths 2-8 with
+# 512-token contexts.
+#
+# ## Exercises
+#
+# Try each one before opening its solution (the hidden cell under it; the tests run every solution).
+#
+# 1. **A previous-token head, by construction.** Which head of the trained model puts the most weight on the
+#    previous token? Shift the line by one token (drop its first word) and check that this head still attends to
+#    each token's predecessor: the behaviour is about position, not content.
+# 2. **Compute-optimal, read off the plot.** For each evaluation budget (FLOPs) of the right-hand plot, which depth
+#    had the lowest loss at about that budget? Does the best depth grow with the budget?
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 1: a previous-token head
+def previous_token_weight(w: torch.Tensor) -> float:
+    n = w.size(-1)
+    return w[torch.arange(1, n), torch.arange(n - 1)].mean().item()
+
+
+layer, head = max(((li, hi) for li in range(n_layers) for hi in range(n_heads)),
+                  key=lambda lh: previous_token_weight(maps[lh[0]][lh[1]]))
+shifted = torch.tensor([tok.encode(line.split(" ", 1)[1], prepend_bos=True)], device=dev)
+with torch.no_grad():
+    _, shifted_maps = forward_with_attention(model, shifted)
+# NBVAL_IGNORE_OUTPUT
+# (which head wins depends on training: machine-dependent; the assert holds everywhere)
+print(f"layer {layer} head {head}: previous-token weight {previous_token_weight(maps[layer][head]):.2f} on the line, "
+      f"{previous_token_weight(shifted_maps[layer][head]):.2f} on the shifted line")
+assert previous_token_weight(maps[layer][head]) >= max(previous_token_weight(w) for hs in maps for w in hs)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# @title Solution 2: compute-optimal, read off the plot
+points = [(e["step"] * total_batch_size * r["flops_per_token"], e["val_bpb"], depth)
+          for depth, r in runs.items() for e in r["evals"] if e["step"] > 0]
+budgets = sorted({f for f, _, _ in points})
+best = []
+for budget in budgets[:: max(1, len(budgets) // 6)]:
+    reachable = [(bpb, depth) for f, bpb, depth in points if f <= budget]  # what this much compute could buy
+    best.append((budget, *min(reachable)))
+# NBVAL_IGNORE_OUTPUT
+# (trained losses: machine-dependent; the assert holds everywhere)
+for budget, bpb, depth in best:
+    print(f"{budget:.2e} FLOPs: best depth {depth} (val bpb {bpb:.3f})")
+assert all(b2 <= b1 for (_, b1, _), (_, b2, _) in zip(best, best[1:]))  # more compute never buys a worse best
