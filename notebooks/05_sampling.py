@@ -229,7 +229,7 @@ assert cached == uncached
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# (timings depend on the machine; the assert holds wherever the cache is used at all)
+# (timings depend on the machine and its load: printed and plotted, never asserted)
 from dataclasses import replace
 from statistics import median
 
@@ -265,7 +265,6 @@ plt.legend()
 plt.show()
 for n, (c, u) in timings.items():
     print(f"{n:4d} tokens: cache {c:.3f} s, no cache {u:.3f} s, {u / c:.1f}x")
-assert timings[512][1] / timings[512][0] > timings[64][1] / timings[64][0]  # the gap widens with length
 
 # %% [markdown]
 # ## 5. Streaming
