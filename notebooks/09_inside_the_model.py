@@ -25,7 +25,7 @@
 #    untrained.
 # 2. **How does the loss fall as the model grows?** A *depth sweep*: the same data, tokens and recipe for
 #    depths 1 to 4 (nanochat's one dial: width = 64 x depth). Plotted against parameters and against training
-#    compute, the points fall on nearly straight lines on log axes: a tiny **scaling law**, the same shape that
+#    compute, the points fall on nearly straight lines on a log axis: a tiny **scaling law**, the same shape that
 #    decides how big models like nanochat's are trained.
 #
 # On a 2-core CPU this takes about 2-3 minutes; on a GPU (Colab) `preset="auto"` sweeps larger models longer.
@@ -63,6 +63,7 @@ import tempfile
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib.ticker import NullFormatter
 
 from nanochat_next.corpus import load_corpus, split_documents, train_val_split
 from nanochat_next.tensor.config import TensorRun, recipe_values
@@ -114,7 +115,7 @@ assert runs[depths[-1]]["final_val_bpb"] < runs[depths[0]]["final_val_bpb"] - 0.
 # %% [markdown]
 # ## 2. A tiny scaling law
 #
-# Left: the final validation loss against the number of parameters, on log axes. Right: every evaluation of
+# Left: the final validation loss against the number of parameters (log axis). Right: every evaluation of
 # every run against the compute spent so far (FLOPs per token x tokens seen). Early on a small model is the
 # cheaper way to a given loss; later the bigger ones pass it. The lower envelope of the curves is the best loss
 # a compute budget can buy, and choosing the model size on that envelope is what "compute-optimal" means.
@@ -126,17 +127,18 @@ assert runs[depths[-1]]["final_val_bpb"] < runs[depths[0]]["final_val_bpb"] - 0.
 params = [r["num_params"] for r in runs.values()]
 finals = [r["final_val_bpb"] for r in runs.values()]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-axes[0].loglog(params, finals, "o-")
+axes[0].semilogx(params, finals, "o-")
 for depth, n, bpb in zip(depths, params, finals):
     axes[0].annotate(f"depth {depth}", (n, bpb), textcoords="offset points", xytext=(4, 4), fontsize=8)
 axes[0].set(xlabel="parameters", ylabel="final val bits per byte", title=f"after {steps} steps")
 for i, (depth, r) in enumerate(runs.items()):
     flops = [e["step"] * total_batch_size * r["flops_per_token"] for e in r["evals"] if e["step"] > 0]
     bpb = [e["val_bpb"] for e in r["evals"] if e["step"] > 0]
-    axes[1].loglog(flops, bpb, "o-", color=f"C{i}", label=f"depth {depth}")
+    axes[1].semilogx(flops, bpb, "o-", color=f"C{i}", label=f"depth {depth}")
 axes[1].set(xlabel="training FLOPs", ylabel="val bits per byte", title="loss against compute")
 axes[1].legend(fontsize=8)
 for ax in axes:
+    ax.xaxis.set_minor_formatter(NullFormatter())  # label the powers of ten only
     ax.grid(alpha=0.3, which="both")
 plt.tight_layout()
 plt.show()
