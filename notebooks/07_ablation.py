@@ -48,7 +48,7 @@ if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was 
     raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
 
 # %% tags=["parameters"]
-preset = "auto"  # auto: tiny on a CPU (~3 minutes), the cpu bench profile's model on a GPU
+preset = "auto"  # auto: tiny on a CPU (~1 minute), the cpu bench profile's model on a GPU
 grid = "matrix_lr=0.02,0.004 warmdown_ratio=0.5,0.55"  # one change at a time against the first values
 seeds = "42,43,44"
 steps = 0  # 0 = the preset's
@@ -58,7 +58,7 @@ out_dir = ""  # "" = a fresh temporary directory
 # ## The base run and the grid
 #
 # On a CPU the base is a tiny model (depth 2, 128-token context, 30 steps of 512 tokens) in float32, not
-# compiled, with one tokenizer trained here for every run: ~15 s a run. `--each` semantics: the baseline
+# compiled, with one tokenizer trained here for every run: ~5 s a run on 2 cores. `--each` semantics: the baseline
 # takes every key's first value; each other value is tried alone. Here one change is large (a 5x smaller
 # learning rate for the block matrices) and one is small (warm down over 55% of the run instead of 50%).
 

@@ -20,7 +20,7 @@
 #
 # A base model continues text. An assistant answers. The difference is a second, short training run on
 # **conversations** (supervised fine-tuning, SFT), in which the model sees a user's question and learns to
-# produce the assistant's reply, and only the reply. This notebook, on a CPU in a few minutes:
+# produce the assistant's reply, and only the reply. This notebook, on a 2-core CPU in about a minute:
 #
 # 1. trains a tiny base model on Shakespeare (as notebook 04, smaller);
 # 2. renders a conversation with nanochat's chat template and shows which tokens are trained (the mask);
@@ -45,7 +45,7 @@ if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was 
     raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
 
 # %% tags=["parameters"]
-preset = "auto"  # auto: tiny on a CPU (~3 minutes); on a GPU the cpu bench profile's depth-4 model, longer runs
+preset = "auto"  # auto: tiny on a CPU (~1 minute); on a GPU the cpu bench profile's depth-4 model, longer runs
 out_dir = ""  # "" = a fresh temporary directory
 
 # %% [markdown]

@@ -28,7 +28,7 @@
 #    compute, the points fall on nearly straight lines on a log axis: a tiny **scaling law**, the same shape that
 #    decides how big models like nanochat's are trained.
 #
-# On a 2-core CPU this takes about 2-3 minutes; on a GPU (Colab) `preset="auto"` sweeps larger models longer.
+# On a 2-core CPU this takes about a minute and a half; on a GPU (Colab) `preset="auto"` sweeps larger models longer.
 
 # %%
 import importlib.util
