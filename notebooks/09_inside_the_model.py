@@ -44,7 +44,7 @@ if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was 
     raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
 
 # %% tags=["parameters"]
-preset = "auto"  # auto: the values below on a CPU; "gpu" (picked on CUDA): depths 2-8, 512 tokens, 1,500 steps
+preset = "auto"  # auto: the values below on a CPU; "gpu" (picked on CUDA): depths 2-6, 256 tokens, 400 steps
 corpus = "tinyshakespeare"
 vocab_size = 1024
 depths = [1, 2, 3, 4]  # the sweep; width = 64 x depth
@@ -74,9 +74,9 @@ from nanochat_next.tokenizer.bpe import BPETokenizer
 
 if preset == "auto":
     preset = "gpu" if torch.cuda.is_available() else "cpu"
-if preset == "gpu":
-    depths, max_seq_len, device_batch_size, total_batch_size = [2, 4, 6, 8], 512, 32, 16384
-    steps, eval_every = 1500, 150
+if preset == "gpu":  # 400 steps of 4,096 tokens: ~5 passes over Shakespeare's ~0.3M tokens
+    depths, max_seq_len, device_batch_size, total_batch_size = [2, 3, 4, 6], 256, 16, 4096
+    steps, eval_every = 400, 50
 print(f"preset {preset}: depths {depths}, context {max_seq_len}, {steps} steps of {total_batch_size:,} tokens")
 text, rule = load_corpus(corpus)
 train_docs, val_docs = train_val_split(split_documents(text, rule))
@@ -242,8 +242,8 @@ assert mean_entropy(maps) < uniform  # softmax weights of unequal scores: below 
 # ## What's next
 #
 # From a shell, the same sweep at any size: `nanochat-next ablate --grid 'depth=2,4,6'` (notebook 07's runner,
-# several seeds and p-values). On a GPU, `preset="gpu"` (picked automatically on Colab) sweeps depths 2-8 with
-# 512-token contexts.
+# several seeds and p-values). On a GPU, `preset="gpu"` (picked automatically on Colab) sweeps depths 2-6 with
+# 256-token contexts for 400 steps.
 #
 # ## Exercises
 #
