@@ -383,12 +383,12 @@ for style, optimizer, lr in (("modern", "muon", None), ("classic", "adamw", 3e-3
 
 # NBVAL_IGNORE_OUTPUT
 # (times and trained losses depend on the machine; the asserts after the plot hold everywhere)
-print(f"{'':24s}{'modern':>30s}{'classic':>30s}")
-for label, key in (("architecture", "style"), ("optimizer", "optimizer"), ("parameters", "num_params"),
-                   ("seconds", "seconds"), ("final val bpb", "final_val_bpb")):
-    row = [results[k][key] if key not in ("style",) else k for k in ("modern", "classic")]
-    row = [f"{v:,}" if isinstance(v, int) else f"{v:.3f}" if isinstance(v, float) else v for v in row]
-    print(f"{label:24s}{row[0]:>30s}{row[1]:>30s}")
+m, c = results["modern"], results["classic"]
+print(f"{'architecture':16s}{'modern':>30s}{'classic':>30s}")
+print(f"{'optimizer':16s}{m['optimizer']:>30s}{c['optimizer']:>30s}")
+print(f"{'parameters':16s}{m['num_params']:>30,}{c['num_params']:>30,}")
+print(f"{'seconds':16s}{m['seconds']:>30.1f}{c['seconds']:>30.1f}")
+print(f"{'final val bpb':16s}{m['final_val_bpb']:>30.3f}{c['final_val_bpb']:>30.3f}")
 
 # %% [markdown]
 # Training loss is in nats per *token*, validation in bits per *byte*: to see over-fitting, put both in bits per

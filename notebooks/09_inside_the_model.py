@@ -167,7 +167,8 @@ def forward_with_attention(model: GPT, idx: torch.Tensor) -> tuple[torch.Tensor,
         k = a.c_k(h).view(1, T, c.n_kv_head, c.head_dim)
         v = a.c_v(h).view(1, T, c.n_kv_head, c.head_dim)
         if str(i) in model.value_embeds:
-            v = v + 2 * torch.sigmoid(a.ve_gate(h[..., :32])).unsqueeze(-1) * model.value_embeds[str(i)](idx).view_as(v)
+            gate = a.ve_gate_range * torch.sigmoid(a.ve_gate(h[..., : a.ve_gate_channels]))  # value embedding gate
+            v = v + gate.unsqueeze(-1) * model.value_embeds[str(i)](idx).view_as(v)
         q, k = rms_norm(apply_rotary(q, cos, sin)), rms_norm(apply_rotary(k, cos, sin))
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         k, v = (t.repeat_interleave(c.n_head // c.n_kv_head, dim=1) for t in (k, v))
@@ -218,6 +219,15 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (trained weights: machine-dependent; the asserts hold everywhere)
+def entropy(w: torch.Tensor) -> float:
+    """Mean over the rows of one head's (T, T) map of -sum p log2 p: bits of spread per position."""
+    return -(w * w.clamp_min(1e-12).log2()).sum(-1).mean().item()
+
+
+def mean_entropy(maps_: list[torch.Tensor]) -> float:
+    return sum(entropy(w) for heads in maps_ for w in heads) / sum(len(heads) for heads in maps_)
+
+
 T = idx.size(1)
 uniform = sum(math.log2(t + 1) for t in range(T)) / T  # row t spread evenly over t + 1 positions
 print(f"uniform causal attention: {uniform:.2f} bits")
@@ -225,15 +235,9 @@ for layer, heads in enumerate(maps):
     for head, w in enumerate(heads):
         previous = w[torch.arange(1, T), torch.arange(T - 1)].mean().item()
         bos = w[1:, 0].mean().item()
-        entropy = -(w * w.clamp_min(1e-12).log2()).sum(-1).mean().item()
-        print(f"layer {layer} head {head}: previous token {previous:.2f}, BOS {bos:.2f}, entropy {entropy:.2f} bits")
+        print(f"layer {layer} head {head}: previous token {previous:.2f}, BOS {bos:.2f}, entropy {entropy(w):.2f} bits")
 assert all(torch.allclose(w.sum(-1), torch.ones(T, device=w.device)) for heads in maps for w in heads)
 assert all((w.triu(1) == 0).all() for heads in maps for w in heads)  # never the future
-
-
-def mean_entropy(maps_: list[torch.Tensor]) -> float:
-    return sum(-(w * w.clamp_min(1e-12).log2()).sum(-1).mean().item() for hs in maps_ for w in hs) / (
-        len(maps_) * len(maps_[0]))
 
 
 assert mean_entropy(maps) < uniform  # softmax weights of unequal scores: below the uniform maximum
@@ -261,7 +265,7 @@ torch.manual_seed(seed)
 untrained = GPT(model.config).to(dev).eval()
 with torch.no_grad():
     _, untrained_maps = forward_with_attention(untrained, idx)
-change = {(li, hi): mean_entropy([[untrained_maps[li][hi]]]) - mean_entropy([[maps[li][hi]]])
+change = {(li, hi): entropy(untrained_maps[li][hi]) - entropy(maps[li][hi])
           for li in range(n_layers) for hi in range(n_heads)}
 most = max(change, key=change.get)
 # NBVAL_IGNORE_OUTPUT
