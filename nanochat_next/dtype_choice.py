@@ -1,16 +1,27 @@
-"""The CPU's compute dtype, decided by measuring the work, not by guessing from CPU flags.
+"""The CPU's compute dtypes, decided by measuring the work, not by guessing from CPU flags.
 
-bfloat16 autocast is faster than float32 on some CPUs and slower on others, and CPU flags do not say which:
-on an AMD EPYC with avx512_bf16 torch's bf16 matmul measured 2.3-2.5x its fp32 one, on a Xeon with the same
-flag but no AMX 0.5x (results/cpu_dtype.md). So ``--dtype auto`` on a CPU:
+bfloat16 is faster than float32 on some CPUs and much slower on others, and CPU flags do not say which: with
+AMX tiles (a recent Xeon) torch's bf16 matmuls measured 2.5x its fp32 ones; on a Xeon with avx512_bf16 but no
+AMX, 0.5x; on an AVX2-only CPU (most laptops: Intel since 12th gen, AMD Zen 2/3) bf16 is emulated and ran 0.1x
+for matmuls and 0.02x for Muon's batched orthogonalisation (results/cpu_dtype.md, results/muon_dtype.md).
+Two decisions use one method:
 
-1. times the model's own matmul shapes (M tokens x K -> N for every linear layer of a micro-batch), forward
-   and backward, in float32 and under bfloat16 autocast, interleaved, a median of several rounds (~1 s);
-2. picks bfloat16 only if it is at least ``SPEEDUP_MARGIN`` faster AND the measured quality cost of bf16
-   training (``BF16_QUALITY_GAP``: final val bpb, bf16 minus fp32, at the cpu profile over several seeds,
-   results/cpu_dtype.json) is within ``QUALITY_TOLERANCE``;
-3. caches the measurement per CPU model, torch version, thread count, machine and shapes, so a run never
-   trusts a figure measured on another CPU or with another torch.
+- the model's compute dtype (bf16 autocast or fp32), timed on the model's own matmuls, forward + backward;
+- Muon's orthogonalisation dtype, timed on the optimizer's own stacked update shapes (``train.muon``).
+
+The probe (``race``) times both dtypes on the same work items, interleaved, and stops as soon as the answer is
+decided, whatever the model's size:
+
+1. the shapes are sliced: each distinct shape once (weighted by how often it occurs), with the rows cut so a
+   pass is a few GFLOP: the speed ratio of two dtypes on one kernel does not depend on how many rows it runs;
+2. a round times every item in fp32 then bf16; after each item, bf16 already ``CLEARLY_SLOWER`` (2x) than fp32
+   on the work so far, by more than a kernel's first-call cost, ends the probe (the 1.10x bar cannot be met);
+3. at most ``ROUNDS`` rounds and ``BUDGET_SECONDS`` of wall time; the decision takes the median round;
+4. the figure is cached per probe, CPU model, torch version, thread count, machine and shapes, so a run never
+   trusts a figure measured on another CPU or with another torch, and measures each only once.
+
+bf16 is then chosen only if it is at least ``SPEEDUP_MARGIN`` faster AND its measured quality cost (final val
+bpb, bf16 minus fp32, at the cpu profile over several seeds) is within ``QUALITY_TOLERANCE``.
 """
 
 from __future__ import annotations
@@ -19,27 +30,88 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
 
 SPEEDUP_MARGIN = 1.10  # bf16 must be at least 10% faster: smaller gaps are within timing noise
-QUALITY_TOLERANCE = 0.01  # the issue's guard: bf16's final val bpb at most 0.01 above fp32's
+QUALITY_TOLERANCE = 0.01  # bf16's final val bpb at most 0.01 above fp32's
 # final val bpb, bfloat16 autocast minus float32, cpu profile, mean over seeds 42-44 (results/cpu_dtype.json,
 # field bf16_minus_fp32_val_bpb; tests/base/test_dtype_choice.py checks the two agree)
 BF16_QUALITY_GAP = 0.0005
+# final val bpb, Muon's orthogonalisation in bfloat16 minus float32 (model in float32 both), cpu profile, mean over
+# seeds 42-44 (results/muon_dtype.json, field bf16_minus_fp32_val_bpb; the same test checks it)
+MUON_BF16_QUALITY_GAP = 0.0
+# the probe's bounds (see the module docstring)
+ROUNDS = 5
+BUDGET_SECONDS = 3.0
+CLEARLY_SLOWER = 2.0  # bf16 this many times fp32's time on the same work: no further round can reach 1.10x
+FIRST_CALL_SECONDS = 0.1  # and slower by more than this: more than a kernel's first-call (JIT) cost
+SLICE_FLOPS = 8e9  # a timed pass of the model's matmuls does about this many FLOPs (fp32: ~0.1 s on 2 cores)
+MIN_ROWS = 128  # but never fewer rows than this: small matmuls measure call overhead, not arithmetic
 Shape = tuple[int, int, int]  # (M, K, N): an (M x K) @ (K x N) matmul
+DTYPE_PAIR = (torch.float32, torch.bfloat16)
+CLOCK = time.perf_counter  # what the probe times with (tests replace it to simulate a CPU's speed)
 
 
 @dataclass(frozen=True)
 class DtypeMeasurement:
-    float32_seconds: float  # one forward + backward of every shape
+    float32_seconds: float  # one pass over the work, median round
     bfloat16_seconds: float
     key: str  # what the figures are valid for
+    rounds: int = ROUNDS  # timed rounds (fewer when stopped early)
+    stopped: str = ""  # why the probe stopped before ROUNDS rounds ("" = it did not)
 
     @property
     def speedup(self) -> float:
         return self.float32_seconds / self.bfloat16_seconds
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One piece of the probe's work: ``run(dtype)`` does it once; its time counts ``weight`` times."""
+
+    run: Callable[[torch.dtype], None]
+    weight: float = 1.0
+    flops: float = 0.0  # one run's arithmetic (what a simulated CPU in the tests turns into time)
+
+
+def race(items: list[WorkItem], rounds: int = ROUNDS, budget: float = BUDGET_SECONDS,
+         say: Callable[[str], None] | None = None, what: str = "this work") -> tuple[float, float, int, str]:
+    """(fp32 seconds, bf16 seconds, rounds timed, why it stopped early or "") of one pass over ``items``:
+    the median round, or the part of a round timed before an early stop."""
+    clock = CLOCK
+    start, told = clock(), False
+    passes: dict[torch.dtype, list[float]] = {dtype: [] for dtype in DTYPE_PAIR}
+    for round_index in range(rounds):
+        so_far = dict.fromkeys(DTYPE_PAIR, 0.0)
+        for item in items:
+            for dtype in DTYPE_PAIR:  # interleaved: a machine getting busier slows both alike
+                t0 = clock()
+                item.run(dtype)
+                so_far[dtype] += item.weight * (clock() - t0)
+            if say is not None and not told and clock() - start > 1.0:
+                say(f"measuring float32 vs bfloat16 on {what} (once per machine, then cached) ...")
+                told = True
+            fp32, bf16 = so_far[torch.float32], so_far[torch.bfloat16]
+            # bf16 already far slower on the same work, by more than a first call's cost: no round can reverse it
+            if bf16 >= CLEARLY_SLOWER * fp32 and bf16 - fp32 >= FIRST_CALL_SECONDS:
+                return fp32, bf16, round_index + 1, (f"stopped early: bf16 {bf16 / fp32:.1f}x slower on the part "
+                                                     "timed")
+        for dtype in DTYPE_PAIR:
+            passes[dtype].append(so_far[dtype])
+        if clock() - start > budget and round_index + 1 < rounds:
+            return (statistics.median(passes[torch.float32]), statistics.median(passes[torch.bfloat16]),
+                    round_index + 1, f"stopped at the {budget:.0f} s time budget")
+    return statistics.median(passes[torch.float32]), statistics.median(passes[torch.bfloat16]), rounds, ""
+
+
+def warm_up() -> None:
+    """Load both dtypes' matmul kernels once on a tiny product (library loading is not the work measured)."""
+    a = torch.randn(64, 64)
+    a @ a
+    a.bfloat16() @ a.bfloat16()
 
 
 def model_shapes(tokens: int, n_embd: int, kv_dim: int, vocab: int, n_layer: int) -> list[Shape]:
@@ -52,36 +124,47 @@ def model_shapes(tokens: int, n_embd: int, kv_dim: int, vocab: int, n_layer: int
 DEFAULT_SHAPES = model_shapes(2048, 256, 256, 4096, 4)  # the cpu profile's depth-4 model (what doctor times)
 
 
-def cache_key(shapes: list[Shape]) -> str:
-    from nanochat_next.runtime import cpu_model_name
+def sliced(shapes: list[Shape]) -> list[tuple[Shape, int]]:
+    """(shape with rows cut to the slice, how often the full shape occurs), smallest first."""
+    distinct = sorted(set(shapes), key=lambda s: s[1] * s[2])
+    per_row = sum(6 * k * n for _, k, n in distinct)  # forward + backward FLOPs per row over the distinct shapes
+    rows = int(max(MIN_ROWS, SLICE_FLOPS // per_row))
+    return [((min(m, rows), k, n), shapes.count((m, k, n))) for m, k, n in distinct]
 
+
+def matmul_items(shapes: list[Shape]) -> list[WorkItem]:
+    """Forward + backward of every (sliced) shape, under bf16 autocast or in fp32."""
+    gen = torch.Generator().manual_seed(0)
+    items = []
+    for (m, k, n), count in sliced(shapes):
+        x = torch.randn(m, k, generator=gen, requires_grad=True)
+        w = torch.randn(n, k, generator=gen, requires_grad=True)
+
+        def run(dtype: torch.dtype, x=x, w=w) -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+                torch.nn.functional.linear(x, w).float().sum().backward()
+            x.grad, w.grad = None, None
+
+        items.append(WorkItem(run, count, 6 * m * k * n))
+    return items
+
+
+def cpu_model_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_key(probe: str, shapes: list[tuple[int, ...]]) -> str:
     distinct = sorted(set(shapes))
     counts = [shapes.count(s) for s in distinct]
-    return "|".join([cpu_model_name(), torch.__version__, f"threads={torch.get_num_threads()}", platform.node(),
-                     ";".join(f"{m}x{k}x{n}*{c}" for (m, k, n), c in zip(distinct, counts))])
-
-
-def time_shapes(shapes: list[Shape], rounds: int = 5) -> tuple[float, float]:
-    """Median seconds of one forward + backward over ``shapes``: (float32, bfloat16 autocast), interleaved."""
-    gen = torch.Generator().manual_seed(0)
-    layers = [(torch.randn(m, k, generator=gen), torch.randn(n, k, generator=gen, requires_grad=True))
-              for m, k, n in shapes]
-
-    def one_pass(dtype: torch.dtype) -> float:
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-            for x, w in layers:
-                x = x.requires_grad_()
-                torch.nn.functional.linear(x, w).float().sum().backward()
-                x.grad, w.grad = None, None
-        return time.perf_counter() - t0
-
-    one_pass(torch.float32), one_pass(torch.bfloat16)  # warm-up: allocations, kernel selection
-    times: dict[torch.dtype, list[float]] = {torch.float32: [], torch.bfloat16: []}
-    for _ in range(rounds):
-        for dtype in times:
-            times[dtype].append(one_pass(dtype))
-    return statistics.median(times[torch.float32]), statistics.median(times[torch.bfloat16])
+    return "|".join([probe, cpu_model_name(), torch.__version__, f"threads={torch.get_num_threads()}",
+                     platform.node(), ";".join(f"{'x'.join(map(str, s))}*{c}" for s, c in zip(distinct, counts))])
 
 
 def cache_path():
@@ -90,11 +173,9 @@ def cache_path():
     return cache_dir() / "dtype" / "cpu_measurements.json"
 
 
-def measure(shapes: list[Shape] | None = None, use_cache: bool = True) -> DtypeMeasurement:
-    """The measurement for these shapes on this machine: from the cache when it holds one for exactly this
-    CPU, torch, thread count, machine and shapes; else measured now (and cached)."""
-    shapes = shapes or DEFAULT_SHAPES
-    key = cache_key(shapes)
+def measured(key: str, items: Callable[[], list[WorkItem]], use_cache: bool = True,
+             say: Callable[[str], None] | None = None, what: str = "this work") -> DtypeMeasurement:
+    """The measurement stored under ``key`` on this machine, or ``race`` over ``items()`` now (and cached)."""
     path = cache_path()
     cached: dict = {}
     if use_cache and path.is_file():
@@ -103,9 +184,13 @@ def measure(shapes: list[Shape] | None = None, use_cache: bool = True) -> DtypeM
         except (OSError, ValueError):
             cached = {}  # a damaged cache is measured again
     if key in cached:
-        return DtypeMeasurement(**cached[key])
-    fp32, bf16 = time_shapes(shapes)
-    result = DtypeMeasurement(fp32, bf16, key)
+        try:
+            return DtypeMeasurement(**cached[key])
+        except TypeError:
+            pass  # written by another version: measured again
+    warm_up()
+    fp32, bf16, rounds, stopped = race(items(), say=say, what=what)
+    result = DtypeMeasurement(fp32, bf16, key, rounds, stopped)
     if use_cache:
         try:
             from nanochat_next.atomic import write_text
@@ -117,10 +202,20 @@ def measure(shapes: list[Shape] | None = None, use_cache: bool = True) -> DtypeM
     return result
 
 
-def decide(m: DtypeMeasurement, quality_gap: float = BF16_QUALITY_GAP) -> tuple[bool, str]:
+def measure(shapes: list[Shape] | None = None, use_cache: bool = True,
+            say: Callable[[str], None] | None = None) -> DtypeMeasurement:
+    """The model-matmul measurement for these shapes on this machine (cached)."""
+    shapes = shapes or DEFAULT_SHAPES
+    return measured(cache_key("matmul", shapes), lambda: matmul_items(shapes), use_cache, say,
+                    "this model's matmuls")
+
+
+def decide(m: DtypeMeasurement, quality_gap: float = BF16_QUALITY_GAP, work: str = "this model's matmuls",
+           ) -> tuple[bool, str]:
     """(use bfloat16?, the figures behind the decision)."""
-    figures = (f"measured on this model's matmuls: bf16 {1e3 * m.bfloat16_seconds:.1f} ms vs fp32 "
-               f"{1e3 * m.float32_seconds:.1f} ms per pass, {m.speedup:.2f}x")
+    early = f"; {m.stopped}" if m.stopped else ""
+    figures = (f"measured on {work}: bf16 {1e3 * m.bfloat16_seconds:.1f} ms vs fp32 "
+               f"{1e3 * m.float32_seconds:.1f} ms per pass, {m.speedup:.2f}x{early}")
     if m.speedup < SPEEDUP_MARGIN:
         return False, f"{figures} (bf16 must be >= {SPEEDUP_MARGIN:.2f}x to be chosen)"
     if quality_gap > QUALITY_TOLERANCE:

@@ -12,6 +12,9 @@ Rules (the same everywhere, printed at the start of every run):
     matmuls (forward + backward) at least 10% faster than float32 on this machine and its measured quality
     cost is within 0.01 val bpb; float32 otherwise. CPU flags only explain (``cpu_native_bf16``).
   - MPS: float32.
+- Muon's orthogonalisation dtype for ``auto`` (``choose_muon_dtype``; nanochat 2f09686 always uses bfloat16):
+  CUDA 8.0+ bfloat16; older CUDA float32 (no bf16 there, and fp16's range is too narrow for the iteration);
+  MPS float32; CPU measured on the optimizer's own stacked shapes, by the same rule as the model's matmuls.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
 
+from nanochat_next.dtype_choice import cpu_model_name
 from nanochat_next.errors import UserError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -114,14 +119,21 @@ class DtypeChoice:
         return str(self.dtype).removeprefix("torch.")
 
 
+def cuda_capability(device: torch.device) -> tuple[int, int] | None:
+    """The GPU's compute capability (None off CUDA): the one input of the CUDA dtype rules (tests inject it)."""
+    return torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+
+
 def choose_dtype(device: torch.device | str, requested: str = "auto",
-                 shapes: list[tuple[int, int, int]] | None = None) -> DtypeChoice:
+                 shapes: list[tuple[int, int, int]] | None = None,
+                 say: Callable[[str], None] | None = None) -> DtypeChoice:
     """Apply the dtype rules of this module; an explicit request is honoured unless the device can't do it.
-    ``shapes``: the model's matmuls (M, K, N) that a CPU measures for ``auto`` (default: the cpu profile's)."""
+    ``shapes``: the model's matmuls (M, K, N) that a CPU measures for ``auto`` (default: the cpu profile's);
+    ``say``: where the probe tells that it is measuring, when that takes more than a second."""
     device = torch.device(device)
     if requested not in DTYPE_CHOICES:
         raise UserError(f"unknown dtype {requested!r}; choose one of {', '.join(DTYPE_CHOICES)}")
-    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    capability = cuda_capability(device)
     if requested != "auto":
         dtype = DTYPES[requested]
         if dtype == torch.bfloat16 and capability is not None and capability < (8, 0):
@@ -138,9 +150,40 @@ def choose_dtype(device: torch.device | str, requested: str = "auto",
     if device.type == "cpu":
         from nanochat_next import dtype_choice
 
-        use_bf16, why = dtype_choice.decide(dtype_choice.measure(shapes))
+        use_bf16, why = dtype_choice.decide(dtype_choice.measure(shapes, say=say))
         return DtypeChoice(torch.bfloat16 if use_bf16 else torch.float32, False, why)
     return DtypeChoice(torch.float32, False, f"{device.type}: float32 (reduced precision not validated there)")
+
+
+MUON_DTYPE_CHOICES = ("auto", "float32", "bfloat16")
+
+
+def choose_muon_dtype(device: torch.device | str, requested: str = "auto",
+                      measure_cpu: Callable[[], object] | None = None) -> DtypeChoice:
+    """The dtype of Muon's orthogonalisation (module docstring). ``measure_cpu()`` returns the CPU's
+    ``DtypeMeasurement`` of the optimizer's own stacked shapes (``train.muon.orthogonalize_items``)."""
+    device = torch.device(device)
+    if requested not in MUON_DTYPE_CHOICES:
+        raise UserError(f"unknown Muon dtype {requested!r}; choose one of {', '.join(MUON_DTYPE_CHOICES)}")
+    capability = cuda_capability(device)
+    if requested != "auto":
+        if requested == "bfloat16" and capability is not None and capability < (8, 0):
+            raise UserError(f"bfloat16 needs a GPU of compute capability 8.0 or newer; this one is "
+                            f"{capability[0]}.{capability[1]}: use --muon-dtype float32 or auto")
+        return DtypeChoice(DTYPES[requested], False, f"requested with --muon-dtype {requested}")
+    if device.type == "cuda":
+        cap = f"{capability[0]}.{capability[1]}"
+        if capability >= (8, 0):
+            return DtypeChoice(torch.bfloat16, False, f"CUDA compute capability {cap} >= 8.0 has native bf16")
+        return DtypeChoice(torch.float32, False, f"CUDA compute capability {cap} < 8.0 has no bf16 (and fp16's "
+                                                 "range is too narrow for the iteration): float32")
+    if device.type == "cpu" and measure_cpu is not None:
+        from nanochat_next import dtype_choice
+
+        use_bf16, why = dtype_choice.decide(measure_cpu(), dtype_choice.MUON_BF16_QUALITY_GAP,
+                                            "Muon's orthogonalisation of this model's matrices")
+        return DtypeChoice(torch.bfloat16 if use_bf16 else torch.float32, False, why)
+    return DtypeChoice(torch.float32, False, f"{device.type}: float32 (bf16 not measured there)")
 
 
 def compile_support(device: torch.device | str = "cpu") -> tuple[bool, str]:
@@ -210,17 +253,6 @@ def device_description(device: torch.device) -> str:
     return device.type
 
 
-def cpu_model_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 @dataclass
 class DeviceProfile:
     device: str
@@ -231,10 +263,14 @@ class DeviceProfile:
     compile_ok: bool | None
     compile_reason: str
     matmul_gflops: dict[str, float] | None = None
+    muon_dtype: str | None = None  # Muon's orthogonalisation dtype for the default model, and why
+    muon_reason: str = ""
 
 
-def runtime_profile(device: str = "auto", check_compile: bool = True, measure: bool = False) -> dict:
-    """Everything ``doctor`` reports, as a JSON-ready dict. Raises DeviceUnavailable for an absent device."""
+def runtime_profile(device: str = "auto", check_compile: bool = True, measure: bool = False,
+                    muon_measure: Callable[[], object] | None = None) -> dict:
+    """Everything ``doctor`` reports, as a JSON-ready dict. Raises DeviceUnavailable for an absent device.
+    ``muon_measure``: the CPU probe of Muon's orthogonalisation for the default model (``choose_muon_dtype``)."""
     wanted = [resolve_device(device)] if device != "auto" else [torch.device(t) for t in available_device_types()]
     missing = {"cuda": cuda_missing_reason(), "mps": mps_missing_reason()}
     devices = []
@@ -245,8 +281,10 @@ def runtime_profile(device: str = "auto", check_compile: bool = True, measure: b
         if measure:
             flops = {name: round(measure_matmul_flops(dev, dt) / 1e9, 1)
                      for name, dt in DTYPES.items() if not (dev.type == "cpu" and dt == torch.float16)}
+        muon = choose_muon_dtype(dev, "auto", muon_measure) if muon_measure is not None else None
         devices.append(asdict(DeviceProfile(str(dev), device_description(dev), choice.name, choice.grad_scaler,
-                                            choice.reason, ok, why, flops)))
+                                            choice.reason, ok, why, flops, muon and muon.name,
+                                            muon.reason if muon else "")))
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -277,6 +315,8 @@ def format_profile(profile: dict) -> str:
         lines.append(f"[{d['device']}] {d['description']}")
         scaler = " + GradScaler" if d["grad_scaler"] else ""
         lines.append(f"  dtype       {d['dtype']}{scaler}: {d['dtype_reason']}")
+        if d.get("muon_dtype"):
+            lines.append(f"  muon        orthogonalisation in {d['muon_dtype']}: {d['muon_reason']}")
         verdict = {True: "yes", False: "no", None: "unknown"}[d["compile_ok"]]
         lines.append(f"  compile     {verdict}: {d['compile_reason']}")
         if d["matmul_gflops"]:

@@ -82,11 +82,24 @@ def register(sub, fmt) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from nanochat_next.dtype_choice import cache_key, measured
     from nanochat_next.runtime import format_profile, runtime_profile
+    from nanochat_next.tensor.muon import orthogonalize_items
+    from nanochat_next.tensor.recipe import default_muon_shapes
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr)
+
+    shapes = default_muon_shapes()
+
+    def muon_measure():
+        return measured(cache_key("muon", shapes), lambda: orthogonalize_items(shapes), say=say,
+                        what="Muon's orthogonalisation")
 
     if not args.no_compile_check:
         print("checking torch.compile (the first compile on a machine can take ~30 s) ...", file=sys.stderr)
-    profile = runtime_profile(args.device, check_compile=not args.no_compile_check, measure=args.measure)
+    profile = runtime_profile(args.device, check_compile=not args.no_compile_check, measure=args.measure,
+                              muon_measure=muon_measure)
     print(json.dumps(profile, indent=2) if args.json else format_profile(profile))
     return 0
 

@@ -23,7 +23,15 @@ from nanochat_next.cli.args import (
 from nanochat_next.errors import UserError
 from nanochat_next.run_config import flag, from_fields, read_config, write_config
 from nanochat_next.scalar.config import ScalarRun
-from nanochat_next.tensor.config import DTYPES, MUON_LRS, RECIPES, TensorRun, recipe_values, with_recipe_fields
+from nanochat_next.tensor.config import (
+    DTYPES,
+    MUON_DTYPES,
+    MUON_LRS,
+    RECIPES,
+    TensorRun,
+    recipe_values,
+    with_recipe_fields,
+)
 
 CONFIGS = {"scalar": ScalarRun, "tensor": TensorRun}
 # (flags, type/choices/action, help) of every run flag; dest = the config field; defaults come from the configs
@@ -78,6 +86,9 @@ TENSOR_FLAGS = [
     (("--eval-tokens",), {"type": positive_int}, "validation tokens per evaluation"),
     (("--device",), {"choices": DEVICES}, "an absent device is an error, never a silent fallback"),
     (("--dtype",), {"choices": DTYPES}, "compute dtype (auto: see `nanochat-next doctor`); weights stay float32"),
+    (("--muon-dtype",), {"choices": list(MUON_DTYPES)},
+     "Muon's orthogonalisation: auto = bfloat16 where measured faster (see `nanochat-next doctor`), else float32; "
+     "the nanochat recipe uses bfloat16 as nanochat does"),
     (("--compile",), {"action": argparse.BooleanOptionalAction}, "torch.compile the model and the optimizer"),
     (("--deterministic",), {"action": argparse.BooleanOptionalAction},
      "torch deterministic algorithms: one seed gives identical runs"),

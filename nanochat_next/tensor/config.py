@@ -18,11 +18,13 @@ STYLES = ("modern", "classic")  # modern = nanochat's GPT at 2f09686; classic = 
 OPTIMIZERS = ("muon", "adamw", "sgd")  # muon = nanochat's MuonAdamW
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+MUON_DTYPES = ("auto", "float32", "bfloat16")  # Muon's orthogonalisation (runtime.choose_muon_dtype)
 MUON_LRS = ("embedding_lr", "unembedding_lr", "matrix_lr", "scalar_lr")  # the Muon recipe's group LRs
 # settings that may change between a checkpoint and its resume; every other one must match. Learning rates
 # and dtype may change too (e.g. to recover from a NaN): the resume is then no longer exact.
 RESUMABLE_CHANGES = frozenset({"eval_every", "eval_tokens", "device", "compile", "deterministic", "peak_flops",
-                               "save_every", "keep_last", "out", "tokenizer", "lr", *MUON_LRS, "dtype"})
+                               "save_every", "keep_last", "out", "tokenizer", "lr", *MUON_LRS, "dtype",
+                               "muon_dtype"})
 MUON_MOMENTUM = ("nanochat", "next")  # 0.85 -> 0.95 over 300 steps | -> 0.97 over 400, down to 0.90 in warmdown
 WD_SCHEDULES = ("linear", "cosine")  # Muon's weight decay over the run: linear to 0 | half-cosine to 0
 ADAM_GROUPS = ("nanochat", "next")  # per-group AdamW settings (tensor.muon.nanochat_param_groups)
@@ -90,6 +92,8 @@ class TensorRun:
     # runtime
     device: str = "auto"
     dtype: str = "auto"  # compute dtype; weights stay float32
+    # Muon's orthogonalisation: auto = bf16 where measured faster (next); nanochat always bf16 (RECIPES)
+    muon_dtype: str = "auto"
     compile: bool = False
     # torch deterministic algorithms: a compiled model's embedding backward otherwise accumulates with
     # atomic adds, so two runs with one seed differ in the last bits (measured on CPU)
@@ -103,7 +107,8 @@ class TensorRun:
 
     def __post_init__(self) -> None:
         for name, allowed in (("model_kind", MODEL_KINDS), ("style", STYLES), ("optimizer", OPTIMIZERS),
-                              ("device", DEVICES), ("dtype", DTYPES), ("documents", ("auto", "paragraphs", "lines")),
+                              ("device", DEVICES), ("dtype", DTYPES), ("muon_dtype", MUON_DTYPES),
+                              ("documents", ("auto", "paragraphs", "lines")),
                               ("recipe", tuple(RECIPES)), ("init", INITS), ("adam_groups", ADAM_GROUPS),
                               ("muon_momentum", MUON_MOMENTUM), ("wd_schedule", WD_SCHEDULES)):
             if getattr(self, name) not in allowed:
@@ -160,7 +165,7 @@ RECIPES: dict[str, dict] = {
                      adam_groups="nanochat", muon_beta2=0.95, muon_eq=False, muon_momentum="nanochat",
                      wd_schedule="linear", embedding_lr=0.3, unembedding_lr=0.004, matrix_lr=0.02, scalar_lr=0.5,
                      weight_decay=0.2, adam_beta1=0.8, adam_beta2=0.95, warmup_ratio=0.0, warmdown_ratio=0.5,
-                     final_lr_fraction=0.0, lr_schedule="linear"),
+                     final_lr_fraction=0.0, lr_schedule="linear", muon_dtype="bfloat16"),
 }
 RECIPE_FIELDS = tuple(k for k in RECIPES["nanochat"] if k != "recipe")
 MODEL_RECIPE_FIELDS = ("smear", "backout", "qk_scale", "rope_base", "ve_gate_range", "ve_gate_channels", "init",
@@ -168,9 +173,10 @@ MODEL_RECIPE_FIELDS = ("smear", "backout", "qk_scale", "rope_base", "ve_gate_ran
 
 
 def with_recipe_fields(values: dict) -> dict:
-    """A tensor config file's fields, completed: a file written before recipes existed (no ``recipe``
-    field) was a nanochat 2f09686 run, so the recipe fields it lacks take nanochat's values, not `next`'s."""
-    return values if "recipe" in values else {**RECIPES["nanochat"], **values}
+    """A tensor config file's fields, completed: a recipe field the file lacks (it was written before that field
+    existed) takes its recipe's value, and a file without a ``recipe`` field was a nanochat 2f09686 run."""
+    recipe = values.get("recipe", "nanochat")
+    return {**recipe_values(recipe), **values} if recipe in RECIPES else values
 
 
 def recipe_values(name: str) -> dict:

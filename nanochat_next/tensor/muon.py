@@ -5,8 +5,10 @@ One ``torch.optim.Optimizer`` with two kinds of parameter group:
 - ``kind="adamw"``: decoupled weight decay ``p *= 1 - lr * wd``, then Adam with bias correction.
 - ``kind="muon"``: for groups of same-shaped 2-D matrices, stacked and updated together:
   1. Nesterov momentum: ``buf = lerp(buf, g, 1 - m)``, update direction ``lerp(g, buf, m)``;
-  2. orthogonalisation by 5 Polar Express iterations (Amsel et al. 2025, arXiv:2505.16932) in bfloat16,
-     after scaling the matrix to spectral norm <= 1 (Frobenius norm x 1.02);
+  2. orthogonalisation by 5 Polar Express iterations (Amsel et al. 2025, arXiv:2505.16932), after scaling the
+     matrix to spectral norm <= 1 (Frobenius norm x 1.02), in the group's ``ortho_dtype``: bfloat16 as nanochat
+     2f09686 always does, or float32 where the machine runs bf16 slowly (``runtime.choose_muon_dtype``: on a
+     CPU without native bf16 the bf16 iterations are emulated and cost 40-60x fp32's time);
   3. NorMuon variance reduction (arXiv:2510.05491): a factored second moment per row (tall matrices) or
      per column (wide ones), rescaled so the update's overall norm is kept;
   4. cautious weight decay: decay only where the update and the weight have the same sign;
@@ -35,13 +37,20 @@ POLAR_EXPRESS = [
 ]
 
 
-def orthogonalize(g: Tensor, steps: int = 5) -> Tensor:
-    """Approximately U V^T of g = U S V^T (batched over the leading dim), computed in bfloat16."""
-    x = g.bfloat16()
-    x = x / (x.norm(dim=(-2, -1), keepdim=True) * 1.02 + 1e-6)
+ORTHO_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def orthogonalize(g: Tensor, steps: int = 5, dtype: torch.dtype = torch.bfloat16) -> Tensor:
+    """Approximately U V^T of g = U S V^T (batched over the leading dim), computed in ``dtype``.
+
+    Each iteration maps every singular value s to a s + b s^3 + c s^5 (an odd polynomial leaves U and V alone);
+    the five coefficient triples push all of [0, 1] towards 1 as fast as possible, so after five steps the
+    matrix is close to U V^T without ever computing an SVD."""
+    x = g.to(dtype)
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) * 1.02 + 1e-6)  # spectral norm <= Frobenius norm: s in [0, 1]
     tall = g.size(-2) > g.size(-1)
     for a, b, c in POLAR_EXPRESS[:steps]:
-        if tall:
+        if tall:  # work with the small Gram matrix: (cols x cols) when rows > cols
             gram = x.mT @ x
             x = a * x + x @ (b * gram + c * (gram @ gram))
         else:
@@ -82,7 +91,7 @@ def adamw_update(p: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, s
 # a compiled kernel: each hyperparameter is its own 0-D tensor argument, so one graph serves every step
 def muon_update(grads: Tensor, params: Tensor, momentum_buffer: Tensor, second_moment: Tensor,  # noqa: PLR0913
                 momentum: Tensor, lr: Tensor, weight_decay: Tensor, beta2: Tensor, ns_steps: int,
-                equalize: bool = False) -> None:
+                equalize: bool = False, ortho_dtype: torch.dtype = torch.bfloat16) -> None:
     """One Muon step on stacked (n, rows, cols) grads/params; updates params and buffers in place.
     Hyperparameters are float32 0-D tensors."""
     m = momentum.to(grads.dtype)
@@ -90,12 +99,12 @@ def muon_update(grads: Tensor, params: Tensor, momentum_buffer: Tensor, second_m
     g = grads.lerp_(momentum_buffer, m)
     if equalize:
         g = equalize_rows(g)
-    g = orthogonalize(g, ns_steps)
+    g = orthogonalize(g, ns_steps, ortho_dtype)
     if equalize:
         g = semi_orthogonal_norm(g)
     # NorMuon: normalise per row (tall) or per column (wide), keeping the total norm
     red_dim = -1 if params.size(-2) >= params.size(-1) else -2
-    b2 = beta2.to(g.dtype)  # bfloat16 here, as in nanochat
+    b2 = beta2.to(g.dtype)  # the orthogonalisation's dtype (bfloat16 in nanochat)
     v_mean = g.float().square().mean(dim=red_dim, keepdim=True)
     red_size = g.size(red_dim)
     v_norm = (v_mean.sum(dim=(-2, -1), keepdim=True) * red_size).sqrt()
@@ -162,7 +171,7 @@ class MuonAdamW(torch.optim.Optimizer):
         self.muon_update(torch.stack([p.grad for p in params]), stacked, state["momentum_buffer"],
                          state["second_momentum_buffer"], _f32(group["momentum"]), _f32(lr),
                          _f32(group["weight_decay"]), _f32(group["beta2"]), group["ns_steps"],
-                         group.get("equalize", False))
+                         group.get("equalize", False), ORTHO_DTYPES[group.get("ortho_dtype", "bfloat16")])
         torch._foreach_copy_(params, list(stacked.unbind(0)))
 
 
@@ -170,7 +179,7 @@ def nanochat_param_groups(model, unembedding_lr: float = 0.004, embedding_lr: fl
                           matrix_lr: float = 0.02, weight_decay: float = 0.0,
                           adam_betas: tuple[float, float] = (0.8, 0.95), scalar_lr: float = 0.5,
                           adam_groups: str = "nanochat", muon_beta2: float = 0.95,
-                          equalize: bool = False) -> list[dict]:
+                          equalize: bool = False, ortho_dtype: str = "bfloat16") -> list[dict]:
     """nanochat's groups and LR rules for the modern GPT: AdamW LRs scaled by (n_embd / 768) ** -0.5.
 
     ``adam_groups="next"``: nanochat's later per-group settings: betas (0.8, 0.96) for the head and
@@ -196,7 +205,33 @@ def nanochat_param_groups(model, unembedding_lr: float = 0.004, embedding_lr: fl
     matrices = groups["matrices"]
     for shape in sorted({tuple(p.shape) for p in matrices}):
         out.append(dict(kind="muon", params=[p for p in matrices if tuple(p.shape) == shape], lr=matrix_lr,
-                        momentum=0.95, ns_steps=5, beta2=muon_beta2, weight_decay=weight_decay, equalize=equalize))
+                        momentum=0.95, ns_steps=5, beta2=muon_beta2, weight_decay=weight_decay, equalize=equalize,
+                        ortho_dtype=ortho_dtype))
     for group in out:
         group["initial_lr"] = group["lr"]
     return out
+
+
+def stacked_shapes(param_groups: list[dict]) -> list[tuple[int, int, int]]:
+    """(matrices, rows, cols) of every Muon group: what one optimizer step orthogonalises."""
+    return [(len(g["params"]), *g["params"][0].shape[-2:]) for g in param_groups
+            if g.get("kind") == "muon" and g["params"]]
+
+
+def orthogonalize_items(shapes: list[tuple[int, int, int]]) -> list:
+    """The dtype probe's work for these stacked shapes (``dtype_choice.race``): each shape's orthogonalisation with
+    2 matrices stacked (a batched product, as in the step) and no side above 512 (the aspect kept), weighted back
+    to the whole group; cheapest first, so an early stop costs little."""
+    from nanochat_next.dtype_choice import WorkItem
+
+    gen = torch.Generator().manual_seed(0)
+    items = []
+    for n, rows, cols in set(shapes):
+        scale = min(1.0, 512 / max(rows, cols))
+        r, c, stack = max(1, round(rows * scale)), max(1, round(cols * scale)), min(n, 2)
+        g = torch.randn(stack, r, c, generator=gen)
+        # the iteration's cost grows as rows x cols x min(rows, cols): scale^3 for a shape scaled by `scale`
+        weight = shapes.count((n, rows, cols)) * n / stack / scale**3
+        flops = 5 * 2 * stack * (2 * r * c * min(r, c) + min(r, c) ** 3)  # 5 iterations of 3 products
+        items.append((flops, WorkItem(lambda dtype, g=g: orthogonalize(g, 5, dtype), weight, flops)))
+    return [item for _, item in sorted(items, key=lambda pair: pair[0])]

@@ -19,9 +19,11 @@ import math
 
 import torch
 
+from nanochat_next.dtype_choice import cache_key, measured
+from nanochat_next.runtime import DtypeChoice, choose_muon_dtype
 from nanochat_next.tensor.config import TensorRun
 from nanochat_next.tensor.gpt import GPT, config_for_depth
-from nanochat_next.tensor.muon import MuonAdamW, nanochat_param_groups
+from nanochat_next.tensor.muon import MuonAdamW, nanochat_param_groups, orthogonalize_items, stacked_shapes
 
 B_REF = 2**19  # nanochat's reference batch size (tokens) for its LR and weight-decay scaling
 PARAM_DATA_RATIO = 10.5  # nanochat's default target tokens : scaling params
@@ -65,6 +67,36 @@ def build_optimizer(run: TensorRun, model: torch.nn.Module, lr_scale: float,
     for group in opt.param_groups:
         group["initial_lr"] = group["lr"]
     return opt
+
+
+def default_muon_shapes() -> list[tuple[int, int, int]]:
+    """The stacked Muon shapes of the default run's model (what ``doctor`` measures)."""
+    from nanochat_next.tensor.model_io import model_class, model_config
+
+    run = TensorRun()
+    with torch.device("meta"):
+        model = model_class(run)(model_config(run, run.vocab_size), init=False)
+    matrices = model.param_groups()["matrices"]
+    return sorted((sum(1 for p in matrices if p.shape == shape), *shape) for shape in {p.shape for p in matrices})
+
+
+def choose_orthogonalization(run: TensorRun, optimizer: torch.optim.Optimizer, device: torch.device,
+                             say=None) -> DtypeChoice | None:
+    """Muon's orthogonalisation dtype for this run (``runtime.choose_muon_dtype``; on a CPU measured on this
+    optimizer's own stacked shapes), written into every Muon group; None when the optimizer has no Muon."""
+    shapes = stacked_shapes(optimizer.param_groups)
+    if not shapes:
+        return None
+
+    def measure():
+        return measured(cache_key("muon", shapes), lambda: orthogonalize_items(shapes), say=say,
+                        what="Muon's orthogonalisation")
+
+    choice = choose_muon_dtype(device, run.muon_dtype, measure)
+    for group in optimizer.param_groups:
+        if group.get("kind") == "muon":
+            group["ortho_dtype"] = choice.name
+    return choice
 
 
 def classic_param_groups(run: TensorRun, model: torch.nn.Module, lr_scale: float, weight_decay: float) -> list[dict]:

@@ -39,7 +39,12 @@ from nanochat_next.tensor.model_io import build_model, model_class, model_config
 from nanochat_next.tensor.packing import DocumentSource, PackingLoader
 from nanochat_next.tensor.processes import Processes, gradient_accumulation, setup_processes
 from nanochat_next.tensor.progress import ProgressLog
-from nanochat_next.tensor.recipe import build_optimizer, scaled_hyperparameters, set_step_hyperparameters
+from nanochat_next.tensor.recipe import (
+    build_optimizer,
+    choose_orthogonalization,
+    scaled_hyperparameters,
+    set_step_hyperparameters,
+)
 from nanochat_next.tokenizer.bpe import BPETokenizer
 
 
@@ -54,6 +59,7 @@ class Job:
     forward: torch.nn.Module  # the model as the step calls it: compiled and/or wrapped in DDP
     optimizer: torch.optim.Optimizer
     choice: DtypeChoice  # the compute dtype and why
+    muon_choice: DtypeChoice | None  # Muon's orthogonalisation dtype and why (None: no Muon)
     autocast: AbstractContextManager
     scaler: torch.amp.GradScaler | None
     grad_accum: int
@@ -117,7 +123,8 @@ def assemble_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, load
     decay unless ``hyperparameters`` = (LR scale, weight decay) says otherwise), compile/DDP wrapping, mixed
     precision; the loaders as given."""
     # on a CPU, --dtype auto times this model's own matmuls in both dtypes (dtype_choice)
-    choice = choose_dtype(procs.device, run.dtype, run_shapes(run, tokenizer.vocab_size))
+    say = print if procs.master else None
+    choice = choose_dtype(procs.device, run.dtype, run_shapes(run, tokenizer.vocab_size), say=say)
     grad_accum = gradient_accumulation(run, procs.world)
     torch.manual_seed(run.seed)
     model = build_model(run, tokenizer.vocab_size, procs.device)
@@ -127,6 +134,7 @@ def assemble_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, load
             raise UserError(f"the weights do not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     lr_scale, weight_decay = hyperparameters or scaled_hyperparameters(run, model, tokenizer.vocab_size)
     optimizer = build_optimizer(run, model, lr_scale, weight_decay)
+    muon_choice = choose_orthogonalization(run, optimizer, procs.device, say)  # measured like the matmuls
     forward = torch.compile(model, dynamic=False) if run.compile else model
     if procs.world > 1:
         device_ids = [procs.local_rank] if procs.device.type == "cuda" else None
@@ -134,8 +142,8 @@ def assemble_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, load
     autocast = torch.autocast(procs.device.type, dtype=choice.dtype) if choice.dtype != torch.float32 \
         else nullcontext()
     scaler = torch.amp.GradScaler(procs.device.type) if choice.grad_scaler else None
-    return Job(run, procs, tokenizer, model, forward, optimizer, choice, autocast, scaler, grad_accum, weight_decay,
-               loader, make_val_loader, Path(run.out) / "checkpoints", loss_weighting)
+    return Job(run, procs, tokenizer, model, forward, optimizer, choice, muon_choice, autocast, scaler, grad_accum,
+               weight_decay, loader, make_val_loader, Path(run.out) / "checkpoints", loss_weighting)
 
 
 def restore(job: Job, loaded: checkpoint.Loaded, log) -> LoopState:
@@ -150,10 +158,13 @@ def restore(job: Job, loaded: checkpoint.Loaded, log) -> LoopState:
     if unexpected or [k for k in missing if k != "lm_head.weight"]:
         raise UserError(f"checkpoint {loaded.path} does not fit this model (missing {missing[:3]}, "
                         f"unexpected {unexpected[:3]})")
-    fresh_lrs = [g["initial_lr"] for g in job.optimizer.param_groups]  # this run's LRs win over the saved ones
+    # this run's LRs and orthogonalisation dtype win over the saved ones (both may change on a resume)
+    fresh = [(g["initial_lr"], g.get("ortho_dtype")) for g in job.optimizer.param_groups]
     job.optimizer.load_state_dict(loaded.optimizer)
-    for group, lr in zip(job.optimizer.param_groups, fresh_lrs):
+    for group, (lr, ortho_dtype) in zip(job.optimizer.param_groups, fresh):
         group["initial_lr"] = lr
+        if ortho_dtype is not None:
+            group["ortho_dtype"] = ortho_dtype
     checkpoint.set_rng_state(loaded.state["rng"])
     log(f"resumed from {loaded.path} at step {loaded.step}")
     return LoopState(loaded.step, loaded.state["losses"], loaded.state["evals"], loaded.state["tok_per_s"])
@@ -341,7 +352,9 @@ def announce(job: Job, log) -> None:
     run, procs, choice = job.run, job.procs, job.choice
     params = sum(p.numel() for p in job.model.parameters())
     log(f"device {procs.device} | dtype {choice.name}{' + GradScaler' if job.scaler else ''} ({choice.reason}) | "
-        f"compile {run.compile} | processes {procs.world}")
+        f"compile {run.compile} | processes {procs.world} | threads {torch.get_num_threads()}")
+    if job.muon_choice is not None:
+        log(f"Muon orthogonalisation in {job.muon_choice.name} ({job.muon_choice.reason})")
     log(f"{run.model_kind}/{run.style}: {params:,} parameters, {job.model.flops_per_token():,} FLOPs/token | batch "
         f"{run.total_batch_size:,} tokens = {run.device_batch_size} x {run.max_seq_len} x {job.grad_accum} "
         f"accumulation x {procs.world} processes | Muon weight decay {job.weight_decay:.4f}")

@@ -1,5 +1,6 @@
-"""The CPU dtype is decided by measurement: the rule on injected figures, the quality guard and the artifact it
-comes from, and a cache that is never trusted across another CPU, torch or shape."""
+"""The CPU dtypes are decided by measurement: the rule on injected figures, the quality guards and the artifacts
+they come from, a probe whose cost is bounded on every CPU kind (simulated, never timed on large shapes here),
+and a cache that is never trusted across another CPU, torch or shape."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from nanochat_next import dtype_choice
 from nanochat_next.dtype_choice import DtypeMeasurement, decide
@@ -32,15 +34,102 @@ def test_the_quality_guard_is_the_measured_one():
     assert len(artifact["seeds"]) >= 3, "a gap from one seed would be noise"
 
 
-def test_the_probe_times_both_dtypes():
-    fp32, bf16 = dtype_choice.time_shapes([(64, 32, 32), (64, 32, 128)], rounds=2)
-    assert fp32 > 0 and bf16 > 0
+def test_the_probe_times_both_dtypes_on_tiny_shapes():
+    fp32, bf16, rounds, _ = dtype_choice.race(dtype_choice.matmul_items([(64, 32, 32), (64, 32, 128)]), rounds=2)
+    assert fp32 > 0 and bf16 > 0 and 1 <= rounds <= 2
+
+
+# Simulated CPUs: GFLOP/s of (fp32, bf16) work, from results/cpu_dtype*.md and results/muon_dtype.md (the AVX2 figures
+# of a shared, busy machine: the slowest a user is likely to meet)
+CPU_KINDS = {"amx": (150.0, 375.0), "avx512_bf16": (150.0, 75.0), "avx2": (13.0, 0.5)}
+
+
+class SimulatedCPU:
+    """A clock that advances by each work item's FLOPs at the kind's rate; counts what was run."""
+
+    def __init__(self, monkeypatch, kind: str):
+        self.now, self.runs = 0.0, {torch.float32: 0, torch.bfloat16: 0}
+        self.rates = dict(zip(dtype_choice.DTYPE_PAIR, CPU_KINDS[kind]))
+        monkeypatch.setattr(dtype_choice, "CLOCK", lambda: self.now)
+
+    def items(self, items):
+        def run(dtype, flops):
+            self.runs[dtype] += 1
+            self.now += flops / (self.rates[dtype] * 1e9)
+        return [dtype_choice.WorkItem(lambda dtype, f=item.flops: run(dtype, f), item.weight, item.flops)
+                for item in items]
+
+
+@pytest.mark.parametrize("kind, chosen", [("amx", True), ("avx512_bf16", False), ("avx2", False)])
+def test_the_default_model_gets_the_same_dtype_as_before_on_every_cpu_kind(monkeypatch, kind, chosen):
+    cpu = SimulatedCPU(monkeypatch, kind)
+    fp32, bf16, rounds, stopped = dtype_choice.race(cpu.items(dtype_choice.matmul_items(dtype_choice.DEFAULT_SHAPES)))
+    use, _ = decide(DtypeMeasurement(fp32, bf16, "k", rounds, stopped))
+    assert use is chosen
+    assert cpu.now < dtype_choice.BUDGET_SECONDS + 1, f"the probe took {cpu.now:.1f} s of simulated time"
+    if kind == "avx2":  # bf16 emulated: decided after one item, one bf16 run
+        assert cpu.runs[torch.bfloat16] == 1 and rounds == 1 and "stopped early" in stopped
+    if kind == "amx":
+        assert rounds == dtype_choice.ROUNDS and stopped == ""
+
+
+@pytest.mark.parametrize("kind", list(CPU_KINDS))
+def test_every_bench_profile_resolves_on_the_cpu_within_seconds(monkeypatch, tmp_path, kind):
+    """The probe's cost is bounded whatever the model (the t4/a100/h100 configs on a CPU: 16k-token micro-batches,
+    vocab 32768), on every CPU kind: simulated, so the test is fast on any machine."""
+    from nanochat_next.bench import profiles
+
+    monkeypatch.setenv("NANOCHAT_NEXT_CACHE", str(tmp_path))
+    cpu = SimulatedCPU(monkeypatch, kind)
+    real = dtype_choice.matmul_items
+    monkeypatch.setattr(dtype_choice, "matmul_items", lambda shapes: cpu.items(real(shapes)))
+    for name in profiles.PROFILES:
+        start = cpu.now
+        run = profiles.resolve_profile(name, device="cpu").run
+        assert run.device == "cpu" and run.dtype in {"float32", "bfloat16"}
+        assert cpu.now - start < 5.0, f"{name} on {kind}: {cpu.now - start:.1f} s"
+
+
+def test_the_time_budget_ends_the_probe(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(dtype_choice, "CLOCK", lambda: now[0])
+
+    def slow(dtype):  # 1 s fp32, 0.8 s bf16 per item: close, so no early stop; the budget ends it
+        now[0] += 1.0 if dtype == torch.float32 else 0.8
+
+    fp32, bf16, rounds, stopped = dtype_choice.race([dtype_choice.WorkItem(slow)], budget=3.0)
+    assert (fp32, bf16) == pytest.approx((1.0, 0.8)) and rounds == 2 and "budget" in stopped
+
+
+def test_a_slow_first_call_does_not_stop_the_probe(monkeypatch):
+    """bf16's first call may pay a kernel's JIT: 2x slower by a few ms is not evidence, and later rounds decide."""
+    now, calls = [0.0], []
+
+    def run(dtype):
+        calls.append(dtype)
+        first_bf16 = dtype == torch.bfloat16 and calls.count(torch.bfloat16) == 1
+        now[0] += 0.010 if dtype == torch.float32 else (0.050 if first_bf16 else 0.004)
+
+    monkeypatch.setattr(dtype_choice, "CLOCK", lambda: now[0])
+    fp32, bf16, rounds, stopped = dtype_choice.race([dtype_choice.WorkItem(run)])
+    assert stopped == "" and rounds == dtype_choice.ROUNDS and fp32 / bf16 == pytest.approx(2.5)
+
+
+def test_the_probe_says_what_it_does_when_it_takes_more_than_a_second(monkeypatch):
+    now, said = [0.0], []
+    monkeypatch.setattr(dtype_choice, "CLOCK", lambda: now[0])
+
+    def run(dtype):
+        now[0] += 0.6
+
+    dtype_choice.race([dtype_choice.WorkItem(run)], rounds=2, say=said.append, what="the test's matmuls")
+    assert said == ["measuring float32 vs bfloat16 on the test's matmuls (once per machine, then cached) ..."]
 
 
 def test_the_cache_is_keyed_by_machine_torch_and_shapes(tmp_path, monkeypatch):
     monkeypatch.setenv("NANOCHAT_NEXT_CACHE", str(tmp_path))
     calls = []
-    monkeypatch.setattr(dtype_choice, "time_shapes", lambda shapes: calls.append(shapes) or (0.2, 0.1))
+    monkeypatch.setattr(dtype_choice, "race", lambda items, **kw: calls.append(items) or (0.2, 0.1, 5, ""))
     shapes = [(64, 32, 32)]
     first = dtype_choice.measure(shapes)
     assert dtype_choice.measure(shapes) == first and len(calls) == 1, "the same machine reuses its figure"
@@ -49,7 +138,7 @@ def test_the_cache_is_keyed_by_machine_torch_and_shapes(tmp_path, monkeypatch):
     monkeypatch.setattr(dtype_choice.torch, "__version__", "9.9.9")
     dtype_choice.measure(shapes)
     assert len(calls) == 3, "another torch is measured anew"
-    monkeypatch.setattr("nanochat_next.runtime.cpu_model_name", lambda: "Another CPU")
+    monkeypatch.setattr(dtype_choice, "cpu_model_name", lambda: "Another CPU")
     dtype_choice.measure(shapes)
     assert len(calls) == 4, "another CPU is measured anew"
     (tmp_path / "dtype" / "cpu_measurements.json").write_text("{broken")

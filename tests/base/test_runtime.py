@@ -37,7 +37,8 @@ def test_unknown_device_and_dtype():
 def test_cpu_auto_dtype_follows_the_measurement(monkeypatch, fp32, bf16, expected):
     from nanochat_next import dtype_choice
 
-    monkeypatch.setattr(dtype_choice, "measure", lambda shapes=None: dtype_choice.DtypeMeasurement(fp32, bf16, "k"))
+    monkeypatch.setattr(dtype_choice, "measure",
+                        lambda shapes=None, **kw: dtype_choice.DtypeMeasurement(fp32, bf16, "k"))
     choice = choose_dtype("cpu")
     assert choice.dtype == expected and not choice.grad_scaler
     assert f"{fp32 / bf16:.2f}x" in choice.reason, "the figures behind the choice are printed"
@@ -86,3 +87,35 @@ def test_measured_matmul_flops_counts_2n3_per_product(monkeypatch):
     monkeypatch.setattr(runtime.time, "perf_counter", lambda: float(next(ticks)))
     # start at 0; loop checks at 1 and 2 (< 2.5: two products), exit at 3; end at 4: 2 x 2n^3 in 4 s = n^3 / s
     assert runtime.measure_matmul_flops("cpu", torch.float32, n=8, seconds=2.5) == 8**3
+
+
+# Muon's orthogonalisation dtype: one policy for every device, the capability injected (no GPU needed)
+@pytest.mark.parametrize("kind, fp32, bf16, expected", [
+    ("amx", 0.20, 0.08, torch.bfloat16),  # bf16 2.5x faster (a Xeon with AMX)
+    ("avx512_bf16", 0.10, 0.20, torch.float32),  # slower (a Xeon without AMX)
+    ("avx2", 0.07, 2.9, torch.float32),  # emulated: measured 0.02x on an AMD EPYC Zen 3 (results/muon_dtype.md)
+])
+def test_cpu_muon_dtype_follows_the_measurement(kind, fp32, bf16, expected):
+    from nanochat_next import dtype_choice
+
+    choice = runtime.choose_muon_dtype("cpu", "auto", lambda: dtype_choice.DtypeMeasurement(fp32, bf16, kind))
+    assert choice.dtype == expected, choice.reason
+    assert f"{fp32 / bf16:.2f}x" in choice.reason and "Muon's orthogonalisation" in choice.reason
+    assert runtime.choose_muon_dtype("cpu", "bfloat16", None).dtype == torch.bfloat16, "explicit: never overruled"
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), torch.float32), ((6, 0), torch.float32),
+                                                  ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_cuda_muon_dtype_by_capability(monkeypatch, capability, expected):
+    monkeypatch.setattr(runtime, "cuda_capability", lambda device: capability)
+    choice = runtime.choose_muon_dtype(torch.device("cuda"))
+    assert choice.dtype == expected and f"{capability[0]}.{capability[1]}" in choice.reason
+    if capability < (8, 0):  # a T4: no bf16 anywhere
+        with pytest.raises(UserError, match="bfloat16 needs a GPU of compute capability 8.0"):
+            runtime.choose_muon_dtype(torch.device("cuda"), "bfloat16")
+
+
+def test_mps_and_unknown_muon_dtypes():
+    assert runtime.choose_muon_dtype(torch.device("mps")).dtype == torch.float32
+    with pytest.raises(UserError, match="unknown Muon dtype 'float16'"):
+        runtime.choose_muon_dtype("cpu", "float16")
