@@ -21,26 +21,22 @@ import torch
 
 from nanochat_next import dtype_choice
 from nanochat_next.bench.profiles import PROFILES
-from nanochat_next.corpus import load_corpus, split_documents, train_val_split
+from nanochat_next.dtype_choice import cpu_model_name
 from nanochat_next.provenance import write_results
-from nanochat_next.runtime import cpu_model_name, cpu_native_bf16, measure_matmul_flops
-from nanochat_next.tensor.packing import DocumentSource
-from nanochat_next.tensor.train import train
-from nanochat_next.tokenizer.bpe import BPETokenizer
+from nanochat_next.runtime import cpu_native_bf16, measure_matmul_flops
+from nanochat_next.train.data import run_data
+from nanochat_next.train.loop import train
 
 
 def train_both(steps: int, seeds: list[int]) -> dict:
-    text, rule = load_corpus("tinyshakespeare")
-    train_docs, val_docs = train_val_split(split_documents(text, rule))
-    tok = BPETokenizer.train(train_docs, 4096)
     base = replace(PROFILES["cpu"].run, steps=steps, eval_every=0, compile=False, device="cpu")
+    data = run_data(base, save_tokenizer=False, log=lambda *a, **k: None)  # what `train` reads for this run
     runs: dict[str, list[dict]] = {"float32": [], "bfloat16": []}
     for seed in seeds:
         for dtype in runs:
             with tempfile.TemporaryDirectory() as out:
                 run = replace(base, dtype=dtype, seed=seed, out=out)
-                result = train(run, DocumentSource.from_docs(train_docs), DocumentSource.from_docs(val_docs), tok,
-                               progress=False, log=lambda *a, **k: None)
+                result = train(run, data, progress=False, log=lambda *a, **k: None)
             runs[dtype].append({"seed": seed, "tok_per_s_median": round(result["tok_per_s_median"], 1),
                                 "final_val_bpb": result["final_val_bpb"], "final_loss": result["final_loss"]})
             print(f"seed {seed} {dtype}: {result['tok_per_s_median']:,.0f} tok/s, val bpb "

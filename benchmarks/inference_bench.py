@@ -7,7 +7,7 @@ seed and saved as a plain tensor dict; both engines load the same file (nanochat
 as is). Greedy decoding, so both must produce the same tokens (checked). For each engine and batch size 1
 and 8 (8 samples of one prompt): prefill tok/s (prompt tokens / time to the first token) and decode tok/s
 (new tokens x batch / time from the first to the last token), median of 5 runs, each side in its own
-process for its peak RSS; ours eager (KV cache), ours compiled (``tensor.fast_decode``: the one-token step
+process for its peak RSS; ours eager (KV cache), ours compiled (``infer.decode_step``: the one-token step
 as one graph over a static cache; its compile time is measured apart as warm-up) and ours without the KV
 cache (a full forward per token) at batch 1. The runner is the one `nanochat-next bench` uses
 (``nanochat_next.bench.decode_runner``). Also: model-bandwidth utilisation (MBU: bytes of weights + KV read
@@ -31,8 +31,7 @@ from nanochat_next.bench.harness import decode_speed
 from nanochat_next.bench.profiles import PINNED_NANOCHAT
 from nanochat_next.provenance import git_state, write_results
 from nanochat_next.runtime import measure_matmul_flops, measure_memory_bandwidth
-from nanochat_next.tensor.config import TensorRun
-from nanochat_next.tensor.model_io import build_model, model_config
+from nanochat_next.train.config import TensorRun, build_model, model_config
 
 PROMPT_LEN, NEW_TOKENS, VOCAB, REPEATS = 64, 128, 4096, 5
 

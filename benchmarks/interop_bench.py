@@ -27,9 +27,9 @@ from pathlib import Path
 from nanochat_next.cli.main import main as cli
 from nanochat_next.export.formats import export
 from nanochat_next.export.onnx_graphs import OnnxModel
+from nanochat_next.infer.engine import Engine
+from nanochat_next.model.saving import load_trained
 from nanochat_next.provenance import write_results
-from nanochat_next.tensor.engine import Engine
-from nanochat_next.tensor.model_io import load_trained
 
 REPO = Path(__file__).resolve().parents[1]
 FORMATS = ("safetensors", "hf", "onnx", "tokenizer", "gguf")  # gguf: classic style only

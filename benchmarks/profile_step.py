@@ -47,9 +47,8 @@ def build(side: str, nanochat: str | None):
                               window_pattern="L"))
         model.init_weights()
         return model, model.setup_optimizer()
-    from nanochat_next.tensor.config import TensorRun
-    from nanochat_next.tensor.model_io import build_model
-    from nanochat_next.tensor.recipe import build_optimizer, scaled_hyperparameters
+    from nanochat_next.train.config import TensorRun, build_model
+    from nanochat_next.train.recipe import build_optimizer, scaled_hyperparameters
 
     run = TensorRun()
     model = build_model(run, 4096)

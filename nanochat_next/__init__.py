@@ -1,17 +1,19 @@
 """nanochat-next: train tiny GPT language models from scratch, notebook first.
 
-The package is a shared base plus one subpackage per stage a learner meets (docs/architecture.md):
+The folder list is the pipeline (docs/architecture.md): a shared base (errors, faults, interrupt, atomic,
+schedule, run_config, corpus, dtype_choice, runtime, provenance), then one subpackage per stage a learner meets:
 
-- shared base: ``errors`` (the one user-facing exception), ``atomic`` (crash-safe writes), ``runtime``
-  (devices, dtypes, ``doctor``), ``corpus`` (text corpora and the download cache), ``schedule`` (LR
-  schedules), ``provenance`` (run metadata and result artifacts)
-- ``tokenizer``  characters and byte-level BPE (notebook 01)
+- ``tokenizer``  characters, byte-level BPE, the chat template (notebook 01)
 - ``scalar``     autograd on Python scalars: bigram and mini-GPT (notebooks 02-03)
-- ``tensor``     torch models, training, checkpoints and the inference engine (notebooks 04-05)
-- ``bench``      ours vs karpathy/nanochat, side by side (notebook 06)
-- ``cli``        the ``nanochat-next`` command line
+- ``model``      the torch models and their files (notebooks 03-04)
+- ``train``      run config, data, recipe, Muon, checkpoints, the training loop (notebook 04)
+- ``infer``      KV cache, sampling engine, compiled decode (notebook 05); a sibling of ``train``
+- ``bench``      ours vs karpathy/nanochat side by side, ablations (notebooks 06-07)
+- ``chat``       conversations, tasks, SFT, chat evaluation (notebook 08)
+- ``export``, ``serve``, ``cli``
 
-A stage may import the shared base and the stages before it, never one after it (a test checks).
+A stage may import the shared base and the stages before it, never one after it; ``train`` and ``infer`` never
+import each other (a test checks every import).
 """
 
 __version__ = "0.1.0"

@@ -223,3 +223,11 @@ def train_val_split(docs: list[str], val_fraction: float = 0.1) -> tuple[list[st
         raise UserError(f"need at least 2 documents to split into train and validation, got {len(docs)}")
     cut = min(len(docs) - 1, max(1, int(len(docs) * (1.0 - val_fraction))))  # int() as nanochat's anchor
     return docs[:cut], docs[cut:]
+
+
+def load_split(spec: str, documents: str = "auto", val_fraction: float = 0.1,
+               allow_download: bool = True) -> tuple[list[str], list[str]]:
+    """(training documents, validation documents) of a known corpus or a path: ``documents`` = auto (the corpus's
+    own rule, paragraphs for paths) | paragraphs | lines; the last ``val_fraction`` of them validate."""
+    text, rule = load_corpus(spec, allow_download=allow_download)
+    return train_val_split(split_documents(text, rule if documents == "auto" else documents), val_fraction)

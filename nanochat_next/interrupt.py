@@ -1,8 +1,9 @@
 """Ctrl-C and SIGTERM during training: finish the step, save, stop; a second Ctrl-C stops at once.
 
 The first SIGINT or SIGTERM is acknowledged immediately (one clean line) and sets a flag the training
-loop checks after every step; the loop then saves a checkpoint and stops. A second signal raises
-``KeyboardInterrupt`` right away, without saving (the previous checkpoint stays intact: saves are atomic).
+loop checks after every step; the loop then saves a checkpoint and returns, saying which signal stopped it. A
+second signal raises ``KeyboardInterrupt`` right away, without saving (the previous checkpoint stays intact:
+saves are atomic).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ class GracefulStop:
     @property
     def requested(self) -> bool:
         return bool(self.signals)
+
+    @property
+    def name(self) -> str | None:
+        """The first signal's name (SIGINT, SIGTERM), or None when none came."""
+        return signal.Signals(self.signals[0]).name if self.signals else None
 
     def _handle(self, signum: int, frame) -> None:
         self.signals.append(signum)

@@ -82,7 +82,7 @@ def run_metadata() -> dict:
     """Machine, versions, git state, time and command line of this run."""
     import torch
 
-    from nanochat_next.runtime import cpu_model_name
+    from nanochat_next.dtype_choice import cpu_model_name
 
     return {
         "timestamp_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

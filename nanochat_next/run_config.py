@@ -1,6 +1,6 @@
 """Run configs on disk and on the command line, for every kind of run (scalar, tensor).
 
-A run config is a frozen dataclass (``scalar.config.ScalarRun``, ``tensor.config.TensorRun``) whose fields are
+A run config is a frozen dataclass (``scalar.config.ScalarRun``, ``train.config.TensorRun``) whose fields are
 the run's settings with their defaults. Here: the flag of a field, writing the resolved config a run leaves
 in ``OUT/config.json``, and reading one back so ``train --config FILE`` reproduces the run.
 """

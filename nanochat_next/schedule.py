@@ -49,15 +49,18 @@ class LRSchedule:
     def __call__(self, step: int) -> float:
         warmup = round(self.warmup_ratio * self.num_steps)
         warmdown = 0 if self.shape == "constant" else round(self.warmdown_ratio * self.num_steps)
-        if step < warmup:
+        if step < warmup:  # ramp up from nearly 0: the first updates of a random model are the least trustworthy
             return (step + 1) / warmup
-        if step <= self.num_steps - warmdown:
+        if step <= self.num_steps - warmdown:  # the plateau: the peak LR
             return 1.0
+        # the warmdown: lowering the LR at the end averages away the noise of the last steps, which is where most
+        # of the final loss drop comes from (the "wsd" schedule nanochat uses)
         remaining = (self.num_steps - step) / warmdown  # 1 -> 0 across the warmdown (nanochat's "progress")
         if self.shape == "linear":
             level = remaining
-        elif self.shape == "sqrt":
+        elif self.shape == "sqrt":  # 1 - sqrt: stays high longer, then drops fast
             level = 1.0 - math.sqrt(1.0 - remaining)
-        else:
+        else:  # cosine: smooth at both ends
             level = 0.5 * (1.0 + math.cos(math.pi * (1.0 - remaining)))
+        # from the peak (1) to final_lr_fraction, not necessarily to 0
         return level * 1.0 + (1.0 - level) * self.final_lr_fraction

@@ -173,7 +173,7 @@ assert abs(loss.data - model.loss([*tokens, tok.bos_id]).data) < 1e-12  # the li
 # same gradient for every one of the parameters.
 
 # %%
-from nanochat_next.tensor.mini_gpt import TorchMiniGPT
+from nanochat_next.model.torch_mini_gpt import TorchMiniGPT
 
 for p in model.params:
     p.grad = 0.0

@@ -61,11 +61,11 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from nanochat_next.corpus import load_corpus, split_documents, train_val_split
+from nanochat_next.model.gpt import GPT, apply_rotary, config_for_depth, rms_norm, rotary_tables, window_sizes
 from nanochat_next.runtime import choose_dtype, resolve_device
-from nanochat_next.tensor.gpt import GPT, apply_rotary, config_for_depth, rms_norm, rotary_tables, window_sizes
-from nanochat_next.tensor.packing import DocumentSource
-from nanochat_next.tokenizer.bpe import BPETokenizer
+from nanochat_next.train.config import TensorRun
+from nanochat_next.train.data import run_data
+from nanochat_next.train.packing import DocumentSource
 
 if preset == "auto":
     preset = "gpu" if torch.cuda.is_available() else "cpu"
@@ -74,9 +74,10 @@ if preset == "gpu":  # a model worth sampling from, in a few minutes on a Colab 
     depth, max_seq_len, device_batch_size, total_batch_size, steps, eval_every = 4, 256, 16, 4096, 800, 100
 print(f"preset {preset}: depth {depth}, context {max_seq_len}, {steps} steps of {total_batch_size:,} tokens")
 
-text, rule = load_corpus(corpus)
-train_docs, val_docs = train_val_split(split_documents(text, rule))
-tok = BPETokenizer.train(train_docs, vocab_size)
+# the documents and the tokenizer every run of this notebook trains on: what `nanochat-next train` reads for
+# this corpus (the first 90% of the documents train, the last 10% validate; BPE trained on the training part)
+data = run_data(TensorRun(data=corpus, vocab_size=vocab_size), save_tokenizer=False, log=lambda *a: None)
+train_docs, val_docs, tok = data.train.docs, data.val.docs, data.tokenizer
 dev = resolve_device(device)
 print(f"{len(train_docs):,} train / {len(val_docs):,} val documents; vocab {tok.vocab_size}; device {dev}")
 
@@ -94,8 +95,8 @@ print(f"compute dtype on {dev}: {choice.name} ({choice.reason})")
 # weights it gives the scalar model's loss.
 
 # %%
+from nanochat_next.model.torch_mini_gpt import TorchMiniGPT
 from nanochat_next.scalar.gpt import MiniGPTConfig, ScalarMiniGPT
-from nanochat_next.tensor.mini_gpt import TorchMiniGPT
 
 scalar = ScalarMiniGPT(MiniGPTConfig(vocab_size=27, block_size=8), seed=seed)
 twin = TorchMiniGPT.from_scalar(scalar)
@@ -163,7 +164,7 @@ print("RMSNorm output rms:", [round(r, 3) for r in rms_norm(v).pow(2).mean(-1).s
 # the layers; the last layer always `L`) make long contexts cheaper. The masks, for a 16-token context:
 
 # %%
-from nanochat_next.tensor.gpt import GPTConfig
+from nanochat_next.model.gpt import GPTConfig
 
 cfg = GPTConfig(sequence_len=16, vocab_size=tok.vocab_size, n_layer=4, n_head=4, n_kv_head=2, n_embd=64,
                 window_pattern="SSL")
@@ -262,7 +263,7 @@ assert gap < 1e-4  # fp32, two summation orders (explicit softmax vs the fused a
 # each of the five steps, on a real gradient of this model (8 rows of `max_seq_len` tokens):
 
 # %%
-from nanochat_next.tensor.muon import POLAR_EXPRESS, orthogonalize
+from nanochat_next.train.muon import POLAR_EXPRESS, orthogonalize
 
 torch.manual_seed(seed)
 probe = GPT(config_for_depth(depth, tok.vocab_size, head_dim=64, max_seq_len=max_seq_len))
@@ -315,11 +316,10 @@ assert (final > 0.5).float().mean() > 0.8 and final.max() < 1.5
 # %%
 import tempfile
 
-from nanochat_next.tensor.config import TensorRun
-from nanochat_next.tensor.model_io import build_model
-from nanochat_next.tensor.packing import PackingLoader
-from nanochat_next.tensor.recipe import build_optimizer, scaled_hyperparameters, set_step_hyperparameters
-from nanochat_next.tensor.train import train
+from nanochat_next.train.config import TensorRun, build_model
+from nanochat_next.train.loop import train
+from nanochat_next.train.packing import PackingLoader
+from nanochat_next.train.recipe import build_optimizer, scaled_hyperparameters, set_step_hyperparameters
 
 
 def train_by_hand(run: TensorRun) -> tuple[torch.nn.Module, list[float]]:
@@ -348,8 +348,7 @@ check_run = TensorRun(depth=depth, head_dim=64, max_seq_len=max_seq_len, device_
                       total_batch_size=total_batch_size, steps=10, eval_every=0, eval_tokens=1024, device=device,
                       dtype="float32", seed=seed, out=tempfile.mkdtemp())
 hand_model, hand_losses = train_by_hand(check_run)
-library_result = train(check_run, DocumentSource.from_docs(train_docs), DocumentSource.from_docs(val_docs), tok,
-                       progress=False, log=lambda *a, **k: None)
+library_result = train(check_run, data, progress=False, log=lambda *a, **k: None)
 same_weights = all(torch.equal(a, b) for a, b in zip(hand_model.parameters(), library_result["model"].parameters()))
 print("losses by hand:", [round(v, 4) for v in hand_losses[:5]], "...")
 print("library train: ", [round(v, 4) for v in library_result["losses"][:5]], "...")
@@ -375,8 +374,7 @@ for style, optimizer, lr in (("modern", "muon", None), ("classic", "adamw", 3e-3
                     eval_every=eval_every, eval_tokens=8 * max_seq_len * device_batch_size, device=device, seed=seed,
                     out=tempfile.mkdtemp(), **options)
     t0 = time.perf_counter()
-    results[style] = train(run, DocumentSource.from_docs(train_docs), DocumentSource.from_docs(val_docs), tok,
-                           progress=False, log=lambda *a, **k: None)
+    results[style] = train(run, data, progress=False, log=lambda *a, **k: None)
     r = results[style]
     r["seconds"] = time.perf_counter() - t0
     r["optimizer"] = f"{optimizer}, " + (f"lr {lr}" if lr else "nanochat's group LRs")
@@ -400,7 +398,7 @@ print(f"{'final val bpb':16s}{m['final_val_bpb']:>30.3f}{c['final_val_bpb']:>30.
 # %%
 import math
 
-from nanochat_next.tensor.evaluate import evaluate_bpb
+from nanochat_next.train.evaluate import evaluate_bpb
 
 token_bytes = torch.tensor(tok.token_byte_lengths())
 train_ids = [tok.encode(d, prepend_bos=True) for d in train_docs]
@@ -478,8 +476,7 @@ for smear in (True, False):
     run = TensorRun(depth=depth, head_dim=64, max_seq_len=max_seq_len, device_batch_size=device_batch_size,
                     total_batch_size=total_batch_size, steps=200, eval_every=0, eval_tokens=8 * max_seq_len * 8,
                     device=device, seed=seed, smear=smear, out=tempfile.mkdtemp())
-    toggled[smear] = train(run, DocumentSource.from_docs(train_docs), DocumentSource.from_docs(val_docs), tok,
-                           progress=False, log=lambda *a, **k: None)["final_val_bpb"]
+    toggled[smear] = train(run, data, progress=False, log=lambda *a, **k: None)["final_val_bpb"]
 
 # NBVAL_IGNORE_OUTPUT
 # (a trained loss depends on the machine; the assert holds everywhere)
@@ -490,7 +487,7 @@ assert all(2.0 < v < 3.5 for v in toggled.values())
 
 # %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: count the parameters by hand
-from nanochat_next.tensor.gpt import has_value_embedding
+from nanochat_next.model.gpt import has_value_embedding
 
 c4 = config_for_depth(4, tok.vocab_size, head_dim=64, max_seq_len=max_seq_len)
 C, V, L, KV = c4.n_embd, c4.padded_vocab_size, c4.n_layer, c4.n_kv_head * c4.head_dim

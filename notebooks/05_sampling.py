@@ -54,12 +54,10 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from nanochat_next.corpus import load_corpus, split_documents, train_val_split
-from nanochat_next.tensor.config import TensorRun
-from nanochat_next.tensor.engine import Engine, sample_next
-from nanochat_next.tensor.packing import DocumentSource
-from nanochat_next.tensor.train import train
-from nanochat_next.tokenizer.bpe import BPETokenizer
+from nanochat_next.infer.engine import Engine, sample_next
+from nanochat_next.train.config import TensorRun
+from nanochat_next.train.data import run_data
+from nanochat_next.train.loop import train
 
 device_batch_size, total_batch_size = 8, 1024
 if preset == "auto":
@@ -67,14 +65,12 @@ if preset == "auto":
 if preset == "gpu":  # a model worth sampling from, in a few minutes on a Colab GPU (~10 passes over Shakespeare)
     depth, max_seq_len, device_batch_size, total_batch_size, steps = 4, 256, 16, 4096, 800
 print(f"preset {preset}: depth {depth}, context {max_seq_len}, {steps} steps of {total_batch_size:,} tokens")
-text, rule = load_corpus(corpus)
-train_docs, val_docs = train_val_split(split_documents(text, rule))
-tok = BPETokenizer.train(train_docs, vocab_size)
-run = TensorRun(depth=depth, head_dim=64, max_seq_len=max_seq_len, device_batch_size=device_batch_size,
-                total_batch_size=total_batch_size,
+run = TensorRun(data=corpus, vocab_size=vocab_size, depth=depth, head_dim=64, max_seq_len=max_seq_len,
+                device_batch_size=device_batch_size, total_batch_size=total_batch_size,
                 steps=steps, eval_every=0, eval_tokens=1024, device=device, seed=seed, out=tempfile.mkdtemp())
-result = train(run, DocumentSource.from_docs(train_docs), DocumentSource.from_docs(val_docs), tok, progress=False,
-               log=lambda *a, **k: None)
+data = run_data(run, log=lambda *a: None)  # the documents and tokenizer `nanochat-next train` would use
+train_docs, val_docs, tok = data.train.docs, data.val.docs, data.tokenizer
+result = train(run, data, progress=False, log=lambda *a, **k: None)
 model = result["model"].eval()
 print(f"trained {result['num_params']:,} parameters for {steps} steps: val bpb {result['final_val_bpb']:.3f}")
 
@@ -233,7 +229,7 @@ assert cached == uncached
 from dataclasses import replace
 from statistics import median
 
-from nanochat_next.tensor.gpt import GPT
+from nanochat_next.model.gpt import GPT
 
 long_model = GPT(replace(model.config, sequence_len=512), init=False).to(next(model.parameters()).device)
 long_model.load_state_dict(model.state_dict(), strict=False)  # the rotary tables are longer, the weights equal

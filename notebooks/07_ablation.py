@@ -73,9 +73,8 @@ import torch
 from nanochat_next.bench.ablate import Sweep, parse_grid, run_sweep
 from nanochat_next.bench.ablate_report import draw_curves, draw_effects, effects
 from nanochat_next.bench.profiles import PROFILES
-from nanochat_next.corpus import load_corpus, split_documents, train_val_split
-from nanochat_next.tensor.config import RECIPES
-from nanochat_next.tokenizer.bpe import BPETokenizer
+from nanochat_next.train.config import RECIPES
+from nanochat_next.train.data import run_data
 
 gpu = torch.cuda.is_available()
 if preset == "auto":
@@ -83,8 +82,7 @@ if preset == "auto":
 base = {"tiny": replace(PROFILES["smoke"].run, dtype="float32", compile=False),
         "gpu": replace(PROFILES["cpu"].run, device="cuda", dtype="bfloat16")}[preset]
 out = Path(out_dir or tempfile.mkdtemp(prefix="ablate-"))
-text, rule = load_corpus(base.data)
-BPETokenizer.train(train_val_split(split_documents(text, rule))[0], base.vocab_size).save(out / "tokenizer")
+run_data(replace(base, out=str(out)), log=lambda *a: None)  # trains the sweep's one tokenizer into out/tokenizer
 # the grid varies nanochat's recipe; peak_flops given: no matmul timing at the start of every run
 base = replace(base, **RECIPES["nanochat"], steps=steps or base.steps, tokenizer=str(out / "tokenizer"),
                peak_flops=1e12)

@@ -81,8 +81,8 @@ assert nanochat_next(["train", *size, "--steps", str(base_steps), "--eval-every"
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from nanochat_next.tensor.engine import Engine
-from nanochat_next.tensor.model_io import load_trained
+from nanochat_next.infer.engine import Engine
+from nanochat_next.model.saving import load_trained
 
 base, tokenizer, _ = load_trained(out / "base", "cpu")
 prompt = tokenizer.encode("ROMEO:\n", prepend_bos=True)
@@ -99,7 +99,7 @@ assert len(continuation) > 20
 # words (the model should not learn to imitate the user) nor the template around them.
 
 # %%
-from nanochat_next.tensor.chat import render_conversation
+from nanochat_next.tokenizer.chat_template import render_conversation
 
 conversation = {"messages": [{"role": "user", "content": "Spell the word rose"},
                              {"role": "assistant", "content": "r-o-s-e"}]}
@@ -117,7 +117,7 @@ assert sum(mask) == len(tokenizer.encode("r-o-s-e")) + 1  # the reply + <|assist
 # belongs to the train or the test split by a hash of its key, so the test questions are never trained on.
 
 # %%
-from nanochat_next.tensor.tasks import TASKS, default_words, split_of
+from nanochat_next.chat.tasks import TASKS, default_words, split_of
 
 words = default_words()
 for name in ("spelling", "arith", "identity"):
@@ -137,7 +137,7 @@ assert split_of("rose") == split_of("rose")
 # flat then decaying to 0), trained on the assistant tokens only.
 
 # %%
-from nanochat_next.tensor.chat_eval import evaluate_tasks
+from nanochat_next.chat.evaluate import evaluate_tasks
 
 tasks = ["spelling", "arith", "identity"]
 before = evaluate_tasks(base, tokenizer, tasks, count=50, seed=0, words=words)
@@ -185,7 +185,7 @@ for name in tasks:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from nanochat_next.tensor.chat import render_for_reply
+from nanochat_next.tokenizer.chat_template import render_for_reply
 
 engine = Engine(sft, tokenizer)
 for question in ["Who are you?", "What is 12 + 30?", "Spell the word king", "How are you today?"]:
@@ -218,8 +218,8 @@ assert "nanochat-next" in tokenizer.decode(engine.generate_batch(
 
 # %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: your own data
+from nanochat_next.chat.conversations import read_conversations, write_conversations
 from nanochat_next.errors import UserError
-from nanochat_next.tensor.conversations import read_conversations, write_conversations
 
 mine = [{"messages": [{"role": "user", "content": "Who wrote Hamlet?"},
                       {"role": "assistant", "content": "Shakespeare."}]},

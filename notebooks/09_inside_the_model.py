@@ -65,12 +65,10 @@ import torch
 import torch.nn.functional as F
 from matplotlib.ticker import NullFormatter
 
-from nanochat_next.corpus import load_corpus, split_documents, train_val_split
-from nanochat_next.tensor.config import TensorRun, recipe_values
-from nanochat_next.tensor.gpt import GPT, apply_rotary, rms_norm
-from nanochat_next.tensor.packing import DocumentSource
-from nanochat_next.tensor.train import train
-from nanochat_next.tokenizer.bpe import BPETokenizer
+from nanochat_next.model.gpt import GPT, apply_rotary, rms_norm
+from nanochat_next.train.config import TensorRun, recipe_values
+from nanochat_next.train.data import run_data
+from nanochat_next.train.loop import train
 
 if preset == "auto":
     preset = "gpu" if torch.cuda.is_available() else "cpu"
@@ -78,9 +76,8 @@ if preset == "gpu":  # 400 steps of 4,096 tokens: ~5 passes over Shakespeare's ~
     depths, max_seq_len, device_batch_size, total_batch_size = [2, 3, 4, 6], 256, 16, 4096
     steps, eval_every = 400, 50
 print(f"preset {preset}: depths {depths}, context {max_seq_len}, {steps} steps of {total_batch_size:,} tokens")
-text, rule = load_corpus(corpus)
-train_docs, val_docs = train_val_split(split_documents(text, rule))
-tok = BPETokenizer.train(train_docs, vocab_size)
+data = run_data(TensorRun(data=corpus, vocab_size=vocab_size), save_tokenizer=False, log=lambda *a: None)
+train_docs, val_docs, tok = data.train.docs, data.val.docs, data.tokenizer  # what `nanochat-next train` reads
 print(f"{len(train_docs):,} train / {len(val_docs):,} val documents; vocab {tok.vocab_size}")
 
 # %% [markdown]
@@ -98,8 +95,7 @@ for depth in depths:
                     device_batch_size=device_batch_size, total_batch_size=total_batch_size, steps=steps,
                     eval_every=eval_every, eval_tokens=16 * max_seq_len * device_batch_size, device=device, seed=seed,
                     out=tempfile.mkdtemp())
-    r = train(run, DocumentSource.from_docs(train_docs), DocumentSource.from_docs(val_docs), tok, progress=False,
-              log=lambda *a, **k: None)
+    r = train(run, data, progress=False, log=lambda *a, **k: None)
     r["flops_per_token"] = r["model"].flops_per_token()
     runs[depth] = r
 

@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import save_file
 
 from nanochat_next.cli.main import main as cli
-from nanochat_next.tensor.engine import Engine
-from nanochat_next.tensor.model_io import load_trained
+from nanochat_next.infer.engine import Engine
+from nanochat_next.model.saving import load_trained
 
 MODELS = {
     "modern-nanochat": ["--recipe", "nanochat"],

@@ -34,7 +34,7 @@ from nanochat_next.bench.scorecard import parse_our_metrics, summarize
 from nanochat_next.errors import UserError
 from nanochat_next.run_config import from_fields, read_config, write_config
 from nanochat_next.scalar.config import ScalarRun
-from nanochat_next.tensor.config import TensorRun, recipe_values
+from nanochat_next.train.config import TensorRun, recipe_values
 
 CONFIGS = {"scalar": ScalarRun, "tensor": TensorRun}
 NOT_IN_A_GRID = {"seed", "out"}  # given by --seeds and by the runner

@@ -21,7 +21,7 @@ def prepare_data(profile: Profile, base: Path) -> dict:
     import pyarrow.parquet as pq
 
     from nanochat_next.atomic import sha256_file
-    from nanochat_next.corpus import fineweb_shards, load_corpus, split_documents, train_val_split
+    from nanochat_next.corpus import fineweb_shards, load_split
 
     data = base / "base_data"
     data.mkdir(parents=True, exist_ok=True)
@@ -29,8 +29,7 @@ def prepare_data(profile: Profile, base: Path) -> dict:
         for src in fineweb_shards(int(profile.corpus.split(":", 1)[1])):
             (data / src.name).symlink_to(src)
     else:
-        text, rule = load_corpus(profile.corpus)
-        train_docs, val_docs = train_val_split(split_documents(text, rule))
+        train_docs, val_docs = load_split(profile.corpus)  # the split `train` makes of the corpus (train.data)
         for i, part in enumerate([train_docs, val_docs]):
             pq.write_table(pa.table({"text": part}), data / f"shard_{i:05d}.parquet", row_group_size=1024)
     shards = sorted(data.glob("*.parquet"))

@@ -4,7 +4,7 @@
     python PATH/TO/decode_runner.py nanochat WEIGHTS CONFIG              (nanochat's Python, in its checkout)
 
 SIDE is ``nanochat`` (its Engine), ``ours`` (our Engine), ``ours-compiled`` (our Engine with the compiled
-one-token step, ``tensor.fast_decode``; one untimed warm-up generation per batch size compiles it, and its
+one-token step, ``infer.decode_step``; one untimed warm-up generation per batch size compiles it, and its
 seconds are reported as ``warmup_s``) or ``ours-nocache`` (a full forward per new token).
 WEIGHTS is a ``torch.save``d state dict (loaded with ``weights_only=True``); CONFIG a JSON file with
 ``model_config``, ``prompt`` (token ids), ``new_tokens``, ``repeats``, ``device``, ``dtype``, ``nanochat`` (its
@@ -59,8 +59,8 @@ def our_stream(cfg: dict, state: dict, device, cache: bool = True,
                compile: bool = False) -> Callable[[int], Iterator[list[int]]]:
     import torch
 
-    from nanochat_next.tensor.engine import Engine
-    from nanochat_next.tensor.gpt import GPT, GPTConfig
+    from nanochat_next.infer.engine import Engine
+    from nanochat_next.model.gpt import GPT, GPTConfig
 
     model = GPT(GPTConfig(**cfg["model_config"]), init=False)
     model.load_state_dict(state, strict=True)

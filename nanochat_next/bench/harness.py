@@ -50,7 +50,7 @@ from nanochat_next.bench.scorecard import (
     summarize,
 )
 from nanochat_next.errors import UserError
-from nanochat_next.tensor.config import recipe_values
+from nanochat_next.train.config import recipe_values
 
 DEFAULT_OUT = "out/bench"  # committing an artifact is a deliberate --out results/
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from nanochat_next.errors import UserError
-from nanochat_next.tensor.config import TensorRun, recipe_values, with_recipe_fields
+from nanochat_next.train.config import TensorRun, recipe_values, with_recipe_fields
 
 PINNED_NANOCHAT = "2f096867244e3d00a50284d1be05fa3f5dcfb84b"
 SPEED_THRESHOLD = 1.0  # ours / nanochat median tok/s, and nanochat / ours time to the target bpb
@@ -106,7 +106,7 @@ def resolve_profile(name: str, steps: int | None = None, device: str | None = No
     """The profile with the command line's overrides; the device resolved (absent = an error). A device other
     than the profile's gets our default dtype for it. ``recipe``: our side's (default: the profile's, next)."""
     from nanochat_next.runtime import choose_dtype, resolve_device
-    from nanochat_next.tensor.model_io import run_shapes
+    from nanochat_next.train.config import run_shapes
 
     if name not in PROFILES:
         raise UserError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import MISSING, fields
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from nanochat_next.runtime import DEVICE_CHOICES as DEVICES
+
 MAX_SAMPLES = 100_000  # more is a typo, not a request (samples are generated in batches of BATCH_LIMIT)
 
 
@@ -40,6 +42,29 @@ non_negative_float = checked(float, lambda v: v >= 0, "a number >= 0")
 fraction = checked(float, lambda v: 0.0 < v < 1.0, "a number between 0 and 1 (exclusive)")
 unit_interval = checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 sample_count = checked(int, lambda v: 0 < v <= MAX_SAMPLES, f"an integer from 1 to {MAX_SAMPLES:,}")
+
+
+def field_defaults(*configs) -> dict[str, list]:
+    """Every field name of the given dataclasses with its default(s), in the order of the classes."""
+    found: dict[str, list] = {}
+    for cls in configs:
+        for f in fields(cls):
+            if f.default is not MISSING:
+                found.setdefault(f.name, []).append(f.default)
+    return found
+
+
+def add_config_flags(group, specs, *configs, describe=None) -> None:
+    """Flags that set fields of run-config dataclasses: ``specs`` are (flag names, argparse kwargs, help) with the
+    field named by the first flag; no flag has a default of its own (argparse.SUPPRESS: a field not given keeps
+    the config's), and the help shows the dataclass's default (``describe(name)`` when the classes differ)."""
+    defaults = field_defaults(*configs)
+    for names, kwargs, text in specs:
+        dest = names[0][2:].replace("-", "_")
+        shown = describe(dest) if describe else ", ".join(str(d) for d in defaults.get(dest, ["-"]))
+        if shown in ("None", ""):
+            shown = "the base run's" if describe is None else shown
+        group.add_argument(*names, dest=dest, default=argparse.SUPPRESS, **kwargs, help=f"{text} (default: {shown})")
 
 
 def int_list(text: str) -> list[int]:
@@ -82,11 +107,3 @@ def add_corpus_flags(p: argparse.ArgumentParser) -> None:
 def add_no_download_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-download", action="store_true",
                    help="never download: use only the cache (error with instructions if the corpus is missing)")
-
-
-def load_split(corpus: str, documents: str, val_fraction: float, no_download: bool) -> tuple[list[str], list[str]]:
-    """(train documents, validation documents) of a corpus."""
-    from nanochat_next.corpus import load_corpus, split_documents, train_val_split
-
-    text, rule = load_corpus(corpus, allow_download=not no_download)
-    return train_val_split(split_documents(text, rule if documents == "auto" else documents), val_fraction)

@@ -7,12 +7,14 @@ import argparse
 import json
 from pathlib import Path
 
-from nanochat_next.cli.args import DEVICES, non_negative_int, positive_float, positive_int
+from nanochat_next.cli.args import DEVICES, add_config_flags, non_negative_int, positive_float, positive_int
 
 TASK_LIST = "spelling,letters,arith,identity,compare"
 
 
 def register(sub, fmt) -> None:
+    from nanochat_next.chat.sft import TRAIN_ON, SFTSettings
+
     p = sub.add_parser("sft", help="supervised fine-tuning of a base model on conversations and tasks",
                        formatter_class=fmt,
                        description="Fine-tune a trained base model on a mixture of generated tasks and conversation "
@@ -20,25 +22,26 @@ def register(sub, fmt) -> None:
                                    "checkpoints, --resume, metrics and Ctrl-C as in train. Writes OUT/model/ + "
                                    "OUT/tokenizer/ (sample, chat, chat-eval and serve use them).")
     p.add_argument("--base", required=True, help="the base model: a training output directory")
-    p.add_argument("--mix", default="spelling:2000,letters:2000,arith:2000,identity:200,compare:1000",
-                   help=f"comma-separated task:count ({TASK_LIST}), dataset:count (smoltalk, gsm8k, arc: downloaded "
-                        "once into the cache) and .jsonl conversation files")
-    p.add_argument("--out", default="out/sft", help="output directory")
-    p.add_argument("--steps", type=positive_int, default=None, help="optimizer steps (default: about one epoch)")
-    p.add_argument("--seed", type=int, default=42, help="the mixture's examples and order")
-    p.add_argument("--train-on", choices=["assistant", "all"], default="assistant",
-                   help="trained tokens: the assistant's (the template's mask) or all (nanochat 2f09686)")
-    for name, kind, what in (("--device-batch-size", positive_int, "rows per micro-batch"),
-                             ("--total-batch-size", positive_int, "tokens per step"),
-                             ("--matrix-lr", positive_float, "Muon LR (nanochat's SFT: 0.02)"),
-                             ("--embedding-lr", positive_float, "embeddings' AdamW LR (0.3)"),
-                             ("--unembedding-lr", positive_float, "lm_head's AdamW LR (0.004)"),
-                             ("--eval-every", int, "validation bpb (assistant tokens) every N steps"),
-                             ("--eval-tokens", positive_int, "tokens per validation"),
-                             ("--save-every", non_negative_int, "checkpoint every N steps"),
-                             ("--keep-last", non_negative_int, "checkpoints to keep")):
-        p.add_argument(name, type=kind, default=None, help=f"{what} (default: the recipe's or the base run's)")
-    p.add_argument("--device", choices=DEVICES, default=None, help="device (default: the base run's)")
+    add_config_flags(p, [
+        (("--mix",), {}, f"comma-separated task:count ({TASK_LIST}), dataset:count (smoltalk, gsm8k, arc: "
+                         "downloaded once into the cache) and .jsonl conversation files"),
+        (("--out",), {}, "output directory"),
+        (("--steps",), {"type": positive_int}, "optimizer steps"),
+        (("--seed",), {"type": int}, "the mixture's examples and order"),
+        (("--train-on",), {"choices": list(TRAIN_ON)},
+         "trained tokens: the assistant's (the template's mask) or all (nanochat 2f09686)"),
+        (("--matrix-lr",), {"type": positive_float}, "Muon LR of the block matrices (nanochat's SFT)"),
+        (("--embedding-lr",), {"type": positive_float}, "AdamW LR of the embeddings (nanochat's SFT)"),
+        (("--unembedding-lr",), {"type": positive_float}, "AdamW LR of the lm_head (nanochat's SFT)"),
+        (("--scalar-lr",), {"type": positive_float}, "AdamW LR of the per-layer scalars (nanochat's SFT)"),
+        (("--device-batch-size",), {"type": positive_int}, "rows per micro-batch"),
+        (("--total-batch-size",), {"type": positive_int}, "tokens per step"),
+        (("--eval-every",), {"type": int}, "validation bpb (assistant tokens) every N steps"),
+        (("--eval-tokens",), {"type": positive_int}, "tokens per validation"),
+        (("--save-every",), {"type": non_negative_int}, "checkpoint every N steps"),
+        (("--keep-last",), {"type": non_negative_int}, "checkpoints to keep"),
+        (("--device",), {"choices": DEVICES}, "device"),
+    ], SFTSettings)
     p.add_argument("--resume", default=None, metavar="latest|STEP", help="continue from a checkpoint in OUT")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sft)
@@ -72,35 +75,17 @@ def register(sub, fmt) -> None:
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
-    from nanochat_next.atomic import writable_dir, write_text
-    from nanochat_next.tensor.mixture import build_mixture, parse_mix
-    from nanochat_next.tensor.model_io import load_trained
-    from nanochat_next.tensor.sft import sft_builder, sft_run
-    from nanochat_next.tensor.train import train
+    from dataclasses import fields
 
-    parts = parse_mix(args.mix)  # bad input fails before the model loads
-    out = writable_dir(args.out)
-    model, tokenizer, config = load_trained(args.base, "cpu")
-    if "run" not in config:
-        from nanochat_next.errors import UserError
+    from nanochat_next.chat.sft import SFTSettings, fine_tune
 
-        raise UserError(f"{args.base} has no training record (model/config.json 'run'); train it with "
-                        "`nanochat-next train` or import it with import-nanochat")
-    train_convs, val_convs = build_mixture(parts, args.seed)
-    flags = {k: getattr(args, k) for k in ("device_batch_size", "total_batch_size", "matrix_lr", "embedding_lr",
-                                           "unembedding_lr", "eval_every", "eval_tokens", "save_every", "keep_last",
-                                           "device") if getattr(args, k) is not None}
-    tokens = sum(len(m["content"]) for c in train_convs for m in c["messages"]) // 3  # ~3 characters a token
-    run = sft_run(config["run"], out, args.steps, tokens, seed=args.seed, **flags)
-    write_text(out / "sft.json", json.dumps({"base": str(args.base), "mix": args.mix, "train_on": args.train_on,
-                                             "train_conversations": len(train_convs),
-                                             "val_conversations": len(val_convs)}, indent=2) + "\n")
-    print(f"SFT of {args.base}: {len(train_convs):,} conversations ({args.mix}), {len(val_convs):,} held out; "
-          f"{run.steps} steps of {run.total_batch_size:,} tokens, training on the {args.train_on} tokens")
-    build = sft_builder(run, tokenizer, model.state_dict(), train_convs, val_convs, args.train_on)
-    result = train(run, None, None, tokenizer, progress=not args.no_progress, resume=args.resume, build=build)
+    settings = SFTSettings(**{f.name: getattr(args, f.name) for f in fields(SFTSettings) if hasattr(args, f.name)})
+    result = fine_tune(args.base, settings, resume=args.resume, progress=not args.no_progress)
+    if result["stopped_by"]:
+        return 130
     print(f"done: {result['steps']} steps, final loss {result['final_loss']:.4f}, val bpb (assistant tokens) "
-          f"{result['final_val_bpb']:.4f}; saved {out}/. Next: nanochat-next chat-eval --checkpoint {out}")
+          f"{result['final_val_bpb']:.4f}; saved {settings.out}/. Next: nanochat-next chat-eval --checkpoint "
+          f"{settings.out}")
     return 0
 
 
@@ -108,10 +93,10 @@ def cmd_chat_eval(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from nanochat_next.atomic import write_text
-    from nanochat_next.tensor.chat_eval import evaluate_tasks, table
-    from nanochat_next.tensor.datasets import FILES as DATASETS
-    from nanochat_next.tensor.model_io import load_trained
-    from nanochat_next.tensor.tasks import default_words, task
+    from nanochat_next.chat.datasets import FILES as DATASETS
+    from nanochat_next.chat.evaluate import evaluate_tasks, table
+    from nanochat_next.chat.tasks import default_words, task
+    from nanochat_next.model.saving import load_trained
 
     names = [n.strip() for n in args.tasks.split(",") if n.strip()]
     for name in names:

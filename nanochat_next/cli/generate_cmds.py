@@ -1,6 +1,6 @@
 """``sample`` and ``chat``: generation from a trained checkpoint (scalar or tensor for sample, tensor for chat).
 
-Neither imports the training code: a model is loaded with ``tensor.model_io`` (or ``scalar.checkpoint``).
+Neither imports the training code: a model is loaded with ``model.saving`` (or ``scalar.checkpoint``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def register(sub, fmt) -> None:
 
 def add_compile_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true",
-                   help="tensor, modern GPT: decode with one compiled graph per token (tensor/fast_decode.py); "
+                   help="tensor, modern GPT: decode with one compiled graph per token (infer/decode_step.py); "
                         "compiling takes seconds once, then each token is faster")
 
 
@@ -68,8 +68,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     mode = checkpoint_mode(args.checkpoint) if args.mode == "auto" else args.mode
     if mode == "scalar":
         return sample_scalar(args)
-    from nanochat_next.tensor.engine import Engine
-    from nanochat_next.tensor.model_io import load_trained
+    from nanochat_next.infer.engine import Engine
+    from nanochat_next.model.saving import load_trained
 
     model, tokenizer, _ = load_trained(args.checkpoint, args.device)
     engine = Engine(model, tokenizer, compile=args.compile)
@@ -118,9 +118,9 @@ def sample_scalar(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     """A small REPL. Each reply streams; the conversation is re-rendered with nanochat's template every turn."""
-    from nanochat_next.tensor.chat import fit_history
-    from nanochat_next.tensor.engine import Engine
-    from nanochat_next.tensor.model_io import load_trained
+    from nanochat_next.infer.engine import Engine
+    from nanochat_next.model.saving import load_trained
+    from nanochat_next.tokenizer.chat_template import fit_history
 
     model, tok, _ = load_trained(args.checkpoint, args.device)
     engine = Engine(model, tok, compile=args.compile)

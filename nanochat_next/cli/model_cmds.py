@@ -60,10 +60,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import_nanochat(args: argparse.Namespace) -> int:
     from nanochat_next.atomic import writable_dir
     from nanochat_next.errors import UserError
-    from nanochat_next.tensor.config import TensorRun
-    from nanochat_next.tensor.model_io import save_model
-    from nanochat_next.tensor.nanochat_layout import load_nanochat
+    from nanochat_next.model.nanochat_layout import load_nanochat
+    from nanochat_next.model.saving import save_model
     from nanochat_next.tokenizer.bpe import BPETokenizer
+    from nanochat_next.train.config import TensorRun
 
     out = writable_dir(args.out)
     model, meta = load_nanochat(args.source, args.step)

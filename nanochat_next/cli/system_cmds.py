@@ -84,8 +84,8 @@ def register(sub, fmt) -> None:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from nanochat_next.dtype_choice import cache_key, measured
     from nanochat_next.runtime import format_profile, runtime_profile
-    from nanochat_next.tensor.muon import orthogonalize_items
-    from nanochat_next.tensor.recipe import default_muon_shapes
+    from nanochat_next.train.muon import orthogonalize_items
+    from nanochat_next.train.recipe import default_muon_shapes
 
     def say(text: str) -> None:
         print(text, file=sys.stderr)
@@ -132,7 +132,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from nanochat_next.bench.profiles import PROFILES
     from nanochat_next.run_config import from_fields, read_config
     from nanochat_next.scalar.config import ScalarRun
-    from nanochat_next.tensor.config import TensorRun, with_recipe_fields
+    from nanochat_next.train.config import TensorRun, with_recipe_fields
 
     if args.base_config:
         mode, base = read_config(args.base_config)

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from nanochat_next.atomic import writable_dir, write_text
-from nanochat_next.cli.args import add_corpus_flags, int_list, load_split, non_negative_int, positive_int
+from nanochat_next.cli.args import add_corpus_flags, int_list, non_negative_int, positive_int
+from nanochat_next.corpus import load_split
 
 TOK_EVAL_OUT = "out/tok_eval"
 
@@ -68,7 +69,7 @@ def cmd_tok_train(args: argparse.Namespace) -> int:
     from nanochat_next.tokenizer.compression import compression
 
     writable_dir(args.out)  # before the work: a bad --out must not cost a training run
-    train_docs, val_docs = load_split(args.corpus, args.documents, args.val_fraction, args.no_download)
+    train_docs, val_docs = load_split(args.corpus, args.documents, args.val_fraction, not args.no_download)
     texts = training_texts(train_docs, args.doc_cap, args.max_chars)
     n_chars = sum(len(d) for d in texts)
     print(f"training a {args.vocab_size:,}-token BPE with {args.trainer} on {len(texts):,} documents "
@@ -107,7 +108,7 @@ def cmd_tok_eval(args: argparse.Namespace) -> int:
     from nanochat_next.tokenizer.compression import compression, format_table, plot_compression
 
     out = writable_dir(fresh_out(args.out))
-    train_docs, val_docs = load_split(args.corpus, args.documents, args.val_fraction, args.no_download)
+    train_docs, val_docs = load_split(args.corpus, args.documents, args.val_fraction, not args.no_download)
     rows = []
     if args.tokenizer:
         for directory in args.tokenizer:

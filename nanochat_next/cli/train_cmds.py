@@ -1,4 +1,4 @@
-"""``train``: the command line onto the run configs (``tensor.config.TensorRun``, ``scalar.config.ScalarRun``).
+"""``train``: the command line onto the run configs (``train.config.TensorRun``, ``scalar.config.ScalarRun``).
 
 Every run flag's name is a config field's name and has no default of its own: the run starts from the
 config's defaults (or from ``--config FILE``), then the flags given on the command line replace fields.
@@ -13,6 +13,7 @@ from dataclasses import fields
 
 from nanochat_next.cli.args import (
     DEVICES,
+    add_config_flags,
     add_no_download_flag,
     non_negative_float,
     non_negative_int,
@@ -22,16 +23,9 @@ from nanochat_next.cli.args import (
 )
 from nanochat_next.errors import UserError
 from nanochat_next.run_config import flag, from_fields, read_config, write_config
+from nanochat_next.runtime import DTYPE_CHOICES, MUON_DTYPE_CHOICES
 from nanochat_next.scalar.config import ScalarRun
-from nanochat_next.tensor.config import (
-    DTYPES,
-    MUON_DTYPES,
-    MUON_LRS,
-    RECIPES,
-    TensorRun,
-    recipe_values,
-    with_recipe_fields,
-)
+from nanochat_next.train.config import MUON_LRS, RECIPES, TensorRun, recipe_values, with_recipe_fields
 
 CONFIGS = {"scalar": ScalarRun, "tensor": TensorRun}
 # (flags, type/choices/action, help) of every run flag; dest = the config field; defaults come from the configs
@@ -41,7 +35,8 @@ COMMON_FLAGS = [
     (("--documents",), {"choices": ["auto", "paragraphs", "lines"]},
      "document rule: auto = the corpus's own (names: lines), paragraphs for paths"),
     (("--val-fraction",), {"type": unit_interval}, "fraction of the documents held out for validation"),
-    (("--model-kind",), {"choices": ["bigram", "mini-gpt"]}, "which model"),
+    (("--model-kind",), {"choices": ["gpt", "bigram", "mini-gpt"]},
+     "which model: tensor gpt (mini-gpt is its old name) or bigram; scalar mini-gpt or bigram"),
     (("--steps", "--num-iterations"), {"type": positive_int}, "optimizer steps"),
     (("--optimizer",), {"choices": ["adamw", "sgd", "muon"]},
      "tensor: muon (nanochat's MuonAdamW), adamw, sgd; scalar: adamw or sgd"),
@@ -85,8 +80,9 @@ TENSOR_FLAGS = [
     (("--eval-every",), {"type": int}, "validation bpb every N steps (<= 0: only at the end)"),
     (("--eval-tokens",), {"type": positive_int}, "validation tokens per evaluation"),
     (("--device",), {"choices": DEVICES}, "an absent device is an error, never a silent fallback"),
-    (("--dtype",), {"choices": DTYPES}, "compute dtype (auto: see `nanochat-next doctor`); weights stay float32"),
-    (("--muon-dtype",), {"choices": list(MUON_DTYPES)},
+    (("--dtype",), {"choices": DTYPE_CHOICES},
+     "compute dtype (auto: see `nanochat-next doctor`); weights stay float32"),
+    (("--muon-dtype",), {"choices": list(MUON_DTYPE_CHOICES)},
      "Muon's orthogonalisation: auto = bfloat16 where measured faster (see `nanochat-next doctor`), else float32; "
      "the nanochat recipe uses bfloat16 as nanochat does"),
     (("--compile",), {"action": argparse.BooleanOptionalAction}, "torch.compile the model and the optimizer"),
@@ -132,10 +128,7 @@ def defaults_text(name: str) -> str:
 
 
 def add_run_flags(group, specs) -> None:
-    for names, kwargs, text in specs:
-        dest = names[0][2:].replace("-", "_")
-        group.add_argument(*names, dest=dest, default=argparse.SUPPRESS, **kwargs,
-                           help=f"{text} (default: {defaults_text(dest)})")
+    add_config_flags(group, specs, *CONFIGS.values(), describe=defaults_text)
 
 
 def register(sub, fmt) -> None:
@@ -238,56 +231,21 @@ def train_scalar(run: ScalarRun, args: argparse.Namespace) -> int:
     return 0
 
 
-def tensor_data(run: TensorRun, no_download: bool):
-    """(train source, val source) from a parquet directory (nanochat layout) or a corpus name/path."""
-    from pathlib import Path
-
-    from nanochat_next.cli.args import load_split
-    from nanochat_next.tensor.packing import DocumentSource, parquet_shards
-
-    if Path(run.data).is_dir() and any(Path(run.data).glob("*.parquet")):
-        train_files, val_files = parquet_shards(run.data)
-        return DocumentSource.from_parquet(train_files), DocumentSource.from_parquet(val_files)
-    train_docs, val_docs = load_split(run.data, run.documents, run.val_fraction, no_download)
-    return DocumentSource.from_docs(train_docs), DocumentSource.from_docs(val_docs)
-
-
-def tensor_tokenizer(run: TensorRun, resume: str | None, train_docs, master: bool, log=print):
-    """--tokenizer, else the run's own (when resuming), else one trained now on the training split (announced)."""
-    import time
-    from pathlib import Path
-
-    from nanochat_next.tokenizer.bpe import BPETokenizer
-
-    saved = Path(run.out) / "tokenizer"
-    if run.tokenizer:
-        return BPETokenizer.load(run.tokenizer)
-    if resume and (saved / "tokenizer.json").is_file():
-        return BPETokenizer.load(saved)
-    log(f"training a {run.vocab_size:,}-token BPE tokenizer on {len(train_docs):,} training documents ...")
-    t0 = time.perf_counter()
-    tokenizer = BPETokenizer.train(train_docs, run.vocab_size)
-    log(f"tokenizer trained in {time.perf_counter() - t0:.1f} s; saved to {saved}/")
-    if master:
-        tokenizer.save(saved)  # saved first, so a resumed run uses the very same one
-    return tokenizer
-
-
 def train_tensor(run: TensorRun, args: argparse.Namespace, overrides: dict) -> int:
     from pathlib import Path
 
-    from nanochat_next.tensor.processes import distributed_info
-    from nanochat_next.tensor.train import train
+    from nanochat_next.train.data import run_data
+    from nanochat_next.train.loop import train
+    from nanochat_next.train.processes import distributed_info
 
-    train_source, val_source = tensor_data(run, args.no_download)
     master = distributed_info()[0] == 0
     log = print if master else (lambda *a, **k: None)
     if master:
         write_config(Path(run.out) / "config.json", "tensor", run, overrides, args.config)
-    tokenizer = tensor_tokenizer(run, args.resume, train_source.docs, master, log)
-    result = train(run, train_source, val_source, tokenizer, progress=not args.no_progress and master, log=log,
-                   resume=args.resume)
+    data = run_data(run, args.resume, allow_download=not args.no_download, log=log, save_tokenizer=master)
+    result = train(run, data, progress=not args.no_progress and master, log=log, resume=args.resume)
+    if result["stopped_by"]:
+        return 130  # the run was asked to stop, and saved (it said where)
     log(f"done: {result['steps']} steps, final loss {result['final_loss']:.4f}, val bpb "
         f"{result['final_val_bpb']:.4f}, median {result['tok_per_s_median']:,.0f} tok/s; saved {run.out}/")
     return 0
-

@@ -9,7 +9,7 @@ Formats (``nanochat-next export --to FORMAT``), one module each:
 - ``onnx``: prefill and decode graphs with the KV cache as inputs/outputs (``onnx_graphs``);
 - ``tokenizer``: tokenizer.json for Hugging Face tokenizers / tokenizers.js (``hf_tokenizer``);
 - ``gguf``: llama.cpp's gpt2 architecture, classic style only (``gguf_export``);
-- ``nanochat``: karpathy/nanochat's checkpoint layout (``tensor.nanochat_layout``).
+- ``nanochat``: karpathy/nanochat's checkpoint layout (``model.nanochat_layout``).
 
 ``verify`` checks each against our own model and engine (logits and greedy tokens).
 """

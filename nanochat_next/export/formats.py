@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,8 +26,20 @@ from nanochat_next.errors import UserError
 from nanochat_next.export import FORMATS
 from nanochat_next.export import verify as check
 from nanochat_next.export.optional import need
-from nanochat_next.tensor.model_io import MODEL_FORMAT, MODEL_FORMAT_VERSION
+from nanochat_next.model.saving import MODEL_FORMAT, MODEL_FORMAT_VERSION
 from nanochat_next.tokenizer.bpe import BPETokenizer
+
+
+@contextmanager
+def quiet_logger(name: str):
+    """A logger at ERROR for the block, back to its own level after (no global change outlives the export)."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def export_safetensors(model: torch.nn.Module, tokenizer: BPETokenizer, source: Path, out: Path) -> list[Path]:
@@ -51,8 +64,8 @@ def export_onnx(model: torch.nn.Module, tokenizer: BPETokenizer, out: Path) -> l
     from nanochat_next.export.portable import PortableGPT
 
     portable = PortableGPT.from_state_dict(asdict(model.config), model.style, model.cpu().state_dict())
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notes
-    graphs = export_graphs(portable, out)
+    with quiet_logger("torch.onnx"):  # its "torchvision is not installed" notes; the level is restored after
+        graphs = export_graphs(portable, out)
     stops = [tokenizer.bos_id, tokenizer.special_id("<|assistant_end|>")]
     return [*graphs, write_onnx_config(portable, out, tokenizer.bos_id, stops),
             *write_hf_tokenizer(tokenizer, out, model.config.sequence_len)]
@@ -76,7 +89,7 @@ def write_format(fmt: str, model: torch.nn.Module, tokenizer: BPETokenizer, sour
         from nanochat_next.export.hf_tokenizer import write_hf_tokenizer
 
         return write_hf_tokenizer(tokenizer, out, model.config.sequence_len)
-    from nanochat_next.tensor.nanochat_layout import export_nanochat
+    from nanochat_next.model.nanochat_layout import export_nanochat
 
     return list(export_nanochat(model, record.get("steps", 0), out, {"val_bpb": record.get("final_val_bpb")}))
 
@@ -84,7 +97,7 @@ def write_format(fmt: str, model: torch.nn.Module, tokenizer: BPETokenizer, sour
 def export(source: str | Path, fmt: str, out: Path, verify: bool = True) -> dict:
     """Write ``fmt`` for the trained model at ``source`` into ``out``; with ``verify``, check it. Returns a
     report: files with their sizes, seconds to export and to verify, the verification's figures."""
-    from nanochat_next.tensor.model_io import load_trained
+    from nanochat_next.model.saving import load_trained
 
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r} ({', '.join(FORMATS)})")

@@ -2,7 +2,7 @@
 
 This file is the reference forward that leaves the package: the ONNX export traces it, and the Hugging Face
 export copies it verbatim next to the weights (``trust_remote_code``), so a user of an export needs only torch.
-It is a second, independent writing of the math in ``nanochat_next/tensor/gpt.py`` (modern style, with every
+It is a second, independent writing of the math in ``nanochat_next/model/gpt.py`` (modern style, with every
 recipe feature) and ``gpt_classic.py`` (GPT-2), tested against both to 1e-5.
 
 What makes it exportable, compared with the training model:

@@ -20,7 +20,7 @@ import torch
 
 from nanochat_next.errors import UserError
 from nanochat_next.export.optional import need
-from nanochat_next.tensor.engine import Engine
+from nanochat_next.infer.engine import Engine
 from nanochat_next.tokenizer.bpe import BPETokenizer
 
 TOLERANCE = {"safetensors": 1e-5, "hf": 1e-5, "onnx": 1e-4, "gguf": 1e-4}

@@ -41,7 +41,7 @@ class ModelHolder:
         self.thread.start()
 
     def _load(self):
-        from nanochat_next.tensor.model_io import load_trained
+        from nanochat_next.model.saving import load_trained
 
         return load_trained(self.checkpoint, self.device)
 
@@ -68,7 +68,7 @@ def number(body: dict, name: str, default, kind):
 
 def parse_request(raw: bytes) -> dict:
     """The request's messages (checked) and sampling settings; UserError says what is wrong."""
-    from nanochat_next.tensor.chat import chat_messages
+    from nanochat_next.tokenizer.chat_template import chat_messages
 
     try:
         body = json.loads(raw)
@@ -88,7 +88,7 @@ def parse_request(raw: bytes) -> dict:
 
 def events(holder: ModelHolder, request: dict, prompt: list[int], dropped: int) -> Iterator[str]:
     """Server-sent events of one generation (run in a worker thread: the model computes there)."""
-    from nanochat_next.tensor.engine import Engine
+    from nanochat_next.infer.engine import Engine
 
     engine = Engine(holder.model, holder.tokenizer)
     tokens: list[int] = []
@@ -121,7 +121,7 @@ def create_app(checkpoint: str, device: str = "auto", max_concurrent: int = 2, h
 
     @app.post("/chat")
     async def chat(request: Request):
-        from nanochat_next.tensor.chat import fit_history
+        from nanochat_next.tokenizer.chat_template import fit_history
 
         if holder.status != "ready":
             return error(503, f"the model is {holder.status}" + (f": {holder.error}" if holder.error else

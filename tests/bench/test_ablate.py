@@ -17,7 +17,7 @@ from nanochat_next.bench.ablate import PRESETS, Sweep, parse_grid, prepare
 from nanochat_next.cli.main import main
 from nanochat_next.errors import UserError
 from nanochat_next.run_config import read_config
-from nanochat_next.tensor.config import RECIPES, TensorRun
+from nanochat_next.train.config import RECIPES, TensorRun
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "results" / "schema.json").read_text())

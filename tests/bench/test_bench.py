@@ -31,7 +31,7 @@ SCHEMA = json.loads((REPO / "results" / "schema.json").read_text())
 
 @pytest.mark.parametrize("profile", PROFILES.values(), ids=lambda p: p.name)
 def test_every_profile_is_a_valid_training_config(profile: Profile):
-    from nanochat_next.tensor.processes import gradient_accumulation
+    from nanochat_next.train.processes import gradient_accumulation
 
     run = profile.run  # a TensorRun: validated when the table was built
     assert gradient_accumulation(run, world=1) >= 1

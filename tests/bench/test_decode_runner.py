@@ -11,7 +11,7 @@ from dataclasses import asdict
 import torch
 
 from nanochat_next.bench import decode_runner
-from nanochat_next.tensor.gpt import GPT, GPTConfig
+from nanochat_next.model.gpt import GPT, GPTConfig
 
 
 def test_cached_and_uncached_decode_agree(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nanochat_next.tensor import checkpoint
+from nanochat_next.train import checkpoint
 
 TINY = ["--depth", "1", "--aspect-ratio", "32", "--head-dim", "32", "--max-seq-len", "32", "--device-batch-size",
         "2", "--total-batch-size", "128", "--eval-tokens", "256", "--vocab-size", "300", "--no-progress",
@@ -179,7 +179,7 @@ def test_every_run_prints_its_memory_estimate(tmp_path):
 
 
 def test_the_memory_estimate_grows_with_the_model():
-    from nanochat_next.tensor.memory import estimate_training_bytes
+    from nanochat_next.train.memory import estimate_training_bytes
 
     small = estimate_training_bytes(10**6, 4, 256, 4, 4096, 8, 256)
     big = estimate_training_bytes(10**8, 4, 256, 4, 4096, 8, 256)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nanochat_next.tensor import checkpoint
+from nanochat_next.train import checkpoint
 
 TINY = ["train", "--depth", "1", "--aspect-ratio", "32", "--head-dim", "32", "--max-seq-len", "32",
         "--device-batch-size", "2", "--total-batch-size", "128", "--eval-tokens", "256", "--vocab-size", "300",

@@ -28,8 +28,8 @@ class Golden:
     def greedy(self) -> list[int]:
         """Our engine's greedy tokens computed on THIS machine: what every export must reproduce. (The recorded
         ones may differ on another CPU where a near-tie rounds the other way: see test_portable.)"""
-        from nanochat_next.tensor.engine import Engine
-        from nanochat_next.tensor.model_io import load_trained
+        from nanochat_next.infer.engine import Engine
+        from nanochat_next.model.saving import load_trained
 
         model, tokenizer, _ = load_trained(self.path, "cpu")
         return Engine(model, tokenizer).generate_batch(self.prompt_ids, 24, temperature=0.0)[0]

@@ -63,9 +63,9 @@ def test_a_damaged_export_fails_verification(golden_root, tmp_path, monkeypatch)
 
 
 def test_refusals_are_one_line(golden_root, tmp_path, capsys):
-    from nanochat_next.tensor.bigram import TensorBigram
-    from nanochat_next.tensor.gpt import GPTConfig
-    from nanochat_next.tensor.model_io import save_model
+    from nanochat_next.model.bigram import TensorBigram
+    from nanochat_next.model.gpt import GPTConfig
+    from nanochat_next.model.saving import save_model
 
     bigram = tmp_path / "bigram"
     save_model(bigram / "model", TensorBigram(GPTConfig(vocab_size=512, sequence_len=64)), {})
@@ -89,7 +89,7 @@ def test_export_of_an_unknown_format_is_refused(golden_root, tmp_path):
 
 def test_a_model_of_a_newer_format_version_is_refused(golden_root, tmp_path):
     from nanochat_next.errors import UserError
-    from nanochat_next.tensor.model_io import load_trained
+    from nanochat_next.model.saving import load_trained
 
     shutil.copytree(golden_root / "classic", tmp_path / "m")
     path = tmp_path / "m" / "model" / "config.json"

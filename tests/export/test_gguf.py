@@ -8,7 +8,7 @@ import pytest
 
 from nanochat_next.errors import UserError
 from nanochat_next.export.formats import export
-from nanochat_next.tensor.model_io import load_trained
+from nanochat_next.model.saving import load_trained
 
 pytest.importorskip("gguf", reason="the GGUF tests need the export extra: pip install 'nanochat-next[export]'")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nanochat_next.export.hf_export import export_hf
-from nanochat_next.tensor.model_io import load_trained
+from nanochat_next.model.saving import load_trained
 
 transformers = pytest.importorskip("transformers", reason="the hf tests need the export extra")
 

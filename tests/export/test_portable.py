@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from nanochat_next.export.portable import PortableGPT
-from nanochat_next.tensor.gpt import GPT, GPTConfig
-from nanochat_next.tensor.gpt_classic import ClassicGPT
-from nanochat_next.tensor.model_io import load_trained
+from nanochat_next.model.gpt import GPT, GPTConfig
+from nanochat_next.model.gpt_classic import ClassicGPT
+from nanochat_next.model.saving import load_trained
 
 EVERY_FEATURE = dict(smear=True, backout=True, qk_scale=1.2, rope_base=1e5, ve_gate_range=3.0, ve_gate_channels=12,
                      init="next", tie_embeddings=True, embed_norm=False)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from nanochat_next.errors import UserError
+from nanochat_next.model.torch_mini_gpt import TorchMiniGPT
 from nanochat_next.scalar import checkpoint as scalar_checkpoint
 from nanochat_next.scalar.bigram import ScalarBigram, bigram_counts, count_probs, nll
 from nanochat_next.scalar.gpt import MiniGPTConfig, ScalarMiniGPT
@@ -18,7 +19,6 @@ from nanochat_next.scalar.optim import SGD, AdamW
 from nanochat_next.scalar.train import ScalarRun, evaluate, prepare, train
 from nanochat_next.scalar.value import Value
 from nanochat_next.schedule import LRSchedule
-from nanochat_next.tensor.mini_gpt import TorchMiniGPT
 from nanochat_next.tokenizer.char import CharTokenizer
 
 

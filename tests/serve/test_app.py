@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nanochat_next.tensor.chat import render_for_reply
-from nanochat_next.tensor.engine import Engine
-from nanochat_next.tensor.model_io import load_trained
+from nanochat_next.infer.engine import Engine
+from nanochat_next.model.saving import load_trained
+from nanochat_next.tokenizer.chat_template import render_for_reply
 
 pytest.importorskip("fastapi", reason="serve needs the serve extra: pip install 'nanochat-next[serve]'")
 from fastapi.testclient import TestClient  # noqa: E402

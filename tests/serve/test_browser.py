@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from nanochat_next.tensor.chat import render_for_reply
-from nanochat_next.tensor.engine import Engine
-from nanochat_next.tensor.model_io import load_trained
+from nanochat_next.infer.engine import Engine
+from nanochat_next.model.saving import load_trained
+from nanochat_next.tokenizer.chat_template import render_for_reply
 
 uvicorn = pytest.importorskip("uvicorn", reason="serve needs the serve extra: pip install 'nanochat-next[serve]'")
 pytestmark = pytest.mark.slow
