@@ -243,6 +243,31 @@ def measure_memory_bandwidth(device: torch.device | str = "cpu", megabytes: int 
     return 2 * src.numel() * 4 * reps / (time.perf_counter() - t0)
 
 
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` CPU threads in this process and in the processes it starts (bench, ablate); None keeps
+    torch's choice (one per core). Two torch processes on the same cores each want them all and both run several
+    times slower: give each fewer."""
+    if threads is None:
+        return
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # children read it when they start
+
+
+def busy_note(cpu_count: int | None = None, load: float | None = None) -> str | None:
+    """One line when the machine is busy at the start of a run (the 1-minute load above the cores), else None."""
+    cpu_count = cpu_count or os.cpu_count() or 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (OSError, AttributeError):  # not on this platform (Windows)
+            return None
+    if load <= cpu_count:
+        return None
+    return (f"note: this machine is busy (load {load:.1f} on {cpu_count} cores): another process is using the cores "
+            f"this run needs, so it will run slower than it should. Wait for it, or give each process its share "
+            f"with --threads (e.g. --threads {max(1, cpu_count // 2)})")
+
+
 def device_description(device: torch.device) -> str:
     """A human name for the device: the GPU model or the CPU model."""
     if device.type == "cuda":

@@ -22,8 +22,14 @@ export async function loadModel({ ort, readJson, readBytes }) {
 
 // The prompt as our tokenizer encodes it, after <|bos|>. tokenizers.js reads special-token strings typed in the
 // text ("<|user_start|>") as the special tokens, as our encode(..., allow_special=True) does.
+// Typed text is plain text, special-token names included ("<|assistant_end|>" typed by a user is 7 ordinary
+// tokens, as in nanochat-next's sample/chat/serve and nanochat's web chat): tokenizers.js would match such a name
+// as the special token, so each one is cut after its "<|" and the pieces encoded apart. Byte-level BPE never
+// merges across that point (the split pattern ends a punctuation run there), so the ids are the plain ones.
 export function encodePrompt(model, text) {
-  return [model.config.bos_id, ...model.tokenizer.encode(text, { add_special_tokens: false }).ids];
+  const pieces = text.split(/(?<=<\|)(?=[a-z_]+\|>)/);
+  const ids = pieces.flatMap((piece) => model.tokenizer.encode(piece, { add_special_tokens: false }).ids);
+  return [model.config.bos_id, ...ids];
 }
 
 function int64(ort, ids) {

@@ -6,6 +6,7 @@ import argparse
 import sys
 from dataclasses import MISSING, fields
 
+from nanochat_next.infer.engine import SEED_RANGE
 from nanochat_next.runtime import DEVICE_CHOICES as DEVICES
 
 MAX_SAMPLES = 100_000  # more is a typo, not a request (samples are generated in batches of BATCH_LIMIT)
@@ -42,6 +43,8 @@ non_negative_float = checked(float, lambda v: v >= 0, "a number >= 0")
 fraction = checked(float, lambda v: 0.0 < v < 1.0, "a number between 0 and 1 (exclusive)")
 unit_interval = checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 sample_count = checked(int, lambda v: 0 < v <= MAX_SAMPLES, f"an integer from 1 to {MAX_SAMPLES:,}")
+sampling_seed = checked(int, lambda v: SEED_RANGE[0] <= v <= SEED_RANGE[1],
+                        f"an integer from {SEED_RANGE[0]} to {SEED_RANGE[1]}")  # the engine's (torch.Generator's)
 
 
 def field_defaults(*configs) -> dict[str, list]:
@@ -77,6 +80,13 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+def add_threads_flag(p: argparse.ArgumentParser) -> None:
+    """--threads on every command that computes on the CPU (main() applies it before the command runs)."""
+    p.add_argument("--threads", type=positive_int, default=argparse.SUPPRESS,
+                   help="CPU threads for this command and the processes it starts (default: torch's, one per core); "
+                        "give each of two processes sharing the cores half")
+
+
 def add_device_flag(p: argparse.ArgumentParser, what: str = "device") -> None:
     p.add_argument("--device", choices=DEVICES, default="auto",
                    help=f"{what}; an absent device is an error, never a silent fallback")
@@ -88,7 +98,7 @@ def add_sampling_flags(p: argparse.ArgumentParser, temperature: float, top_k: in
                    help="softmax temperature; 0 = greedy" + (" (tensor; the scalar path needs > 0)" if scalar else ""))
     p.add_argument("--top-k", type=positive_int, default=top_k, help="sample among the k most likely tokens")
     p.add_argument("--top-p", type=unit_interval, default=None, help="nucleus sampling mass in (0, 1]")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--seed", type=sampling_seed, default=0, help="sampling seed")
 
 
 def add_corpus_flags(p: argparse.ArgumentParser) -> None:

@@ -13,8 +13,9 @@ import sys
 
 from nanochat_next import __version__
 from nanochat_next.cli import chat_cmds, generate_cmds, model_cmds, system_cmds, tokenizer_cmds, train_cmds
-from nanochat_next.cli.args import Parser
+from nanochat_next.cli.args import Parser, add_threads_flag
 from nanochat_next.errors import UserError
+from nanochat_next.runtime import set_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     for family in (tokenizer_cmds, train_cmds, chat_cmds, generate_cmds, model_cmds, system_cmds):
         family.register(sub, fmt)
+    for command in sub.choices.values():  # every command computes on the CPU at some point
+        add_threads_flag(command)
     return parser
 
 
@@ -37,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a bad argument (already reported in one line)
         return exc.code if isinstance(exc.code, int) else 2
     try:
+        set_threads(getattr(args, "threads", None))
         return args.func(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

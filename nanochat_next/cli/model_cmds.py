@@ -9,18 +9,25 @@ from pathlib import Path
 from nanochat_next.cli.args import non_negative_int
 from nanochat_next.export import FORMATS
 
+FORMAT_HELP = {"safetensors": "our versioned model format + the tokenizer files",
+               "hf": "a transformers directory, AutoModelForCausalLM",
+               "onnx": "prefill + decode graphs with the KV cache, for onnxruntime in Python, Node and the browser",
+               "tokenizer": "tokenizer.json for Hugging Face tokenizers",
+               "gguf": "llama.cpp's gpt2 architecture, classic style only",
+               "nanochat": "nanochat 2f09686's checkpoint layout, --recipe nanochat models only"}
+
 
 def register(sub, fmt) -> None:
-    p = sub.add_parser("export", help="export a tensor model: safetensors, hf, onnx, tokenizer or nanochat",
+    p = sub.add_parser("export", help=f"export a tensor model: {', '.join(FORMATS)}",
                        formatter_class=fmt,
                        description="Write a trained model in a format other stacks load, then verify it against the "
-                                   "model (logits and greedy tokens; docs/interop.md): safetensors (our versioned "
-                                   "model format), hf (transformers AutoModelForCausalLM), onnx (prefill + decode "
-                                   "graphs with the KV cache), tokenizer (tokenizer.json), nanochat (its checkpoint "
-                                   "layout). hf, onnx and tokenizer need the export extra: pip install "
+                                   "model (logits and greedy tokens; docs/interop.md): " + "; ".join(
+                                       f"{name} ({what})" for name, what in FORMAT_HELP.items()) + ". All but "
+                                   "safetensors and nanochat need the export extra: pip install "
                                    "'nanochat-next[export]'.")
     p.add_argument("--checkpoint", default="out/tensor", help="a tensor training output directory")
-    p.add_argument("--to", choices=FORMATS, default="nanochat", help="target format")
+    p.add_argument("--to", choices=FORMATS, default="safetensors",
+                   help="target format (the default works for every model the default recipe trains)")
     p.add_argument("--out", "--dest", dest="out", default=None,
                    help="directory to write into (default: CHECKPOINT/export/<format>)")
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
@@ -40,11 +47,10 @@ def register(sub, fmt) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from nanochat_next.atomic import writable_dir
     from nanochat_next.export.formats import export
 
-    out = writable_dir(args.out or Path(args.checkpoint) / "export" / args.to)
-    report = export(args.checkpoint, args.to, out, args.verify)
+    out = Path(args.out or Path(args.checkpoint) / "export" / args.to)
+    report = export(args.checkpoint, args.to, out, args.verify)  # creates `out` only once the model has loaded
     size = sum(report["files"].values())
     print(f"wrote {len(report['files'])} files ({size / 1e6:.1f} MB) to {out}/ in {report['export_seconds']:.1f} s "
           f"({args.to}; docs/interop.md says what loads it)")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from nanochat_next.atomic import write_text
+from nanochat_next.atomic import writable_dir, write_text
 from nanochat_next.errors import UserError
 from nanochat_next.export import FORMATS
 from nanochat_next.export import verify as check
@@ -105,9 +105,18 @@ def export(source: str | Path, fmt: str, out: Path, verify: bool = True) -> dict
     model, tokenizer, config = load_trained(source, "cpu")
     if model.style not in ("modern", "classic") and fmt != "tokenizer":
         raise UserError(f"--to {fmt} exports GPT models (modern or classic style); this is a {model.style} model")
+    # only now, once the model has loaded: a command that fails on its input creates nothing
+    first_new = next((p for p in (*reversed(Path(out).absolute().parents), Path(out).absolute()) if not p.exists()),
+                     None)
+    out = writable_dir(out)
     model = model.float().eval()
     start = time.perf_counter()
-    files = write_format(fmt, model, tokenizer, source, out, config.get("summary", {}))
+    try:
+        files = write_format(fmt, model, tokenizer, source, out, config.get("summary", {}))
+    except UserError:  # refused (e.g. a `next` model to nanochat's layout): take back the empty folders we made
+        if first_new is not None and not any(f.is_file() for f in first_new.rglob("*")):
+            shutil.rmtree(first_new, ignore_errors=True)
+        raise
     report = {"format": fmt, "style": model.style, "out": str(out),
               "export_seconds": round(time.perf_counter() - start, 3),
               "files": {p.name: p.stat().st_size for p in files}, "verified": None}

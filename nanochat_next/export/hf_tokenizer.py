@@ -74,11 +74,32 @@ def tokenizer_json(tokenizer: BPETokenizer) -> dict:
     }
 
 
+# nanochat's chat template (tokenizer.chat_template.render_for_reply) in Jinja, for transformers'
+# apply_chat_template: <|bos|>, each user turn in <|user_start|> ... <|user_end|> (a leading system message merged
+# into the first one, "system\n\nuser"), each assistant turn in <|assistant_start|> ... <|assistant_end|>, and
+# <|assistant_start|> at the end when a reply is wanted. Rendered as text, then tokenized: the markers are the
+# added special tokens (transformers matches them), the contents plain text, so the ids equal ours (tested)
+CHAT_TEMPLATE = (
+    "{%- set ns = namespace(system='') -%}"
+    "{{- bos_token -}}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'system' -%}{%- set ns.system = message['content'] + '\n\n' -%}"
+    "{%- elif message['role'] == 'user' -%}"
+    "{{- '<|user_start|>' + ns.system + message['content'] + '<|user_end|>' -}}{%- set ns.system = '' -%}"
+    "{%- else -%}{{- '<|assistant_start|>' + message['content'] + '<|assistant_end|>' -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|assistant_start|>' -}}{%- endif -%}"
+)
+
+
 def tokenizer_config(tokenizer: BPETokenizer, max_length: int) -> dict:
-    """tokenizer_config.json: what transformers and tokenizers.js read beside tokenizer.json."""
+    """tokenizer_config.json: what transformers and tokenizers.js read beside tokenizer.json (the chat template
+    included, for models fine-tuned to chat; a base model has it too, it is the tokenizer's format)."""
     return {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|bos|>", "eos_token": "<|bos|>",
             "model_max_length": max_length, "clean_up_tokenization_spaces": False,
-            "additional_special_tokens": [t for t in tokenizer.special_tokens if t != "<|bos|>"]}
+            "additional_special_tokens": [t for t in tokenizer.special_tokens if t != "<|bos|>"],
+            "chat_template": CHAT_TEMPLATE}
 
 
 def write_hf_tokenizer(tokenizer: BPETokenizer, directory: Path, max_length: int) -> list[Path]:

@@ -24,14 +24,19 @@ from nanochat_next.errors import UserError
 from nanochat_next.infer.decode_step import compiled_step, previous_embedding, write
 from nanochat_next.infer.kv_cache import KVCache
 
+SEED_RANGE = (0, 2**63 - 1)  # what torch.Generator.manual_seed takes without overflowing
 
-def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None, seed: int = 0) -> None:
+    """The sampling settings every caller (CLI, server, notebooks) must pass: one error line each, before any work."""
     if not isinstance(temperature, (int, float)) or math.isnan(temperature) or temperature < 0:
         raise UserError(f"temperature must be a number >= 0 (0 = greedy), got {temperature}")
     if top_k is not None and top_k < 1:
         raise UserError(f"top-k must be at least 1, got {top_k}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise UserError(f"top-p must be in (0, 1], got {top_p}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise UserError(f"the seed must be an integer from {SEED_RANGE[0]} to {SEED_RANGE[1]}, got {seed!r:.40}")
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
@@ -39,8 +44,12 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     """One token id per row of (B, vocab) logits, as a (B,) tensor."""
     if temperature == 0:  # greedy: the most likely token, no randomness
         return logits.argmax(-1)
-    # temperature < 1 sharpens the distribution (more likely tokens win more often), > 1 flattens it
-    logits = logits.float() / temperature
+    # temperature < 1 sharpens the distribution (more likely tokens win more often), > 1 flattens it. The largest
+    # logit is subtracted first (softmax does not change): then a tiny temperature gives 0 / T = 0 for the best
+    # token and -inf for the rest, never inf - inf = NaN (1e-300 crashed the sampler before). In float64: in float32 a
+    # temperature of 1e-300 is 0, and 0 / 0 is NaN again
+    logits = logits.double()
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
     if top_k is not None and top_k < logits.size(-1):  # only the k most likely tokens stay in the draw
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -88,7 +97,7 @@ class Engine:
     def generate(self, prompt: Sequence[int], max_new_tokens: int, num_samples: int = 1, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int = 0,
                  stop_tokens: set[int] | None = None) -> Iterator[list[int | None]]:
-        check_sampling(temperature, top_k, top_p)
+        check_sampling(temperature, top_k, top_p, seed)
         if not prompt:
             raise UserError("the prompt needs at least one token (start it with <|bos|>)")
         if len(prompt) > self.context:

@@ -48,29 +48,31 @@ def chat_messages(conversation: dict) -> list[dict]:
 def render_conversation(conversation: dict, tokenizer: BPETokenizer, max_tokens: int = 2048) -> tuple[list[int],
                                                                                                       list[int]]:
     """(ids, mask) of a conversation: mask[i] = 1 where token i is trained (the assistant's own tokens)."""
-    ids: list[int] = []
-    mask: list[int] = []
-
-    def add(tokens: list[int], trained: int) -> None:
-        ids.extend(tokens)
-        mask.extend([trained] * len(tokens))
-
-    special = tokenizer.special_id
-    add([tokenizer.bos_id], 0)
+    ids, mask = [tokenizer.bos_id], [0]
     for message in chat_messages(conversation):
-        content = message["content"]
-        if message["role"] == "user":
-            add([special("<|user_start|>"), *tokenizer.encode(content), special("<|user_end|>")], 0)
-            continue
-        add([special("<|assistant_start|>")], 0)
-        for kind, text in assistant_parts(content):
-            if kind == "text":
-                add(tokenizer.encode(text), 1)
-            else:
-                start, end, trained = PART_MARKERS[kind]
-                add([special(start), *tokenizer.encode(text), special(end)], trained)
-        add([special("<|assistant_end|>")], 1)  # the model learns to end its turn
+        message_ids, message_mask = message_tokens(message, tokenizer)
+        ids += message_ids
+        mask += message_mask
     return ids[:max_tokens], mask[:max_tokens]
+
+
+def message_tokens(message: dict, tokenizer: BPETokenizer) -> tuple[list[int], list[int]]:
+    """(ids, mask) of one (validated) message: a conversation renders as <|bos|> + its messages, one after another."""
+    special = tokenizer.special_id
+    content = message["content"]
+    if message["role"] == "user":  # the user's turn is context, never trained
+        ids = [special("<|user_start|>"), *tokenizer.encode(content), special("<|user_end|>")]
+        return ids, [0] * len(ids)
+    ids, mask = [special("<|assistant_start|>")], [0]
+    for kind, text in assistant_parts(content):
+        if kind == "text":
+            part = tokenizer.encode(text)
+            ids, mask = ids + part, mask + [1] * len(part)
+        else:
+            start, end, trained = PART_MARKERS[kind]
+            part = [special(start), *tokenizer.encode(text), special(end)]
+            ids, mask = ids + part, mask + [trained] * len(part)
+    return ids + [special("<|assistant_end|>")], mask + [1]  # the model learns to end its turn
 
 
 def assistant_parts(content) -> list[tuple[str, str]]:
@@ -96,16 +98,18 @@ def render_for_reply(conversation: dict, tokenizer: BPETokenizer) -> list[int]:
     return [*ids, tokenizer.special_id("<|assistant_start|>")]
 
 
-def fit_history(messages: list[dict], tokenizer, room: int) -> tuple[list[int] | None, int]:
+def fit_history(messages: list[dict], tokenizer: BPETokenizer, room: int) -> tuple[list[int] | None, int]:
     """The reply prompt of the newest conversation that fits in ``room`` tokens, dropping the oldest exchanges
-    (a user message and its reply) first; (None, tokens of the last message) if the last message alone is too
-    long. Returns (prompt, exchanges dropped)."""
-    dropped = 0
-    while True:
-        prompt = render_for_reply({"messages": messages}, tokenizer)
-        if len(prompt) <= room:
-            return prompt, dropped
-        if len(messages) == 1:
-            return None, len(prompt)
-        del messages[:2]  # forget the oldest exchange rather than overflow the context
-        dropped += 1
+    (a user message and its reply) first; (None, tokens of the last message's prompt) if the last message alone
+    is too long. Returns (prompt, exchanges dropped). Each message is tokenized once: linear in the history."""
+    rendered = [message_tokens(m, tokenizer)[0] for m in chat_messages({"messages": messages})]
+    total = 1 + sum(map(len, rendered)) + 1  # <|bos|>, the messages, <|assistant_start|>
+    start = 0
+    while total > room:
+        if start + 1 >= len(rendered):  # only the last user message is left, and it does not fit
+            return None, total
+        total -= len(rendered[start]) + len(rendered[start + 1])  # forget the oldest exchange
+        start += 2
+    prompt = [tokenizer.bos_id, *(t for ids in rendered[start:] for t in ids),
+              tokenizer.special_id("<|assistant_start|>")]
+    return prompt, start // 2

@@ -36,7 +36,7 @@ from nanochat_next.errors import UserError
 from nanochat_next.faults import crash_after_save
 from nanochat_next.interrupt import GracefulStop
 from nanochat_next.model.saving import save_model
-from nanochat_next.runtime import DtypeChoice, choose_dtype, measure_matmul_flops
+from nanochat_next.runtime import DtypeChoice, busy_note, choose_dtype, measure_matmul_flops
 from nanochat_next.tokenizer.bpe import BPETokenizer
 from nanochat_next.train import checkpoint
 from nanochat_next.train.config import (
@@ -443,6 +443,9 @@ def announce(job: Job, log) -> None:
         f"compile {run.compile} | processes {procs.world} | threads {torch.get_num_threads()}")
     if job.muon_choice is not None:
         log(f"Muon orthogonalisation in {job.muon_choice.name} ({job.muon_choice.reason})")
+    note = busy_note() if procs.device.type == "cpu" and procs.world == 1 else None
+    if note:  # under torchrun the ranks themselves load the cores: no note
+        log(note)
     log(f"{run.model_kind}/{run.style}: {params:,} parameters, {job.model.flops_per_token():,} FLOPs/token | batch "
         f"{run.total_batch_size:,} tokens = {run.device_batch_size} x {run.max_seq_len} x {job.grad_accum} "
         f"accumulation x {procs.world} processes | Muon weight decay {job.weight_decay:.4f}")

@@ -119,3 +119,25 @@ def test_mps_and_unknown_muon_dtypes():
     assert runtime.choose_muon_dtype(torch.device("mps")).dtype == torch.float32
     with pytest.raises(UserError, match="unknown Muon dtype 'float16'"):
         runtime.choose_muon_dtype("cpu", "float16")
+
+
+@pytest.mark.parametrize("load, cores, said", [(3.4, 2, True), (1.9, 2, False), (2.0, 2, False), (9.0, 16, False)])
+def test_a_busy_machine_is_said_once(load, cores, said):
+    note = runtime.busy_note(cores, load)
+    assert (note is not None) is said
+    if said:
+        assert f"load {load:.1f} on {cores} cores" in note and "--threads 1" in note
+
+
+def test_threads_are_set_for_this_process_and_its_children(monkeypatch):
+    import os
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    try:
+        runtime.set_threads(1)
+        assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+        runtime.set_threads(None)  # no flag: torch's choice stays
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

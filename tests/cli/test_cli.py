@@ -138,3 +138,14 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys, case):
     assert expected in err[-1], err
     assert err[-1].startswith(("error:", "nanochat-next")), err
     assert not any("Traceback" in line for line in err)
+
+
+def test_every_command_takes_threads():
+    import argparse
+
+    from nanochat_next.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert all("--threads" in p._option_string_actions for p in sub.choices.values())
+    args = build_parser().parse_args(["doctor", "--threads", "1"])
+    assert args.threads == 1

@@ -86,3 +86,30 @@ def test_missing_checkpoint(tmp_path):
     for command in ("sample", "chat"):
         result = run_cli(command, "--checkpoint", str(tmp_path / "none"))
         assert result.returncode == 2 and "no " in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seed", "1180591620717411303424"], "--seed: expected an integer from 0 to 9223372036854775807"),
+    (["--seed", "-3"], "--seed: expected an integer from 0"),
+    (["--temperature", "nan"], "--temperature: expected a number >= 0"),
+])
+def test_sampling_flags_are_refused_in_one_line(flags, message, capsys):
+    """A seed past torch's range ended in a traceback (exit 1); now one error line, exit 2, before loading."""
+    from nanochat_next.cli.main import main
+
+    assert main(["sample", "--checkpoint", "out/nothing-here", "--prompt", "x", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_tiny_temperature_samples_the_greedy_token():
+    """temperature 1e-300 made logits / T overflow to inf - inf = NaN inside the sampler (a traceback)."""
+    import torch
+
+    from nanochat_next.infer.engine import sample_next
+
+    logits = torch.tensor([[1.0, 3.0, 2.0], [0.5, 0.1, 0.2]])
+    for t in (1e-300, 1e-30):
+        assert sample_next(logits, t, generator=torch.Generator().manual_seed(0)).tolist() == [1, 0]
+    uniform = sample_next(logits.repeat(200, 1), float("inf"), generator=torch.Generator().manual_seed(0))
+    assert set(uniform.tolist()) == {0, 1, 2}, "an infinite temperature draws uniformly"

@@ -43,6 +43,20 @@ def test_node_script_generates_our_greedy_tokens(gold, onnx_exports):
     assert out["prompt_ids"] == gold.prompt_ids and out["tokens"] == gold.greedy
 
 
+def test_typed_special_tokens_are_plain_text_in_every_client(gold, onnx_exports):
+    """The Node script and the page (one encodePrompt) read a typed "<|assistant_end|>" as text, as sample, chat
+    and serve do (tokenizers.js alone would read it as the special token)."""
+    node = need_node()
+    prompt = "<|bos|> hi <|assistant_end|><|user_start|>x<|nope|>"
+    result = subprocess.run([node, "node/generate.mjs", str(onnx_exports[gold.name]), prompt, "--max-new-tokens", "1",
+                             "--json"], cwd=CLIENTS, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    tokenizer = BPETokenizer.load(gold.path / "tokenizer")
+    ids = json.loads(result.stdout)["prompt_ids"]
+    assert ids == tokenizer.encode(prompt, prepend_bos=True)
+    assert ids.count(tokenizer.bos_id) == 1 and tokenizer.special_id("<|assistant_end|>") not in ids
+
+
 def test_node_script_fails_in_one_line_on_a_missing_export(tmp_path):
     node = need_node()
     result = subprocess.run([node, "node/generate.mjs", str(tmp_path), "hi"], cwd=CLIENTS, capture_output=True,

@@ -75,9 +75,24 @@ def test_refusals_are_one_line(golden_root, tmp_path, capsys):
              (["--checkpoint", str(golden_root / "modern-next"), "--to", "nanochat"], "train with --recipe nanochat"),
              (["--checkpoint", str(golden_root / "classic"), "--to", "nanochat"], "only the modern style")]
     for args, message in cases:
-        assert main(["export", *args, "--out", str(tmp_path / "out")]) != 0
+        assert main(["export", *args, "--out", str(tmp_path / "out" / "deeper")]) != 0
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "out").exists(), f"a refused export left {tmp_path / 'out'} behind ({args})"
+
+
+def test_the_default_format_exports_the_default_recipes_model(golden_root, tmp_path, capsys):
+    """The first export a user tries (no --to) works on what the default `next` recipe trains."""
+    assert main(["export", "--checkpoint", str(golden_root / "modern-next"), "--out", str(tmp_path / "x")]) == 0
+    assert (tmp_path / "x" / "model.safetensors").is_file() and "verified" in capsys.readouterr().out
+
+
+def test_export_help_lists_every_format(capsys):
+    from nanochat_next.export import FORMATS
+
+    assert main(["export", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(f"{name} (" in text for name in FORMATS), text
 
 
 def test_export_of_an_unknown_format_is_refused(golden_root, tmp_path):

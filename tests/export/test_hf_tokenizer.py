@@ -78,3 +78,28 @@ def test_transformers_loads_the_files_as_a_fast_tokenizer(trained, tmp_path):
     assert fast.is_fast and fast.bos_token_id == tokenizer.bos_id and len(fast) == tokenizer.vocab_size
     assert fast(val[1], add_special_tokens=False)["input_ids"] == tokenizer.encode(val[1])
     assert fast.decode(tokenizer.encode(val[1])) == val[1]
+
+
+@pytest.mark.parametrize("conversation", [
+    [{"role": "user", "content": "Who are you?"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Spell 'cat'."},
+     {"role": "assistant", "content": "c-a-t"}, {"role": "user", "content": "Now 'dog', ünïcödé 👍"}],
+])
+def test_the_chat_template_renders_as_ours(trained, tmp_path, conversation):
+    """A chat model exported to Hugging Face renders conversations with nanochat's template: transformers'
+    apply_chat_template gives the ids of our renderer (for a reply, and for a whole conversation)."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("jinja2")
+    from nanochat_next.tokenizer.chat_template import render_conversation, render_for_reply
+
+    tokenizer, _ = trained
+    write_hf_tokenizer(tokenizer, tmp_path, 256)
+    fast = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ids = fast.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
+    ids = ids["input_ids"] if hasattr(ids, "keys") else list(ids)  # a BatchEncoding in newer transformers
+    assert ids == render_for_reply({"messages": conversation}, tokenizer)
+    if conversation[-1]["role"] == "user":
+        whole = [*conversation, {"role": "assistant", "content": "ok"}]
+        ids = fast.apply_chat_template(whole, tokenize=True)
+        ids = ids["input_ids"] if hasattr(ids, "keys") else list(ids)  # a BatchEncoding in newer transformers
+        assert ids == render_conversation({"messages": whole}, tokenizer)[0]

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nanochat_next.infer.engine import Engine
@@ -75,6 +75,10 @@ BAD = {
     "temperature": ({"messages": [{"role": "user", "content": "a"}], "temperature": -1}, "temperature must be"),
     "max_tokens": ({"messages": [{"role": "user", "content": "a"}], "max_tokens": 0}, "max_tokens must be"),
     "top_k type": ({"messages": [{"role": "user", "content": "a"}], "top_k": "x"}, "top_k must be an integer"),
+    "seed type": ({"messages": [{"role": "user", "content": "a"}], "seed": "abc"}, "seed must be an integer"),
+    "huge seed": ({"messages": [{"role": "user", "content": "a"}], "seed": 2**70}, "seed must be between"),
+    "nan temperature": ('{"messages": [{"role": "user", "content": "a"}], "temperature": NaN}', "temperature must"),
+    "deep nesting": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
 }
 
 
@@ -85,16 +89,87 @@ def test_bad_requests_are_400_with_the_reason(client, case):
     assert status == 400 and message in answer["error"]
 
 
+def test_without_max_tokens_the_reply_fits_the_context(client):
+    """The default reply budget is half the context (at most 256): with a context of 64, a plain request works
+    (it was a 413 "needs 0 tokens" when the default equalled the context)."""
+    status, events = chat(client, {"messages": [{"role": "user", "content": "hi"}], "temperature": 0})
+    assert status == 200 and events[-1]["done"] and len(events[-1]["tokens"]) <= 32
+    status, body = chat(client, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 64})
+    assert status == 413 and "leaves no room for a message" in body["error"] and "at most 59" in body["error"]
+
+
+def test_extreme_sampling_values_stream_to_the_end(client):
+    """A temperature of 1e-300 overflowed logits / T into NaN after the 200 was sent (a dropped stream)."""
+    for body in ({"temperature": 1e-300}, {"temperature": 5.0, "top_k": 0}, {"seed": 2**63 - 1}):
+        status, events = chat(client, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, **body})
+        assert status == 200 and events[-1].get("done"), (body, events[-1])
+
+
+def test_a_failure_after_the_stream_started_ends_it_with_an_error_event(client, monkeypatch):
+    def broken(self, *args, **kwargs):
+        yield 5, "partial"
+        raise RuntimeError("the model fell over")
+
+    monkeypatch.setattr(Engine, "stream_pieces", broken)
+    status, events = chat(client, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    assert status == 200 and events[0] == {"token": "partial"}
+    assert "the model fell over" in events[-1]["error"]
+
+
+def test_a_body_over_the_limit_is_413(client):
+    body = json.dumps({"messages": [{"role": "user", "content": "x" * 1_100_000}]})
+    response = client.post("/chat", content=body)
+    assert response.status_code == 413 and "at most 1,000,000" in response.json()["error"]
+
+
+def test_a_long_history_is_trimmed_in_linear_time_and_health_answers_meanwhile(client):
+    """10,001 messages took 95 s (the history was re-rendered after each dropped exchange, on the event loop, so
+    /health stalled 33 s). Now each message is tokenized once, in a worker thread."""
+    import time
+
+    history = [{"role": r, "content": f"line {i} of a long chat"} for i in range(5000) for r in ("user", "assistant")]
+    body = {"messages": [*history, {"role": "user", "content": "hi"}], "max_tokens": 2}
+    answers = []
+    worker = threading.Thread(target=lambda: answers.append(chat(client, body)))
+    t0 = time.perf_counter()
+    worker.start()
+    health = client.get("/health")
+    worker.join(60)
+    assert health.status_code == 200 and health.json()["status"] == "ready"
+    status, events = answers[0]
+    assert status == 200 and events[-1]["dropped"] >= 4990  # all but the newest exchange or so
+    assert time.perf_counter() - t0 < 30  # linear: ~1 s of tokenizing here (a quadratic trim took 95 s)
+
+
+def test_fit_history_equals_rendering_the_kept_messages():
+    from nanochat_next.tokenizer.chat_template import fit_history
+
+    _, tokenizer, _ = load_trained(MODEL, "cpu")
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "one"},
+                {"role": "assistant", "content": "two"}, {"role": "user", "content": "three"},
+                {"role": "assistant", "content": "four"}, {"role": "user", "content": "five"}]
+    whole = render_for_reply({"messages": messages}, tokenizer)
+    assert fit_history(messages, tokenizer, len(whole)) == (whole, 0)
+    kept = render_for_reply({"messages": messages[3:]}, tokenizer)
+    assert fit_history(messages, tokenizer, len(whole) - 1) == (kept, 1)  # the system message went with turn 1
+    assert fit_history(messages, tokenizer, 3)[0] is None
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(
                         ["messages", "role", "content", "temperature", "top_k", "max_tokens", "seed", "x"]), inner,
                         max_size=5), max_leaves=12))
+@example({"messages": [{"role": "user", "content": "a"}], "temperature": 1e-300, "seed": 2**70})
+@example({"messages": [{"role": "user", "content": "a"}], "temperature": float("inf"), "top_k": 2**64})
+@example({"messages": [{"role": "user", "content": "a"}], "max_tokens": 3.0, "seed": -1})
 def test_fuzzed_bodies_never_crash_the_server(client, body):
     if isinstance(body, dict) and isinstance(body.get("max_tokens"), int):
         body["max_tokens"] = min(body["max_tokens"], 4)  # keep any accepted request quick
-    status, _ = chat(client, body)
+    status, answer = chat(client, body)
     assert status in (200, 400, 413)
+    if status == 200:  # an accepted request streams to its end: a done event, never an error or a cut
+        assert answer[-1].get("done"), answer[-1]
 
 
 def test_busy_server_answers_429(client):

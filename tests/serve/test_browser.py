@@ -74,3 +74,20 @@ def test_an_error_shows_in_the_page_and_the_chat_goes_on(server, chromium_page):
     page.evaluate("window.forceGreedy = true")
     ask(page, "hi")
     assert page.evaluate("window.lastReply.done") is True
+
+
+def test_the_page_recovers_from_a_network_error(server, chromium_page):
+    """After "Failed to fetch" the Send button stayed disabled for good (only a reload helped). Here the network
+    drops for one request: the page says so, and the next question is answered."""
+    page = chromium_page
+    page.goto(server)
+    page.wait_for_function("document.body.dataset.state === 'ready'", timeout=60_000)
+    page.evaluate("window.forceGreedy = true")
+    page.fill("#maxtokens", "4")
+    page.route("**/chat", lambda route: route.abort("internetdisconnected"))  # the server is unreachable
+    ask(page, "hi")
+    assert "error:" in page.inner_text(".note") and not page.is_disabled("#send")
+    assert page.locator(".assistant").count() == 0 and page.locator(".user").count() == 1
+    page.unroute("**/chat")  # the server is back
+    ask(page, "hello")
+    assert page.evaluate("window.lastReply.done") is True and not page.is_disabled("#send")

@@ -234,3 +234,27 @@ def test_every_recipe_feature_resumes_bit_for_bit(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert losses(tmp_path / "r") == losses(tmp_path / "full")
     assert losses(tmp_path / "full")[-1] < losses(tmp_path / "full")[0]
+
+
+@pytest.mark.slow
+def test_ddp_crash_then_resume_equals_an_uninterrupted_two_process_run(tmp_path):
+    """Two processes (torchrun, gloo), rank 0 killed right after saving step 2, the pair restarted with --resume
+    latest: the losses and final weights equal an uninterrupted two-process run (the loader's state is the global
+    stream's, so both ranks continue at the same place)."""
+    def torchrun(out, *extra, env=None):
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                               "--master_port=29631", "-m", "nanochat_next", *TINY, "--steps", "6", "--save-every", "2",
+                               "--device-batch-size", "1", "--out", str(out), *extra], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, **(env or {})})
+
+    full = torchrun(tmp_path / "full")
+    assert full.returncode == 0, full.stderr[-2000:]
+    crashed = torchrun(tmp_path / "cut", env={"NANOCHAT_NEXT_TEST_CRASH_AFTER_SAVE": "2"})
+    assert crashed.returncode != 0 and (tmp_path / "cut" / "checkpoints" / "step_000002").is_dir()
+    assert len(losses(tmp_path / "cut")) == 2, "it died after step 2"
+    resumed = torchrun(tmp_path / "cut", "--resume", "latest")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stdout and "processes 2" in resumed.stdout
+    assert losses(tmp_path / "cut") == losses(tmp_path / "full") and len(losses(tmp_path / "full")) == 6
+    a, b = (load_file(tmp_path / d / "model" / "model.safetensors") for d in ("full", "cut"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
