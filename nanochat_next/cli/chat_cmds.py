@@ -46,6 +46,25 @@ def register(sub, fmt) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sft)
 
+    p = sub.add_parser("eval", help="evaluate a base model: CORE (nanochat's 22-task few-shot metric)",
+                       formatter_class=fmt,
+                       description="CORE as nanochat computes it (bench/core_eval.py): each task's few-shot prompts, "
+                                   "the choice with the lowest mean loss (or the exact greedy continuation), accuracy "
+                                   "centred on the task's random baseline, CORE = their mean. The eval bundle is "
+                                   "downloaded once into the cache (nanochat's eval_bundle.zip), or read from "
+                                   "--bundle.")
+    p.add_argument("--checkpoint", required=True, help="a training output directory")
+    p.add_argument("--core", action="store_true", required=True, help="compute CORE (the one evaluation so far)")
+    p.add_argument("--bundle", default=None, help="the eval bundle: a directory or the zip (default: the cache's)")
+    p.add_argument("--max-per-task", type=positive_int, default=None,
+                   help="items per task (shuffled as nanochat does); default: all (minutes to hours on a CPU)")
+    p.add_argument("--tasks", default=None, help="comma-separated task labels (default: every task of the bundle)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="device")
+    p.add_argument("--json", dest="json_out", default=None, help="write the results with metadata to this JSON file")
+    p.add_argument("--no-download", action="store_true", help="never download the bundle")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
+
     p = sub.add_parser("chat-eval", help="task accuracy of a model on held-out task examples",
                        formatter_class=fmt,
                        description="Generative accuracy (greedy replies checked by each task's checker) and, for "
@@ -86,6 +105,28 @@ def cmd_sft(args: argparse.Namespace) -> int:
     print(f"done: {result['steps']} steps, final loss {result['final_loss']:.4f}, val bpb (assistant tokens) "
           f"{result['final_val_bpb']:.4f}; saved {settings.out}/. Next: nanochat-next chat-eval --checkpoint "
           f"{settings.out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from nanochat_next.atomic import write_text
+    from nanochat_next.bench.core_eval import bundle_dir, evaluate_core, load_tasks, table
+    from nanochat_next.model.saving import load_trained
+    from nanochat_next.provenance import run_metadata
+
+    only = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    bundle = bundle_dir(args.bundle, allow_download=not args.no_download)
+    load_tasks(bundle, only)  # an unknown task label fails before the model loads
+    model, tokenizer, _ = load_trained(args.checkpoint, args.device)
+    result = evaluate_core(model, tokenizer, bundle, args.max_per_task, only, progress=not args.no_progress)
+    print(table(result))
+    print(f"CORE {result['core']:+.4f} over {len(result['tasks'])} tasks (GPT-2: 0.2565; a model near random guessing "
+          "scores about 0, or below when it is worse than chance)")
+    if args.json_out:
+        doc = {"benchmark": "core", "checkpoint": str(args.checkpoint), "bundle": str(bundle), **result,
+               "metadata": run_metadata()}
+        write_text(Path(args.json_out), json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {args.json_out}")
     return 0
 
 
