@@ -1,18 +1,24 @@
 """Chat tasks generated offline: conversations with a known answer and a checker, in the spirit of nanochat's
 tasks/spellingbee.py, sized for a tiny model to learn in CPU minutes.
 
-| task | user asks | assistant answers | checked by |
-|---|---|---|---|
-| ``spelling`` | Spell the word apple | ``a-p-p-l-e`` | the reply equals the answer |
-| ``letters`` | How many p are in apple? | ``2`` | the first integer in the reply |
-| ``arith`` | What is 23 + 58? | ``81`` | the first integer in the reply |
-| ``identity`` | Who are you? | a fixed introduction | the reply names nanochat-next |
-| ``compare`` (choice) | Which number is larger? A. 23 B. 58 | ``B`` | the letter; categorically: its logit |
+- ``spelling``: "Spell the word apple" -> ``a-p-p-l-e``, checked by equality; a constant answer scores ~0;
+- ``letters``: "How many p are in apple?" -> ``0``..``3``, a quarter of the questions each, checked by the first
+  integer of the reply; a constant answer scores 1/4;
+- ``arith``: "What is 23 + 58?" -> ``81``, checked by the first integer; a constant answer scores a few percent
+  (answers -99..198 repeat by coincidence; chance counts as 0, as for nanochat's GSM8K);
+- ``identity``: "Who are you?" -> the introduction, or (half the questions) "What colour is the sky?" -> a short
+  answer, checked by naming nanochat-next exactly when asked who it is; a constant answer scores 1/2;
+- ``compare`` (multiple choice): "Which number is larger? A. 23 B. 58" -> ``A`` or ``B``, half each, checked by
+  the letter (categorically: by its logit); a constant answer scores 1/2.
 
-Everything is a function of ``(split, count, seed)``: the same call gives the same examples. Train and test are
-disjoint by construction: a question belongs to one split by a hash of its key (the word, the numbers, the
-phrasing), so no test question is ever trained on. Words come from the tinyshakespeare corpus (in the cache:
-no download beyond the corpus itself), lower-case, 3 to 8 letters.
+Honest by construction: the answers a constant reply could exploit are balanced (``letters`` draws its count
+first, ``compare`` alternates the letter, ``identity`` mixes other questions in), so no constant answer scores above
+the task's ``chance`` (tests/chat/test_tasks.py checks every task on its test split), and chat-eval prints the
+majority-answer baseline beside every accuracy. Everything is a function of ``(split, count, seed)``: the same call
+gives the same examples. Train and test are disjoint: a question belongs to one split by a hash of its key (the
+word, the numbers, the phrasing), so no test question is ever trained on; ``distinct`` questions are counted
+(``identity`` has few phrasings and repeats them). Words come from the tinyshakespeare corpus (in the cache: no
+download beyond the corpus itself), lower-case, 3 to 8 letters.
 """
 
 from __future__ import annotations
@@ -38,6 +44,20 @@ IDENTITY_QUESTIONS = ["Who are you?", "What are you?", "What is your name?", "Te
                       "Describe yourself.", "Are you a language model?", "Name yourself.", "What do you call yourself?",
                       "Who built you?", "Which assistant is this?", "Say who you are.", "WHO ARE YOU?",
                       "tell me who you are"]
+# questions that are not about the assistant, for ``identity``: it must introduce itself only when asked who it is
+OTHER_QUESTIONS = [("What colour is the sky?", "Blue."), ("What is the opposite of hot?", "Cold."),
+                   ("Name a fruit.", "An apple."), ("What do cows drink?", "Water."), ("Is fire cold?", "No."),
+                   ("How many legs does a cat have?", "Four."), ("What is the first letter of the alphabet?", "A."),
+                   ("Say hello.", "Hello!"), ("What is frozen water?", "Ice."), ("Which is bigger, a mouse or a "
+                   "horse?", "A horse."), ("What colour is grass?", "Green."), ("Do fish swim?", "Yes."),
+                   ("What comes after Monday?", "Tuesday."), ("Name a colour.", "Red."), ("Is the sun hot?", "Yes."),
+                   ("What animal barks?", "A dog."), ("What do bees make?", "Honey."), ("Is ice hot?", "No."),
+                   ("How many days are in a week?", "Seven."), ("What is the opposite of up?", "Down."),
+                   ("Name a season.", "Winter."), ("What shines at night?", "The moon."),
+                   ("What do we breathe?", "Air."), ("Which is heavier, a feather or a stone?", "A stone."),
+                   ("What colour is snow?", "White."), ("Can birds fly?", "Yes."), ("Say goodbye.", "Goodbye!"),
+                   ("What is two plus two?", "Four."), ("Where do fish live?", "In water."),
+                   ("What is the opposite of big?", "Small.")]
 INTEGER = re.compile(r"-?\d+")
 
 
@@ -55,9 +75,10 @@ def conversation(task: str, question: str, answer: str, **extra) -> dict:
 @dataclass(frozen=True)
 class Task:
     name: str
-    make: Callable[[random.Random, list[str]], tuple[str, str, str]]  # -> (key, question, answer)
+    make: Callable[[random.Random, list[str], int], tuple[str, str, str]]  # (rng, words, index) -> (key, q, a)
     check: Callable[[str, str], bool]  # (reply, answer) -> correct?
     choices: tuple[str, ...] = ()  # a multiple-choice task: the answer is one of these letters
+    chance: float = 0.0  # what a constant answer scores on the balanced test split (0: an open answer)
 
     def examples(self, split: str, count: int, seed: int, words: list[str]) -> list[dict]:
         """``count`` examples of ``split``, the same for the same seed; distinct questions while the split has
@@ -68,7 +89,8 @@ class Task:
         out: list[dict] = []
         seen: set[str] = set()
         for attempt in range(count * 50):  # rejection sampling: the other split's keys are skipped
-            key, question, answer = self.make(rng, words)
+            # the example's index picks its class (a count, a letter, a kind of question): balanced by construction
+            key, question, answer = self.make(rng, words, len(out))
             if split_of(key) != split or (key in seen and attempt < count * 10):
                 continue
             seen.add(key)
@@ -78,33 +100,54 @@ class Task:
         raise UserError(f"could not draw {count} {split} examples of the {self.name} task")
 
 
-def make_spelling(rng: random.Random, words: list[str]) -> tuple[str, str, str]:
+def make_spelling(rng: random.Random, words: list[str], index: int) -> tuple[str, str, str]:
     word = rng.choice(words)
     template = rng.choice(["Spell the word {w}", "How do you spell {w}?", "Spell {w}", "spell {w} letter by letter"])
     return word, template.format(w=word), "-".join(word)
 
 
-def make_letters(rng: random.Random, words: list[str]) -> tuple[str, str, str]:
-    word = rng.choice(words)
-    letter = rng.choice(word) if rng.random() < 0.8 else rng.choice("abcdefghijklmnopqrstuvwxyz")
+LETTER_COUNTS = (0, 1, 2, 3)  # the answers of ``letters``, a quarter each
+
+
+def make_letters(rng: random.Random, words: list[str], index: int) -> tuple[str, str, str]:
+    """A word and a letter that occurs exactly ``LETTER_COUNTS[index % 4]`` times in it: the count is drawn first,
+    so "1" (most letters occur once) is no better a guess than any other answer."""
+    count = LETTER_COUNTS[index % len(LETTER_COUNTS)]
+    while True:
+        word = rng.choice(words)
+        letters = [c for c in "abcdefghijklmnopqrstuvwxyz" if word.count(c) == count]
+        if letters:
+            letter = rng.choice(letters)
+            break
     template = rng.choice(["How many {l} are in {w}?", "Count the letter {l} in {w}", "How many times does {l} "
                            "appear in {w}?"])
-    return f"{word}/{letter}", template.format(l=letter, w=word), str(word.count(letter))
+    return f"{word}/{letter}", template.format(l=letter, w=word), str(count)
 
 
-def make_arith(rng: random.Random, words: list[str]) -> tuple[str, str, str]:
+def make_arith(rng: random.Random, words: list[str], index: int) -> tuple[str, str, str]:
     a, b, op = rng.randrange(100), rng.randrange(100), rng.choice("+-")
     template = rng.choice(["What is {a} {op} {b}?", "{a} {op} {b} =", "Compute {a} {op} {b}"])
     return f"{a}{op}{b}", template.format(a=a, b=b, op=op), str(a + b if op == "+" else a - b)
 
 
-def make_identity(rng: random.Random, words: list[str]) -> tuple[str, str, str]:
-    question = rng.choice(IDENTITY_QUESTIONS)
-    return question, question, IDENTITY
+def make_identity(rng: random.Random, words: list[str], index: int) -> tuple[str, str, str]:
+    """Every other example is not about the assistant: introducing itself to everything scores 1/2, not 1."""
+    if index % 2 == 0:
+        question = rng.choice(IDENTITY_QUESTIONS)
+        return question, question, IDENTITY
+    question, answer = rng.choice(OTHER_QUESTIONS)
+    return question, question, answer
 
 
-def make_compare(rng: random.Random, words: list[str]) -> tuple[str, str, str]:
-    a, b = rng.sample(range(100), 2)
+def check_identity(reply: str, answer: str) -> bool:
+    """Names nanochat-next exactly when the question was who it is."""
+    return ("nanochat-next" in reply) == (answer == IDENTITY)
+
+
+def make_compare(rng: random.Random, words: list[str], index: int) -> tuple[str, str, str]:
+    """The larger number is at A or B alternately: always answering A scores 1/2."""
+    small, large = sorted(rng.sample(range(100), 2))
+    a, b = (large, small) if index % 2 == 0 else (small, large)
     return f"{a}>{b}", f"Which number is larger?\nA. {a}\nB. {b}", "A" if a > b else "B"
 
 
@@ -115,11 +158,22 @@ def first_integer(reply: str, answer: str) -> bool:
 
 TASKS = {
     "spelling": Task("spelling", make_spelling, lambda reply, answer: reply.strip() == answer),
-    "letters": Task("letters", make_letters, first_integer),
-    "arith": Task("arith", make_arith, first_integer),
-    "identity": Task("identity", make_identity, lambda reply, answer: "nanochat-next" in reply),
-    "compare": Task("compare", make_compare, lambda reply, answer: reply.strip()[:1] == answer, ("A", "B")),
+    "letters": Task("letters", make_letters, first_integer, chance=1 / len(LETTER_COUNTS)),
+    "arith": Task("arith", make_arith, first_integer),  # open answers (-99..198), chance 0 as nanochat's GSM8K
+    "identity": Task("identity", make_identity, check_identity, chance=0.5),
+    "compare": Task("compare", make_compare, lambda reply, answer: reply.strip()[:1] == answer, ("A", "B"), 0.5),
 }
+
+
+def majority_baseline(examples: list[dict], check: Callable[[str, str], bool]) -> tuple[float, str]:
+    """(the best accuracy a constant reply reaches on these examples, that reply): each example's answer tried as
+    the reply to every example (the checker decides)."""
+    best, best_reply = 0.0, ""
+    for reply in dict.fromkeys(e["answer"] for e in examples):
+        score = sum(check(reply, e["answer"]) for e in examples) / max(len(examples), 1)
+        if score > best:
+            best, best_reply = score, reply
+    return best, best_reply
 
 
 def task(name: str) -> Task:

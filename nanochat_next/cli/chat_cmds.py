@@ -46,6 +46,36 @@ def register(sub, fmt) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sft)
 
+    from nanochat_next.chat.rl import RLSettings
+
+    p = sub.add_parser("rl", help="reinforcement learning from the tasks' checkers (nanochat's chat_rl)",
+                       formatter_class=fmt,
+                       description="On-policy REINFORCE as nanochat's chat_rl: for each question, several sampled "
+                                   "replies from the current model, rewarded by the task's checker; advantage = "
+                                   "reward - the question's mean reward; token-level normalisation; no KL, no "
+                                   "clipping. Same loop as train and sft: checkpoints, --resume, Ctrl-C, metrics "
+                                   "(reward, pass@k, tied groups, rollout time per step). Writes OUT/model/.")
+    p.add_argument("--base", required=True, help="the model to improve: an sft (or training) output directory")
+    add_config_flags(p, [
+        (("--mix",), {}, "the questions: task:count (spelling, letters, arith, identity, compare) and gsm8k:N, arc:N"),
+        (("--out",), {}, "output directory"),
+        (("--steps",), {"type": positive_int}, "optimizer steps"),
+        (("--questions",), {"type": positive_int}, "questions per step"),
+        (("--samples",), {"type": positive_int}, "sampled replies per question (at least 2)"),
+        (("--temperature",), {"type": positive_float}, "sampling temperature of the rollouts"),
+        (("--top-k",), {"type": positive_int}, "rollouts sample among the k most likely tokens"),
+        (("--max-new-tokens",), {"type": positive_int}, "longest sampled reply"),
+        (("--init-lr-frac",), {"type": positive_float}, "the learning rates as a fraction of nanochat's chat_rl ones"),
+        (("--seed",), {"type": int}, "the questions' order and the rollouts' samples"),
+        (("--eval-every",), {"type": int}, "validation bpb of the held-out answers every N steps"),
+        (("--save-every",), {"type": non_negative_int}, "checkpoint every N steps"),
+        (("--keep-last",), {"type": non_negative_int}, "checkpoints to keep"),
+        (("--device",), {"choices": DEVICES}, "device"),
+    ], RLSettings)
+    p.add_argument("--resume", default=None, metavar="latest|STEP", help="continue from a checkpoint in OUT")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_rl)
+
     p = sub.add_parser("eval", help="evaluate a base model: CORE (nanochat's 22-task few-shot metric)",
                        formatter_class=fmt,
                        description="CORE as nanochat computes it (bench/core_eval.py): each task's few-shot prompts, "
@@ -69,13 +99,17 @@ def register(sub, fmt) -> None:
                        formatter_class=fmt,
                        description="Generative accuracy (greedy replies checked by each task's checker) and, for "
                                    "multiple-choice tasks, categorical accuracy (the choice letters' logits), on the "
-                                   "test split of each task (questions never trained on). Prints a table; --json "
-                                   "writes every figure.")
+                                   "test split of each task (questions never trained on), beside the majority "
+                                   "baseline (the best constant reply) and chance; ChatCORE over the tasks; with "
+                                   "--pass-k, pass@k of sampled replies. Prints a table; --json writes every figure.")
     p.add_argument("--checkpoint", required=True, help="a training or sft output directory")
     p.add_argument("--tasks", default=TASK_LIST, help="comma-separated task names (and gsm8k, arc)")
     p.add_argument("--count", type=positive_int, default=200, help="test examples per task")
     p.add_argument("--seed", type=int, default=0, help="which test examples")
     p.add_argument("--max-new-tokens", type=positive_int, default=24, help="longest generated reply")
+    p.add_argument("--pass-k", type=positive_int, default=1,
+                   help="also sample k replies per question (generative tasks) and report pass@k")
+    p.add_argument("--temperature", type=positive_float, default=1.0, help="the temperature of those samples")
     p.add_argument("--device", choices=DEVICES, default="auto", help="device")
     p.add_argument("--json", dest="json_out", default=None, help="write the results to this JSON file")
     p.set_defaults(func=cmd_chat_eval)
@@ -108,6 +142,20 @@ def cmd_sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rl(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from nanochat_next.chat.rl import RLSettings, reinforce
+
+    settings = RLSettings(**{f.name: getattr(args, f.name) for f in fields(RLSettings) if hasattr(args, f.name)})
+    result = reinforce(args.base, settings, resume=args.resume, progress=not args.no_progress)
+    if result["stopped_by"]:
+        return 130
+    print(f"done: {result['steps']} steps; saved {settings.out}/. Next: nanochat-next chat-eval --checkpoint "
+          f"{settings.out} --pass-k 8")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from nanochat_next.atomic import write_text
     from nanochat_next.bench.core_eval import bundle_dir, evaluate_core, load_tasks, table
@@ -135,7 +183,7 @@ def cmd_chat_eval(args: argparse.Namespace) -> int:
 
     from nanochat_next.atomic import write_text
     from nanochat_next.chat.datasets import FILES as DATASETS
-    from nanochat_next.chat.evaluate import evaluate_tasks, table
+    from nanochat_next.chat.evaluate import chatcore, evaluate_tasks, table
     from nanochat_next.chat.tasks import default_words, task
     from nanochat_next.model.saving import load_trained
 
@@ -146,10 +194,12 @@ def cmd_chat_eval(args: argparse.Namespace) -> int:
     model, tokenizer, _ = load_trained(args.checkpoint, args.device)
     with tqdm(total=len(names) * args.count, desc="chat-eval", unit="example") as bar:
         results = evaluate_tasks(model, tokenizer, names, args.count, args.seed, default_words(),
-                                 args.max_new_tokens, on_example=lambda: bar.update(1))
+                                 args.max_new_tokens, on_example=lambda: bar.update(1), pass_k=args.pass_k,
+                                 temperature=args.temperature)
     print(table(results))
     if args.json_out:
-        doc = {"checkpoint": str(args.checkpoint), "count": args.count, "seed": args.seed, "tasks": results}
+        doc = {"checkpoint": str(args.checkpoint), "count": args.count, "seed": args.seed,
+               "chatcore": chatcore(results), "tasks": results}
         write_text(Path(args.json_out), json.dumps(doc, indent=2) + "\n")
         print(f"wrote {args.json_out}")
     return 0

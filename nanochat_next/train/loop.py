@@ -192,21 +192,28 @@ def restore(job: Job, loaded: checkpoint.Loaded, log) -> LoopState:
 
 def train_step(job: Job, step: int, lr_multiplier: float) -> torch.Tensor:
     """One optimizer step: forward/backward over ``grad_accum`` micro-batches, then the update.
-    Returns the step's mean loss as a 0-D tensor (reading it is the caller's one host sync)."""
+    Returns the step's mean loss as a 0-D tensor (reading it is the caller's one host sync).
+
+    A micro-batch is (inputs, targets), or (inputs, targets, row weights) for a loop whose rows weigh differently
+    (RL: each sample's advantage; the loss is then sum(weight x token loss) over the trained tokens)."""
     device = job.procs.device
-    batches = [next(job.loader) for _ in range(job.grad_accum)]
+    batches = [next(job.loader) for _ in range(job.grad_accum)]  # all of them first: RL rollouts see one model
     weights = step_weights(job, batches)
-    if weights is None:  # no trained token anywhere in this step (SFT): nothing to learn, no update
+    if weights is None:  # no trained token anywhere in this step (SFT, RL): nothing to learn, no update
         job.model.zero_grad(set_to_none=True)
         return torch.zeros((), device=device)
     step_loss = torch.zeros((), device=device)
-    for micro, (x, y) in enumerate(batches):
-        x, y = x.to(device), y.to(device)
+    for micro, batch in enumerate(batches):
+        x, y = batch[0].to(device), batch[1].to(device)
         # DDP: all-reduce the gradients only after the last micro-batch of the step
         last = micro == job.grad_accum - 1
         with nullcontext() if job.procs.world == 1 or last else job.forward.no_sync():
             with job.autocast:
-                loss = job.forward(x, y) if weights == "mean" else job.forward(x, y, loss_reduction="sum")
+                if len(batch) > 2:  # per-row weights: each token's loss times its row's weight, summed
+                    losses = job.forward(x, y, loss_reduction="none").view(y.shape)
+                    loss = (losses * batch[2].to(device)[:, None]).sum()
+                else:
+                    loss = job.forward(x, y) if weights == "mean" else job.forward(x, y, loss_reduction="sum")
             # the step's gradient: the mean over its micro-batches, or over all its trained tokens; gradients add
             # up across backward calls, so dividing each micro-batch's loss is dividing their sum
             scaled = loss / job.grad_accum if weights == "mean" else loss * weights
@@ -226,12 +233,12 @@ def train_step(job: Job, step: int, lr_multiplier: float) -> torch.Tensor:
     return step_loss
 
 
-def step_weights(job: Job, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> str | float | None:
+def step_weights(job: Job, batches: list[tuple]) -> str | float | None:
     """"mean" (each micro-batch's mean loss / grad_accum), or with token weighting 1 / (trained tokens in the
     whole step, all ranks) for the summed losses; None when the step has no trained token at all."""
     if job.loss_weighting == "micro_batch":
         return "mean"
-    count = torch.tensor(float(sum(int((y >= 0).sum()) for _, y in batches)), device=job.procs.device)
+    count = torch.tensor(float(sum(int((b[1] >= 0).sum()) for b in batches)), device=job.procs.device)
     if job.procs.world > 1:
         dist.all_reduce(count)
         count /= job.procs.world  # each rank divides its sum by the per-rank mean count; DDP then averages
@@ -301,13 +308,16 @@ class ProgressLog:
             self.write({"step": step, "val_bpb": bpb})
             self.say(f"step {step:5d} | val bpb {bpb:.4f}")
 
-    def step(self, step: int, loss: float, lrm: float, dt: float, tps: float, mfu: float) -> None:
+    def step(self, step: int, loss: float, lrm: float, dt: float, tps: float, mfu: float,  # noqa: PLR0913
+             extra: dict | None = None) -> None:
         if not self.master:
             return
-        self.write({"step": step, "loss": loss, "lrm": lrm, "dt": dt, "tok_per_s": tps, "mfu": mfu})
+        self.write({"step": step, "loss": loss, "lrm": lrm, "dt": dt, "tok_per_s": tps, "mfu": mfu, **(extra or {})})
         if self.bar:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}", mfu=f"{100 * mfu:.1f}%", refresh=False)
+            shown = {"reward": f"{extra['reward']:.2f}"} if extra and "reward" in extra else {}
+            self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}", mfu=f"{100 * mfu:.1f}%", **shown,
+                                 refresh=False)
 
     def finish(self) -> None:
         if self.bar:
@@ -431,8 +441,10 @@ def run_loop(job: Job, state: LoopState, stop: GracefulStop, out: ProgressLog, r
         tps = run.total_batch_size / dt
         state.losses.append(loss)
         state.tok_per_s.append(tps)
+        # what the loader did this step, for a loop whose data is computed (RL: rewards, rollout time)
+        extra = job.loader.pop_stats() if hasattr(job.loader, "pop_stats") else None
         # MFU: FLOPs done per second / the peak measured on this device in this dtype (all processes)
-        out.step(step, loss, lrm, dt, tps, flops_per_token * tps / (peak * job.procs.world))
+        out.step(step, loss, lrm, dt, tps, flops_per_token * tps / (peak * job.procs.world), extra)
         state.step += 1
 
 
