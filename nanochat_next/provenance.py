@@ -113,3 +113,53 @@ def write_results(directory: str | os.PathLike, name: str, data: dict, markdown:
     write_text(json_path, json.dumps({**data, "metadata": metadata or run_metadata()}, indent=2) + "\n")
     write_text(md_path, markdown.rstrip() + "\n")
     return json_path, md_path
+
+
+def notebook_output_dir(out_dir: str, name: str, save_to_drive: bool = True) -> Path:
+    """Where a notebook writes its artifacts: ``out_dir`` when given; on Colab with ``save_to_drive``, a folder of
+    Google Drive (mounted here: the runtime's own disk is wiped when it ends), as the Colab launcher does; else a
+    fresh temporary directory."""
+    import tempfile
+
+    if out_dir:
+        return Path(out_dir)
+    if save_to_drive and "google.colab" in sys.modules:
+        from google.colab import drive  # noqa: PLC0415 - only on Colab
+
+        drive.mount("/content/drive")
+        path = Path("/content/drive/MyDrive/nanochat-next") / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return Path(tempfile.mkdtemp(prefix=f"{name}-"))
+
+
+def repository_url() -> str:
+    """This project's repository address: pyproject's ``[project.urls] Repository`` (as the installed package's
+    metadata carries it), the one place it is written."""
+    for entry in metadata.metadata("nanochat-next").get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() == "repository":
+            return url.strip()
+    raise RuntimeError("the installed nanochat-next has no Repository URL in its metadata")
+
+
+def committed_results(here: Path | None = None) -> Path | None:
+    """The repository's ``results/`` folder: beside this checkout or the current directory; else (a pip-installed
+    package, e.g. on Colab) fetched once from the repository with a shallow sparse git clone; None when neither
+    works (no git, no network)."""
+    import tempfile
+
+    here = here or Path.cwd()
+    for candidate in (Path(__file__).resolve().parents[1] / "results", here / "results", here.parent / "results"):
+        if candidate.is_dir() and any(candidate.glob("*.json")):
+            return candidate
+    target = Path(tempfile.gettempdir()) / "nanochat-next-results"
+    if not (target / "results").is_dir():
+        try:
+            subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--filter=blob:none", "--sparse",
+                            repository_url(), str(target)], check=True, capture_output=True, timeout=120)
+            subprocess.run(["git", "-C", str(target), "sparse-checkout", "set", "results"], check=True,
+                           capture_output=True, timeout=120)
+        except (OSError, subprocess.SubprocessError, RuntimeError):
+            return None
+    return target / "results" if (target / "results").is_dir() else None

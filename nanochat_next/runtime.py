@@ -268,6 +268,18 @@ def busy_note(cpu_count: int | None = None, load: float | None = None) -> str | 
             f"with --threads (e.g. --threads {max(1, cpu_count // 2)})")
 
 
+def runtime_banner(in_colab: bool = False) -> str:
+    """One line for a notebook's first cell: the runtime it is on and, on a CPU in Colab, how to get a GPU."""
+    if torch.cuda.is_available():
+        return (f"runtime: GPU {torch.cuda.get_device_name()} ({device_description(torch.device('cuda'))}); "
+                "preset='auto' takes the GPU preset")
+    where = f"CPU ({os.cpu_count()} cores)"
+    if in_colab:
+        return (f"runtime: {where}. For the GPU preset: Runtime > Change runtime type > T4 GPU, then Run all; on the "
+                "CPU, preset='auto' takes the small one (a few minutes)")
+    return f"runtime: {where}; preset='auto' takes the CPU preset (a few minutes)"
+
+
 def device_description(device: torch.device) -> str:
     """A human name for the device: the GPU model or the CPU model."""
     if device.type == "cuda":

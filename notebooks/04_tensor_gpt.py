@@ -6,6 +6,10 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -40,6 +44,9 @@ if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED
     pass
 if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
     raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
+from nanochat_next.runtime import runtime_banner
+
+print(runtime_banner(in_colab="google.colab" in sys.modules))  # which runtime, and on Colab's CPU how to get a GPU
 
 # %% tags=["parameters"]
 preset = "auto"  # auto: the values below on a CPU; "gpu" (picked on CUDA): depth 4, 256 tokens, 800 steps of 4,096
@@ -353,7 +360,11 @@ same_weights = all(torch.equal(a, b) for a, b in zip(hand_model.parameters(), li
 print("losses by hand:", [round(v, 4) for v in hand_losses[:5]], "...")
 print("library train: ", [round(v, 4) for v in library_result["losses"][:5]], "...")
 print("identical losses:", hand_losses == library_result["losses"], "| identical weights:", same_weights)
-assert hand_losses == library_result["losses"] and same_weights  # float32, the same operations in the same order
+if dev.type == "cpu":  # float32 on a CPU: the same operations in the same order give the same bits
+    assert hand_losses == library_result["losses"] and same_weights
+else:  # a GPU may sum in another order from run to run (atomic adds in attention's backward): float32 noise on a
+    # loss of ~8 is ~1e-5 per step, so 1e-3 after 10 steps still fails any real difference between the two loops
+    assert max(abs(a - b) for a, b in zip(hand_losses, library_result["losses"])) < 1e-3
 
 # %% [markdown]
 # ## 5. Training: modern (Muon) vs classic (GPT-2, AdamW), same data and budget

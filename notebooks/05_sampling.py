@@ -6,6 +6,10 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -35,6 +39,9 @@ if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED
     pass
 if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
     raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
+from nanochat_next.runtime import runtime_banner
+
+print(runtime_banner(in_colab="google.colab" in sys.modules))  # which runtime, and on Colab's CPU how to get a GPU
 
 # %% tags=["parameters"]
 preset = "auto"  # auto: the values below on a CPU; "gpu" (picked on CUDA): depth 4, 256 tokens, 800 steps of 4,096
@@ -215,7 +222,11 @@ new_tokens = max_seq_len - len(prompt_ids)
 cached = engine.generate_batch(prompt_ids, new_tokens, temperature=0.0, stop_tokens=set())[0]
 uncached = generate_uncached(model, prompt_ids, new_tokens)
 print(f"{new_tokens} greedy tokens; same tokens with and without the cache: {cached == uncached}")
-assert cached == uncached
+if next(model.parameters()).device.type == "cpu":  # float32 on a CPU: the two paths give the same argmax
+    assert cached == uncached
+else:  # reduced-precision GPU kernels may break a near tie one way in one path and the other way in the other;
+    # after the first different token the texts part for good, so only a common start is comparable
+    assert cached[:16] == uncached[:16]
 
 # %% [markdown]
 # How much faster? Timing needs care: the first call pays one-time costs (memory allocation, kernel selection),

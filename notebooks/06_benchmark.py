@@ -63,7 +63,8 @@ device = ""  # "" = the profile's own device
 nanochat_path = ""  # a nanochat checkout; "" = clone nanochat_ref into the cache (needs internet once)
 nanochat_ref = "2f096867244e3d00a50284d1be05fa3f5dcfb84b"  # the pinned ref; "" = run ours alone
 nanochat_python = ""  # the Python with nanochat's dependencies; "" = this kernel's
-out_dir = ""  # where the .json/.md go; "" = a fresh temporary directory
+out_dir = ""  # where the .json/.md go; "" = Google Drive on Colab (save_to_drive), else a fresh temporary directory
+save_to_drive = True  # on Colab: keep the artifacts in Drive (the runtime's disk is wiped when it ends)
 steps = 0  # 0 = the profile's number of steps
 
 # %% [markdown]
@@ -73,7 +74,6 @@ steps = 0  # 0 = the profile's number of steps
 # shared by both sides; nanochat's `base_train` always compiles and on CUDA always uses bf16 autocast.
 
 # %%
-import tempfile
 
 import matplotlib.pyplot as plt
 import torch
@@ -81,6 +81,7 @@ import torch
 from nanochat_next.bench.harness import BenchOptions, run_bench
 from nanochat_next.bench.profiles import PROFILES, profile_for_gpu
 from nanochat_next.bench.scorecard import scorecard_table
+from nanochat_next.provenance import notebook_output_dir
 
 if profile == "auto":
     cuda = torch.cuda.is_available()
@@ -102,7 +103,7 @@ print(f"{'seeds':>22}: {chosen.seeds}; target bpb {chosen.target_bpb}; quality m
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-out = out_dir or tempfile.mkdtemp(prefix="bench-")
+out = str(notebook_output_dir(out_dir, "bench", save_to_drive))
 result = run_bench(BenchOptions(profile=profile, nanochat=nanochat_path or None, nanochat_ref=nanochat_ref or None,
                                 nanochat_python=nanochat_python or None, device=device or None, out=out,
                                 steps=steps or None, progress=False))

@@ -2,11 +2,15 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -46,26 +50,29 @@ if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED
     pass
 if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
     raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
+from nanochat_next.runtime import runtime_banner
+
+print(runtime_banner(in_colab="google.colab" in sys.modules))  # which runtime, and on Colab's CPU how to get a GPU
 
 # %% tags=["parameters"]
 preset = "auto"  # auto: tiny on a CPU (~1 minute), the cpu bench profile's model on a GPU
 grid = "matrix_lr=0.02,0.004 warmdown_ratio=0.5,0.55"  # one change at a time against the first values
 seeds = "42,43,44"
 steps = 0  # 0 = the preset's
-out_dir = ""  # "" = a fresh temporary directory
+out_dir = ""  # "" = Google Drive on Colab (save_to_drive), else a fresh temporary directory
+save_to_drive = True  # on Colab: keep the sweep in Drive (the runtime's disk is wiped when it ends)
 
 # %% [markdown]
 # ## The base run and the grid
 #
-# On a CPU the base is a tiny model (depth 2, 128-token context, 30 steps of 512 tokens) in float32, not
-# compiled, with one tokenizer trained here for every run: ~5 s a run on 2 cores. `--each` semantics: the baseline
-# takes every key's first value; each other value is tried alone. Here one change is large (a 5x smaller
-# learning rate for the block matrices) and one is small (warm down over 55% of the run instead of 50%).
+# On a CPU the base is a tiny model (depth 2, 128-token context, 30 steps of 512 tokens) in the dtype the machine
+# measures faster, not compiled, with one tokenizer trained here for every run: ~5 s a run on 2 cores. `--each`
+# semantics: the baseline takes every key's first value; each other value is tried alone. Here one change is
+# large (a 5x smaller learning rate for the block matrices) and one is small (warm down over 55% of the run
+# instead of 50%).
 
 # %%
-import tempfile
 from dataclasses import asdict, replace
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -73,15 +80,18 @@ import torch
 from nanochat_next.bench.ablate import Sweep, parse_grid, run_sweep
 from nanochat_next.bench.ablate_report import draw_curves, draw_effects, effects
 from nanochat_next.bench.profiles import PROFILES
+from nanochat_next.provenance import committed_results, notebook_output_dir
 from nanochat_next.train.config import RECIPES
 from nanochat_next.train.data import run_data
 
 gpu = torch.cuda.is_available()
 if preset == "auto":
     preset = "gpu" if gpu else "tiny"
-base = {"tiny": replace(PROFILES["smoke"].run, dtype="float32", compile=False),
-        "gpu": replace(PROFILES["cpu"].run, device="cuda", dtype="bfloat16")}[preset]
-out = Path(out_dir or tempfile.mkdtemp(prefix="ablate-"))
+# the dtype is the runtime's choice on every device (auto: bf16 on an A100, fp16 + GradScaler on a T4, measured on
+# a CPU): a fixed one here would fail where the device cannot run it
+base = {"tiny": replace(PROFILES["smoke"].run, dtype="auto", compile=False),
+        "gpu": replace(PROFILES["cpu"].run, device="cuda", dtype="auto")}[preset]
+out = notebook_output_dir(out_dir, "ablate", save_to_drive)
 run_data(replace(base, out=str(out)), log=lambda *a: None)  # trains the sweep's one tokenizer into out/tokenizer
 # the grid varies nanochat's recipe; peak_flops given: no matmul timing at the start of every run
 base = replace(base, **RECIPES["nanochat"], steps=steps or base.steps, tokenizer=str(out / "tokenizer"),
@@ -169,8 +179,8 @@ fig.tight_layout()
 # NBVAL_IGNORE_OUTPUT
 import json
 
-results = Path("../results") if Path("../results").is_dir() else Path("results")
-committed = sorted(results.glob("ablate_*.json"))
+results = committed_results()  # the repository's results/: beside a clone, or fetched (on Colab, from GitHub)
+committed = sorted(results.glob("ablate_*.json")) if results else []
 for path in committed:
     sweep_data = json.loads(path.read_text())
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), width_ratios=[3, 2])
@@ -178,7 +188,8 @@ for path in committed:
     draw_effects(sweep_data, right)
     fig.suptitle(f"{path.name}: {len(sweep_data['seeds'])} seeds per variant")
     fig.tight_layout()
-print(f"{len(committed)} committed sweeps" + ("" if committed else " (none here: clone the repository to see them)"))
+print(f"{len(committed)} committed sweeps from {results}" if committed else
+      "no committed sweeps here (no results/ folder and no network): clone the repository to see them")
 
 # %% [markdown]
 # ## Scale it up

@@ -2,11 +2,15 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -43,6 +47,9 @@ if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED
     pass
 if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
     raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
+from nanochat_next.runtime import runtime_banner
+
+print(runtime_banner(in_colab="google.colab" in sys.modules))  # which runtime, and on Colab's CPU how to get a GPU
 
 # %% tags=["parameters"]
 preset = "auto"  # auto: tiny on a CPU (~1 minute); on a GPU the cpu bench profile's depth-4 model, longer runs
@@ -67,8 +74,7 @@ gpu = torch.cuda.is_available()
 if preset == "auto":
     preset = "gpu" if gpu else "tiny"
 size = {"tiny": ["--depth", "4", "--aspect-ratio", "32", "--head-dim", "32", "--max-seq-len", "128",
-                 "--vocab-size", "512", "--device-batch-size", "8", "--total-batch-size", "1024",
-                 "--dtype", "float32", "--no-compile"],
+                 "--vocab-size", "512", "--device-batch-size", "8", "--total-batch-size", "1024", "--no-compile"],
         "gpu": ["--device", "cuda"]}[preset]
 base_steps, sft_steps = {"tiny": (300, 400), "gpu": (2000, 1500)}[preset]
 out = Path(out_dir or tempfile.mkdtemp(prefix="chat-"))
@@ -84,7 +90,8 @@ assert nanochat_next(["train", *size, "--steps", str(base_steps), "--eval-every"
 from nanochat_next.infer.engine import Engine
 from nanochat_next.model.saving import load_trained
 
-base, tokenizer, _ = load_trained(out / "base", "cpu")
+device = "cuda" if preset == "gpu" else "cpu"  # evaluate and chat where it trained
+base, tokenizer, _ = load_trained(out / "base", device)
 prompt = tokenizer.encode("ROMEO:\n", prepend_bos=True)
 continuation = tokenizer.decode(Engine(base, tokenizer).generate_batch(prompt, 40, temperature=0.0)[0])
 print(continuation)  # the words depend on how this CPU rounds; that it continues the text does not
@@ -152,7 +159,7 @@ assert nanochat_next(["sft", "--base", str(out / "base"), "--mix", mix, "--steps
 # %%
 import json
 
-sft, _, _ = load_trained(out / "sft", "cpu")
+sft, _, _ = load_trained(out / "sft", device)
 after = evaluate_tasks(sft, tokenizer, tasks, count=50, seed=0, words=words)
 metrics = [json.loads(line) for line in (out / "sft" / "metrics.jsonl").read_text().splitlines()]
 losses = [m["loss"] for m in metrics if "loss" in m]

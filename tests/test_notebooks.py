@@ -20,7 +20,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.py"))
 COLAB = REPO / "colab" / "benchmark_colab.py"
-GITHUB_REPO = "ricardofrantz/nanochat-next"  # where the Colab badges point
+
+def repository_slug() -> str:
+    """OWNER/NAME from pyproject's [project.urls] Repository: the one place the address is written."""
+    import tomllib
+
+    url = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    assert url.startswith("https://github.com/"), url
+    return url.removeprefix("https://github.com/")
+
+
+GITHUB_REPO = repository_slug()  # where the Colab badges, install cells and the launcher point
 
 
 def test_there_are_notebooks():
@@ -77,7 +87,8 @@ def test_exercises_with_hidden_tested_solutions(script):
         assert re.search(r"^assert ", cell.source, re.M), f"{script.stem} solution {number} checks nothing"
 
 
-@pytest.mark.parametrize("name", ["04_tensor_gpt", "05_sampling", "07_ablation", "08_chat", "09_inside_the_model"])
+@pytest.mark.parametrize("name", ["04_tensor_gpt", "05_sampling", "07_ablation", "08_chat", "09_inside_the_model",
+                                  "10_rl"])
 def test_training_notebooks_pick_a_gpu_preset(name):
     """Notebooks that train a model worth scaling take preset="auto": the CPU config, a larger one on CUDA."""
     nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
@@ -168,3 +179,39 @@ def test_batch_script_runs_jobs_and_survives_a_failure(tmp_path):
     assert by_name["01_tokenizer.ipynb"]["status"] == "ok"
     assert "steps" not in by_name["01_tokenizer.ipynb"]["parameters"], "only parameters a notebook declares"
     assert (tmp_path / "01_tokenizer.ipynb").is_file()
+
+
+def test_the_repository_address_is_written_once():
+    """Every GitHub/Colab address of this repository in the notebooks, the launcher, README and docs is pyproject's
+    (tools/set_repository_url.py rewrites them all if the repository moves)."""
+    import re
+
+    texts = [*(REPO / "notebooks").glob("*.py"), *(REPO / "notebooks").glob("*.ipynb"), COLAB,
+             COLAB.with_suffix(".ipynb"), REPO / "README.md", *(REPO / "docs").glob("*.md"),
+             REPO / "colab" / "README.md"]
+    owners = set()
+    for path in texts:
+        owners |= set(re.findall(r"(?:github\.com|colab/github)/([\w.-]+/nanochat-next)\b", path.read_text()))
+    assert owners == {GITHUB_REPO}, f"addresses other than pyproject's {GITHUB_REPO}: {owners - {GITHUB_REPO}}"
+
+
+@pytest.mark.parametrize("script", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_gpu_preset_opens_on_a_colab_gpu_and_says_which_runtime(script):
+    """A badge opens Colab's CPU runtime unless the notebook asks for a GPU: every notebook with a GPU preset carries
+    Colab's accelerator metadata and prints, first, which runtime it is on (on Colab's CPU: how to switch)."""
+    nb = nbformat.read(script.with_suffix(".ipynb"), as_version=4)
+    if 'preset = "auto"' not in script.read_text():
+        return
+    assert nb.metadata.get("accelerator") == "GPU" and nb.metadata.get("colab", {}).get("gpuType") == "T4"
+    assert "runtime_banner(" in nb.cells[1].source, "the install cell says which runtime is active"
+
+
+def test_the_runtime_banner_says_how_to_get_a_gpu():
+    import torch
+
+    from nanochat_next.runtime import runtime_banner
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU the banner names it")
+    assert "Change runtime type > T4 GPU" in runtime_banner(in_colab=True)
+    assert runtime_banner().startswith("runtime: CPU")

@@ -23,7 +23,7 @@ class Profile:
 
     name: str
     description: str
-    run: TensorRun  # dtype "auto" on a CPU: measured on the machine that runs it (dtype_choice)
+    run: TensorRun  # dtype "auto" everywhere: the runtime's policy picks it on the device that runs it
     corpus: str  # a known corpus (paragraph documents, last 10% = val shard) or "fineweb-edu:N" (N shards)
     target_bpb: float | None  # time to target without nanochat (with it: nanochat's own final bpb)
     # quality passes when our mean final val bpb (over the seeds) <= nanochat's - quality_margin; a positive
@@ -74,17 +74,17 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             corpus="tinyshakespeare", target_bpb=2.5, quality_margin=0.02, seeds=(42, 43, 44),
             time_ratio_target=1.3),
     Profile("t4", "Colab T4 (16 GB, no bf16): ours fp16 + GradScaler, depth 6, seq 512, 300 steps on FineWeb-EDU",
-            _run(device="cuda", dtype="float16", vocab_size=8192, depth=6, max_seq_len=512, device_batch_size=32,
+            _run(device="cuda", dtype="auto", vocab_size=8192, depth=6, max_seq_len=512, device_batch_size=32,
                  total_batch_size=32768, steps=300, eval_tokens=262144),
             corpus="fineweb-edu:3", target_bpb=None, quality_margin=-0.01, repro_tolerance=5e-3,
             tokenizer_max_chars=200_000_000, decode_prompt_tokens=64, decode_new_tokens=128),
     Profile("a100", "A100 (40/80 GB) bf16: depth 12 (nanochat's d12), seq 2048, 300 steps on FineWeb-EDU",
-            _run(device="cuda", dtype="bfloat16", vocab_size=32768, depth=12, max_seq_len=2048, device_batch_size=16,
+            _run(device="cuda", dtype="auto", vocab_size=32768, depth=12, max_seq_len=2048, device_batch_size=16,
                  total_batch_size=262144, steps=300, eval_tokens=1048576),
             corpus="fineweb-edu:4", target_bpb=None, quality_margin=-0.01, repro_tolerance=5e-3,
             tokenizer_max_chars=500_000_000, decode_prompt_tokens=64, decode_new_tokens=128),
     Profile("h100", "H100 (80 GB) bf16: depth 12 (nanochat's d12), seq 2048, 300 steps on FineWeb-EDU",
-            _run(device="cuda", dtype="bfloat16", vocab_size=32768, depth=12, max_seq_len=2048, device_batch_size=32,
+            _run(device="cuda", dtype="auto", vocab_size=32768, depth=12, max_seq_len=2048, device_batch_size=32,
                  total_batch_size=524288, steps=300, eval_tokens=2097152),
             corpus="fineweb-edu:5", target_bpb=None, quality_margin=-0.01, repro_tolerance=5e-3,
             tokenizer_max_chars=500_000_000, decode_prompt_tokens=64, decode_new_tokens=128),

@@ -119,6 +119,7 @@ class RolloutStream(MicroBatchStream):
         self.micro_batch = state["micro_batch"]
         self.engine = None
         self.stats: list[dict] = []
+        self.last: dict = {}
 
     def attach(self, model: torch.nn.Module) -> None:
         from nanochat_next.infer.engine import Engine
@@ -153,6 +154,9 @@ class RolloutStream(MicroBatchStream):
             ids[row, :len(prompt) + len(reply)] = torch.tensor(prompt + reply)
             if adv[row] != 0:  # a tied group teaches nothing: its rows stay untrained (and uncounted)
                 targets[row, len(prompt):len(prompt) + len(reply)] = torch.tensor(reply)
+        # the last group, as text: to read what the model tries (notebook 10 shows one)
+        self.last = {"question": question["messages"][0]["content"], "answer": question["answer"],
+                     "replies": [self.tokenizer.decode(r) for r in replies], "rewards": rewards.tolist()}
         self.stats.append({"reward": rewards.mean().item(), "any": float(rewards.max().item() > 0),
                            "tied": float(bool((adv == 0).all())), "tokens": sum(map(len, rows)),
                            "rollout_s": time.perf_counter() - t0})

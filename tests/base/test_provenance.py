@@ -39,3 +39,19 @@ def test_run_metadata_here_names_this_checkout():
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
     assert meta["git"]["commit"] == head
     assert "cudnn" in meta["machine"]
+
+
+def test_the_repository_url_is_pyprojects():
+    import tomllib
+
+    from nanochat_next.provenance import repository_url
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert repository_url() == pyproject["project"]["urls"]["Repository"]
+
+
+def test_committed_results_are_found_beside_the_checkout(tmp_path):
+    from nanochat_next.provenance import committed_results
+
+    found = committed_results(tmp_path)
+    assert found == Path(__file__).resolve().parents[2] / "results" and any(found.glob("ablate_*.json"))

@@ -37,7 +37,7 @@ def test_every_profile_is_a_valid_training_config(profile: Profile):
     assert gradient_accumulation(run, world=1) >= 1
     assert profile.seeds[0] == 42, "nanochat's base_train always seeds 42"
     assert profile.seeds[0] != profile.seeds[1]
-    assert run.dtype in {"auto", "bfloat16", "float16"}
+    assert run.dtype == "auto", "the runtime's policy picks every dtype (tests/base/test_device_policy.py)"
     assert run.device in {"cpu", "cuda"}
     assert Profile.from_flat(profile.flat()) == profile, "an artifact's config gives back its profile"
     if run.device == "cpu":
@@ -45,9 +45,17 @@ def test_every_profile_is_a_valid_training_config(profile: Profile):
     assert profile.corpus == "tinyshakespeare" or profile.corpus.startswith("fineweb-edu:")
 
 
-def test_gpu_profiles_follow_the_dtype_rule_and_profile_choice():
-    assert PROFILES["t4"].run.dtype == "float16"  # T4 (sm75): no native bf16 -> fp16 + GradScaler
-    assert PROFILES["a100"].run.dtype == PROFILES["h100"].run.dtype == "bfloat16"
+def test_gpu_profiles_follow_the_dtype_rule_and_profile_choice(monkeypatch):
+    import torch
+
+    from nanochat_next import runtime
+
+    monkeypatch.setattr(runtime, "resolve_device", lambda name: torch.device("cuda"))
+    for name, capability, dtype in (("t4", (7, 5), "float16"), ("a100", (8, 0), "bfloat16"),
+                                    ("h100", (9, 0), "bfloat16")):
+        monkeypatch.setattr(runtime, "cuda_capability", lambda device, c=capability: c)
+        resolved = profiles.resolve_profile(name)
+        assert resolved.run.dtype == dtype and f"{capability[0]}.{capability[1]}" in resolved.dtype_reason
     assert profiles.profile_for_gpu(None, None) == "smoke"
     assert profiles.profile_for_gpu("Tesla T4", (7, 5)) == "t4"
     assert profiles.profile_for_gpu("NVIDIA A100-SXM4-40GB", (8, 0)) == "a100"
