@@ -34,6 +34,14 @@ def test_the_quality_guard_is_the_measured_one():
     assert len(artifact["seeds"]) >= 3, "a gap from one seed would be noise"
 
 
+def test_the_muon_quality_guard_is_the_measured_one():
+    """Muon's bf16 orthogonalisation against float32 (results/muon_dtype.json): one finished pair of seeds and a
+    second to step 100, every evaluation within 3e-4 bpb (~1/90 of the seed spread); the guard is their gap."""
+    artifact = json.loads((REPO / "results" / "muon_dtype.json").read_text())
+    assert pytest.approx(artifact["bf16_minus_fp32_val_bpb"], abs=5e-5) == dtype_choice.MUON_BF16_QUALITY_GAP
+    assert artifact["max_abs_gap_any_eval"] < artifact["fp32_seed_spread"] / 10
+
+
 def test_the_probe_times_both_dtypes_on_tiny_shapes():
     fp32, bf16, rounds, _ = dtype_choice.race(dtype_choice.matmul_items([(64, 32, 32), (64, 32, 128)]), rounds=2)
     assert fp32 > 0 and bf16 > 0 and 1 <= rounds <= 2
