@@ -155,16 +155,24 @@ def choose_dtype(device: torch.device | str, requested: str = "auto",
     return DtypeChoice(torch.float32, False, f"{device.type}: float32 (reduced precision not validated there)")
 
 
-MUON_DTYPE_CHOICES = ("auto", "float32", "bfloat16")
+MUON_DTYPE_CHOICES = ("auto", "compute", "float32", "bfloat16")
 
 
 def choose_muon_dtype(device: torch.device | str, requested: str = "auto",
-                      measure_cpu: Callable[[], object] | None = None) -> DtypeChoice:
+                      measure_cpu: Callable[[], object] | None = None,
+                      compute: DtypeChoice | None = None) -> DtypeChoice:
     """The dtype of Muon's orthogonalisation (module docstring). ``measure_cpu()`` returns the CPU's
-    ``DtypeMeasurement`` of the optimizer's own stacked shapes (``train.muon.orthogonalize_items``)."""
+    ``DtypeMeasurement`` of the optimizer's own stacked shapes (``train.muon.orthogonalize_items``). ``compute``:
+    the model's compute dtype, which ``requested="compute"`` follows (nanochat 92d63d4's rule: bf16 when it computes
+    in bf16, else float32: fp16's range is too narrow for the iteration)."""
     device = torch.device(device)
     if requested not in MUON_DTYPE_CHOICES:
         raise UserError(f"unknown Muon dtype {requested!r}; choose one of {', '.join(MUON_DTYPE_CHOICES)}")
+    if requested == "compute":
+        if compute is None:
+            raise ValueError("muon dtype 'compute' needs the model's compute dtype")
+        dtype = torch.bfloat16 if compute.dtype == torch.bfloat16 else torch.float32
+        return DtypeChoice(dtype, False, f"the model's compute dtype ({compute.name}), as nanochat 92d63d4")
     capability = cuda_capability(device)
     if requested != "auto":
         if requested == "bfloat16" and capability is not None and capability < (8, 0):

@@ -33,6 +33,7 @@ class LRSchedule:
     warmdown_ratio: float = 0.5
     final_lr_fraction: float = 0.0
     shape: str = "linear"
+    warmup_steps: int = 0  # > 0: the warmup in steps, whatever the run's length (nanochat 92d63d4: 40)
 
     def __post_init__(self) -> None:
         if self.num_steps < 1:
@@ -45,9 +46,15 @@ class LRSchedule:
                 raise UserError(f"{name.replace('_', ' ')} must be in [0, 1], got {value}")
         if self.warmup_ratio + self.warmdown_ratio > 1.0:
             raise UserError(f"warmup ratio {self.warmup_ratio} + warmdown ratio {self.warmdown_ratio} exceeds 1")
+        if self.warmup_steps < 0:
+            raise UserError(f"warmup steps must be >= 0, got {self.warmup_steps}")
+        if self.warmup_steps and self.warmup_ratio:
+            raise UserError(f"set a warmup ratio ({self.warmup_ratio}) or warmup steps ({self.warmup_steps}), "
+                            "not both")
 
     def __call__(self, step: int) -> float:
-        warmup = round(self.warmup_ratio * self.num_steps)
+        # (in steps, a warmup may run into the warmdown: as nanochat, the warmup then comes first)
+        warmup = self.warmup_steps or round(self.warmup_ratio * self.num_steps)
         warmdown = 0 if self.shape == "constant" else round(self.warmdown_ratio * self.num_steps)
         if step < warmup:  # ramp up from nearly 0: the first updates of a random model are the least trustworthy
             return (step + 1) / warmup

@@ -26,6 +26,7 @@ def register(sub, fmt) -> None:
     from nanochat_next.bench.ablate import PRESETS
     from nanochat_next.bench.harness import DEFAULT_OUT
     from nanochat_next.bench.profiles import PINNED_NANOCHAT, PROFILES
+    from nanochat_next.train.config import RECIPES
 
     p = sub.add_parser("bench", help="benchmark ours vs nanochat: a pass/fail scorecard as JSON + Markdown",
                        formatter_class=fmt,
@@ -45,7 +46,7 @@ def register(sub, fmt) -> None:
     p.add_argument("--device", choices=DEVICES,
                    help="override the profile's device (our dtype then follows our default rule)")
     p.add_argument("--steps", type=positive_int, help="override the profile's number of steps")
-    p.add_argument("--recipe", choices=["next", "nanochat"], default=None,
+    p.add_argument("--recipe", choices=list(RECIPES), default=None,
                    help="our side's recipe (default: the profile's, next); with next, our nanochat recipe also runs "
                         "on the same seeds for the significance test")
     p.add_argument("--out", default=DEFAULT_OUT,

@@ -84,7 +84,8 @@ TENSOR_FLAGS = [
      "compute dtype (auto: see `nanochat-next doctor`); weights stay float32"),
     (("--muon-dtype",), {"choices": list(MUON_DTYPE_CHOICES)},
      "Muon's orthogonalisation: auto = bfloat16 where measured faster (see `nanochat-next doctor`), else float32; "
-     "the nanochat recipe uses bfloat16 as nanochat does"),
+     "compute = the model's compute dtype (nanochat 92d63d4's rule); the nanochat recipe uses bfloat16 as nanochat "
+     "2f09686 does"),
     (("--compile",), {"action": argparse.BooleanOptionalAction}, "torch.compile the model and the optimizer"),
     (("--deterministic",), {"action": argparse.BooleanOptionalAction},
      "torch deterministic algorithms: one seed gives identical runs"),
@@ -96,9 +97,10 @@ TENSOR_FLAGS = [
     (("--keep-last",), {"type": non_negative_int}, "keep only the newest N checkpoints (0: all)"),
 ]
 RECIPE_FLAGS = [
-    (("--recipe",), {"choices": list(RECIPES)}, "next (ours, measured better: docs/recipe.md) or nanochat (exactly "
-                                                 "2f09686's model and update); sets every recipe flag below, which "
-                                                 "may then be changed one by one"),
+    (("--recipe",), {"choices": list(RECIPES)}, "next (ours, measured better: docs/recipe.md), nanochat (exactly "
+                                                 "2f09686's model and update) or nanochat-92d63d4 (nanochat's "
+                                                 "newest commit's); sets every recipe flag below, which may then be "
+                                                 "changed one by one"),
     (("--smear",), {"action": argparse.BooleanOptionalAction}, "mix the previous token's embedding in through a gate"),
     (("--backout",), {"action": argparse.BooleanOptionalAction},
      "subtract a learned fraction of the mid-depth residual before the head"),
@@ -115,6 +117,14 @@ RECIPE_FLAGS = [
     (("--muon-momentum",), {"choices": ["nanochat", "next"]},
      "Muon momentum: 0.85->0.95 over 300 steps, or ->0.97 over 400 and down to 0.90 in the warmdown"),
     (("--wd-schedule",), {"choices": ["linear", "cosine"]}, "Muon weight decay to 0 over the run: linear or cosine"),
+    (("--muon-norm",), {"type": positive_float},
+     "Muon divides the update by its Frobenius norm x this before orthogonalising (2f09686: 1.02, 92d63d4: 1.01)"),
+    (("--short-window",), {"choices": ["half", "quarter128"]},
+     "the S window: half the context, or a quarter rounded up to a multiple of 128 (92d63d4)"),
+    (("--rotary-dtype",), {"choices": ["bfloat16", "float32"]},
+     "rotary tables rounded to bfloat16 (2f09686) or kept in float32 (92d63d4 on a CPU)"),
+    (("--warmup-steps",), {"type": non_negative_int},
+     "LR warmup in steps whatever the run's length (92d63d4: 40); instead of a warmup ratio"),
 ]
 RUN_FIELDS = {names[0][2:].replace("-", "_") for names, _, _ in COMMON_FLAGS + SCALAR_FLAGS + TENSOR_FLAGS
               + RECIPE_FLAGS}

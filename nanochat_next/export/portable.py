@@ -50,9 +50,11 @@ def has_value_embedding(layer: int, n_layer: int) -> bool:
 
 
 def window_sizes(config: dict) -> list[int]:
-    """Tokens each layer may look back besides itself: L = sequence_len, S = half; the last layer is L."""
+    """Tokens each layer may look back besides itself: L = sequence_len, S = half of it (or, with short_window
+    "quarter128", a quarter rounded up to a multiple of 128); the last layer is L."""
     n, seq, pattern = config["n_layer"], config["sequence_len"], config.get("window_pattern", "L").upper()
-    sizes = [seq if pattern[i % len(pattern)] == "L" else seq // 2 for i in range(n)]
+    short = seq // 2 if config.get("short_window", "half") == "half" else -(-seq // 4 // 128) * 128
+    sizes = [seq if pattern[i % len(pattern)] == "L" else short for i in range(n)]
     sizes[-1] = seq
     return sizes
 
@@ -145,20 +147,25 @@ class PortableGPT(nn.Module):
         if c.get("backout"):
             self.backout_lambda = nn.Parameter(torch.zeros(1))
         self.windows = window_sizes(c)
-        # rotary tables for 10x the training context (as the package), rounded through bfloat16 as nanochat does
+        # rotary tables for 10x the training context (as the package), rounded through bfloat16 unless the config
+        # keeps them in float32 (rotary_dtype)
         self.max_positions = 10 * c["sequence_len"]
         self.register_buffer("cos", torch.empty(0), persistent=False)
         self.register_buffer("sin", torch.empty(0), persistent=False)
         self.make_rotary_tables()
 
     def make_rotary_tables(self, device: torch.device | str | None = None) -> None:
-        """cos and sin of every position's angles, rounded through bfloat16 as nanochat keeps them."""
+        """cos and sin of every position's angles, rounded through bfloat16 as nanochat 2f09686 keeps them (or
+        float32 where the config's rotary_dtype says so)."""
         if self.style != "modern":
             return
         base, d = self.config.get("rope_base", 10000.0), self.head_dim
         inv_freq = 1.0 / (base ** (torch.arange(0, d, 2, dtype=torch.float32, device=device) / d))
         angles = torch.outer(torch.arange(self.max_positions, dtype=torch.float32, device=device), inv_freq)
-        self.cos, self.sin = angles.cos().bfloat16().float(), angles.sin().bfloat16().float()
+        cos, sin = angles.cos(), angles.sin()
+        if self.config.get("rotary_dtype", "bfloat16") == "bfloat16":
+            cos, sin = cos.bfloat16().float(), sin.bfloat16().float()
+        self.cos, self.sin = cos, sin
 
     @classmethod
     def from_state_dict(cls, config: dict, style: str, state: dict[str, torch.Tensor]) -> PortableGPT:

@@ -63,6 +63,10 @@ class GPTConfig:
     init: str = "nanochat"
     tie_embeddings: bool = False  # lm_head shares the token embedding's matrix
     embed_norm: bool = True  # RMSNorm on the token embedding
+    # a short (S) window: "half" = T/2 (2f09686) | "quarter128" = T/4 rounded up to 128 (nanochat 92d63d4, FA3's tile)
+    short_window: str = "half"
+    # the rotary tables: rounded to "bfloat16" (2f09686) | kept in "float32" (92d63d4's compute dtype on a CPU)
+    rotary_dtype: str = "bfloat16"
 
     def __post_init__(self) -> None:
         for name in ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd"):
@@ -80,6 +84,9 @@ class GPTConfig:
             raise UserError(f"smear's gate reads {SMEAR_CHANNELS} channels; n_embd is {self.n_embd}")
         if self.init not in INITS:
             raise UserError(f"unknown init {self.init!r} ({', '.join(INITS)})")
+        if self.short_window not in SHORT_WINDOWS or self.rotary_dtype not in ROTARY_DTYPES:
+            raise UserError(f"short_window must be one of {', '.join(SHORT_WINDOWS)} and rotary_dtype one of "
+                            f"{', '.join(ROTARY_DTYPES)}, got {self.short_window!r}, {self.rotary_dtype!r}")
         if not (self.qk_scale > 0 and self.rope_base > 1 and self.ve_gate_range > 0):
             raise UserError(f"qk_scale and ve_gate_range must be > 0 and rope_base > 1, got {self.qk_scale}, "
                             f"{self.ve_gate_range}, {self.rope_base}")
@@ -100,7 +107,9 @@ class GPTConfig:
 
 
 RECIPE_FIELDS = ("smear", "backout", "qk_scale", "rope_base", "ve_gate_range", "ve_gate_channels", "init",
-                 "tie_embeddings", "embed_norm")
+                 "tie_embeddings", "embed_norm", "short_window", "rotary_dtype")
+SHORT_WINDOWS = ("half", "quarter128")
+ROTARY_DTYPES = ("bfloat16", "float32")
 
 
 def config_for_depth(depth: int, vocab_size: int, aspect_ratio: int = 64, head_dim: int = 128,
@@ -142,23 +151,27 @@ def has_value_embedding(layer: int, n_layer: int) -> bool:
 
 
 def window_sizes(config: GPTConfig) -> list[int]:
-    """Tokens each layer may look back (besides itself): L = sequence_len, S = sequence_len // 2."""
+    """Tokens each layer may look back (besides itself): L = sequence_len, S = the short window (sequence_len // 2,
+    or a quarter rounded up to a multiple of 128 in nanochat's newest commit)."""
     pattern = config.window_pattern.upper()
+    T = config.sequence_len
+    short = T // 2 if config.short_window == "half" else -(-T // 4 // 128) * 128
     # short windows are cheaper (less attention to compute) and push long-range work into the layers that have it
-    sizes = [config.sequence_len if pattern[i % len(pattern)] == "L" else config.sequence_len // 2
-             for i in range(config.n_layer)]
+    sizes = [T if pattern[i % len(pattern)] == "L" else short for i in range(config.n_layer)]
     sizes[-1] = config.sequence_len  # the last layer always sees the whole context
     return sizes
 
 
-def rotary_tables(seq_len: int, head_dim: int, base: float = 10000.0,
-                  device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin of shape (1, seq_len, 1, head_dim / 2), rounded to bfloat16 as nanochat keeps them."""
+def rotary_tables(seq_len: int, head_dim: int, base: float = 10000.0, device: torch.device | str | None = None,
+                  dtype: str = "bfloat16") -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin of shape (1, seq_len, 1, head_dim / 2), rounded to bfloat16 as nanochat 2f09686 keeps them (or in
+    float32: nanochat's newest commit keeps them in its compute dtype, float32 on a CPU)."""
     # one frequency per pair of channels, from 1 (fast: neighbouring positions differ) down to 1/base (slow: far
     # apart positions still differ); the angle of position p is p x frequency
     inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim))
     freqs = torch.outer(torch.arange(seq_len, dtype=torch.float32, device=device), inv_freq)
-    return freqs.cos().bfloat16()[None, :, None, :], freqs.sin().bfloat16()[None, :, None, :]
+    cast = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    return freqs.cos().to(cast)[None, :, None, :], freqs.sin().to(cast)[None, :, None, :]
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -275,7 +288,7 @@ class GPT(nn.Module):
             self.backout_lambda = nn.Parameter(torch.zeros(1))
         # rotary tables for 10x the training context, as nanochat; longer inputs are an error (see forward)
         self.rotary_seq_len = config.sequence_len * 10
-        cos, sin = rotary_tables(self.rotary_seq_len, config.head_dim, config.rope_base)
+        cos, sin = rotary_tables(self.rotary_seq_len, config.head_dim, config.rope_base, dtype=config.rotary_dtype)
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
         if init:
@@ -305,9 +318,20 @@ class GPT(nn.Module):
             nn.init.uniform_(block.mlp.c_fc.weight, -s * (0.4 if later else 1.0), s * (0.4 if later else 1.0))
             nn.init.zeros_(block.attn.c_proj.weight)
             nn.init.zeros_(block.mlp.c_proj.weight)
-        depth_frac = torch.arange(c.n_layer, dtype=torch.float32) / max(c.n_layer - 1, 1)  # 0 first .. 1 last
-        self.resid_lambdas.copy_(1.15 - 0.10 * depth_frac if later else torch.ones(c.n_layer))
-        self.x0_lambdas.copy_(0.20 - 0.15 * depth_frac if later else torch.full((c.n_layer,), 0.1))
+        # later: from the first layer to the last, resid 1.15 -> 1.05 and x0 0.20 -> 0.05; each value worked out in
+        # float64 and rounded once to float32, as nanochat does (float32 arithmetic would differ by an ulp)
+        last = max(c.n_layer - 1, 1)
+        resid = [1.15 - (0.10 * i / last) for i in range(c.n_layer)] if later else [1.0] * c.n_layer
+        x0 = [0.20 - (0.15 * i / last) for i in range(c.n_layer)] if later else [0.1] * c.n_layer
+        self.resid_lambdas.copy_(torch.tensor(resid, dtype=torch.float64))
+        self.x0_lambdas.copy_(torch.tensor(x0, dtype=torch.float64))
+        # smear and backout before the value embeddings: nanochat 92d63d4 draws its smear gate here, and the same
+        # seed gives its weights only if every draw comes in its order
+        if c.smear:  # the gate slightly open, its strength 0: smear starts switched off and learns its weight
+            nn.init.zeros_(self.smear_lambda)
+            nn.init.uniform_(self.smear_gate.weight, 0.0, 0.02)
+        if c.backout:
+            nn.init.constant_(self.backout_lambda, 0.2)
         for ve in self.value_embeds.values():
             nn.init.uniform_(ve.weight, -s, s)
         for block in self.transformer.h:
@@ -317,14 +341,9 @@ class GPT(nn.Module):
                 nn.init.uniform_(block.attn.ve_gate.weight, 0.0, 0.02)
             else:  # 2f09686: exactly half open (gate 2 x sigmoid(0)); no random draw (the RNG order is nanochat's)
                 nn.init.zeros_(block.attn.ve_gate.weight)
-        if c.smear:  # the gate slightly open, its strength 0: smear starts switched off and learns its weight
-            nn.init.uniform_(self.smear_gate.weight, 0.0, 0.02)
-            nn.init.zeros_(self.smear_lambda)
-        if c.backout:
-            nn.init.constant_(self.backout_lambda, 0.2)
         # (re)compute the rotary tables on the weights' device (after a meta-device build they hold garbage)
         self.cos, self.sin = rotary_tables(self.rotary_seq_len, c.head_dim, c.rope_base,
-                                           device=self.transformer.wte.weight.device)
+                                           device=self.transformer.wte.weight.device, dtype=c.rotary_dtype)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, loss_reduction: str = "mean",
                 kv_cache=None) -> torch.Tensor:

@@ -73,6 +73,7 @@ class TensorRun:
     adam_beta2: float = 0.95
     # LR schedule: multiplier of every group's LR per step
     warmup_ratio: float = 0.0
+    warmup_steps: int = 0  # > 0: warmup in steps instead of a ratio (nanochat 92d63d4: 40)
     warmdown_ratio: float = 0.35  # next; nanochat 0.5
     final_lr_fraction: float = 0.05  # next; nanochat 0.0
     lr_schedule: str = "linear"  # linear | sqrt | cosine | constant
@@ -88,9 +89,12 @@ class TensorRun:
     init: str = "next"  # nanochat | next (nanochat's later init)
     tie_embeddings: bool = False
     embed_norm: bool = True  # RMSNorm on the token embedding
+    short_window: str = "half"  # an S window: half the context (2f09686) | quarter128 (92d63d4)
+    rotary_dtype: str = "bfloat16"  # rotary tables rounded to bf16 (2f09686) | float32 (92d63d4 on a CPU)
     adam_groups: str = "nanochat"  # nanochat | next (per-group betas and weight decays)
     muon_beta2: float = 0.95  # NorMuon's second-moment decay
     muon_eq: bool = False  # MuonEq row equilibration + Muon+ renormalisation
+    muon_norm: float = 1.02  # the update is divided by its Frobenius norm x this before orthogonalising (92d63d4: 1.01)
     muon_momentum: str = "nanochat"
     wd_schedule: str = "linear"
     # evaluation
@@ -159,7 +163,7 @@ class TensorRun:
 
     def schedule(self) -> LRSchedule:
         return LRSchedule(self.steps, self.warmup_ratio, self.warmdown_ratio, self.final_lr_fraction,
-                          self.lr_schedule)
+                          self.lr_schedule, self.warmup_steps)
 
     @property
     def tokens_per_micro_batch(self) -> int:
@@ -167,6 +171,7 @@ class TensorRun:
 
 
 # The recipes: every field a recipe sets, with nanochat 2f09686's values; `next` is TensorRun's defaults.
+NANOCHAT_NEWEST = "nanochat-92d63d4"
 RECIPES: dict[str, dict] = {
     "next": {},
     "nanochat": dict(recipe="nanochat", smear=False, backout=False, qk_scale=1.0, rope_base=10000.0,
@@ -174,7 +179,17 @@ RECIPES: dict[str, dict] = {
                      adam_groups="nanochat", muon_beta2=0.95, muon_eq=False, muon_momentum="nanochat",
                      wd_schedule="linear", embedding_lr=0.3, unembedding_lr=0.004, matrix_lr=0.02, scalar_lr=0.5,
                      weight_decay=0.2, adam_beta1=0.8, adam_beta2=0.95, warmup_ratio=0.0, warmdown_ratio=0.5,
-                     final_lr_fraction=0.0, lr_schedule="linear", muon_dtype="bfloat16"),
+                     final_lr_fraction=0.0, lr_schedule="linear", muon_dtype="bfloat16", short_window="half",
+                     rotary_dtype="bfloat16", muon_norm=1.02, warmup_steps=0),
+    # nanochat's newest commit (master 92d63d4, 2026-07-03): its base_train defaults and its model, as its code has
+    # them on a CPU (tests/model/test_gpt_parity.py checks init, logits and steps against fixtures from its code)
+    NANOCHAT_NEWEST: dict(recipe=NANOCHAT_NEWEST, smear=True, backout=True, qk_scale=1.2, rope_base=100000.0,
+                          ve_gate_range=3.0, ve_gate_channels=12, init="next", tie_embeddings=False, embed_norm=True,
+                          adam_groups="next", muon_beta2=0.9, muon_eq=True, muon_momentum="next", wd_schedule="cosine",
+                          embedding_lr=0.3, unembedding_lr=0.008, matrix_lr=0.02, scalar_lr=0.5, weight_decay=0.28,
+                          adam_beta1=0.8, adam_beta2=0.95, warmup_ratio=0.0, warmdown_ratio=0.65,
+                          final_lr_fraction=0.05, lr_schedule="linear", muon_dtype="compute",
+                          short_window="quarter128", rotary_dtype="float32", muon_norm=1.01, warmup_steps=40),
 }
 RECIPE_FIELDS = tuple(k for k in RECIPES["nanochat"] if k != "recipe")  # MODEL_RECIPE_FIELDS among them
 

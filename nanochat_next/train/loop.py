@@ -151,7 +151,8 @@ def assemble_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, load
         if unexpected or [k for k in missing if k != "lm_head.weight"]:
             raise UserError(f"the weights do not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     lr_scale, weight_decay = hyperparameters or scaled_hyperparameters(run, model, tokenizer.vocab_size)
-    optimizer = build_optimizer(run, model, lr_scale, weight_decay, say)  # Muon's dtype measured like the matmuls
+    # Muon's dtype measured like the matmuls (or following the compute dtype, for nanochat 92d63d4's recipe)
+    optimizer = build_optimizer(run, model, lr_scale, weight_decay, say, choice)
     forward = torch.compile(model, dynamic=False) if run.compile else model
     if procs.world > 1:
         device_ids = [procs.local_rank] if procs.device.type == "cuda" else None

@@ -40,14 +40,15 @@ POLAR_EXPRESS = [
 ORTHO_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def orthogonalize(g: Tensor, steps: int = 5, dtype: torch.dtype = torch.bfloat16) -> Tensor:
+def orthogonalize(g: Tensor, steps: int = 5, dtype: torch.dtype = torch.bfloat16, norm_factor: float = 1.02) -> Tensor:
     """Approximately U V^T of g = U S V^T (batched over the leading dim), computed in ``dtype``.
 
     Each iteration maps every singular value s to a s + b s^3 + c s^5 (an odd polynomial leaves U and V alone);
     the five coefficient triples push all of [0, 1] towards 1 as fast as possible, so after five steps the
     matrix is close to U V^T without ever computing an SVD."""
     x = g.to(dtype)
-    x = x / (x.norm(dim=(-2, -1), keepdim=True) * 1.02 + 1e-6)  # spectral norm <= Frobenius norm: s in [0, 1]
+    # spectral norm <= Frobenius norm: s in [0, 1] (the factor keeps a margin: 1.02 in 2f09686, 1.01 in 92d63d4)
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) * norm_factor + 1e-6)
     tall = g.size(-2) > g.size(-1)
     for a, b, c in POLAR_EXPRESS[:steps]:
         if tall:  # work with the small Gram matrix: (cols x cols) when rows > cols
@@ -97,7 +98,7 @@ def adamw_update(p: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, s
 # a compiled kernel: each hyperparameter is its own 0-D tensor argument, so one graph serves every step
 def muon_update(grads: Tensor, params: Tensor, momentum_buffer: Tensor, second_moment: Tensor,  # noqa: PLR0913
                 momentum: Tensor, lr: Tensor, weight_decay: Tensor, beta2: Tensor, ns_steps: int,
-                equalize: bool = False, ortho_dtype: torch.dtype = torch.bfloat16) -> None:
+                equalize: bool = False, ortho_dtype: torch.dtype = torch.bfloat16, norm_factor: float = 1.02) -> None:
     """One Muon step on stacked (n, rows, cols) grads/params; updates params and buffers in place.
     Hyperparameters are float32 0-D tensors."""
     # Nesterov momentum: the buffer is a running mean of gradients; the update looks one step ahead along it
@@ -108,7 +109,7 @@ def muon_update(grads: Tensor, params: Tensor, momentum_buffer: Tensor, second_m
         g = equalize_rows(g)
     # the heart of Muon: replace the update by the nearest (semi-)orthogonal matrix, so every direction of the
     # weight moves by the same amount instead of the few directions a raw gradient is dominated by
-    g = orthogonalize(g, ns_steps, ortho_dtype)
+    g = orthogonalize(g, ns_steps, ortho_dtype, norm_factor)
     if equalize:  # Muon+: the norm an exactly orthogonal update would have
         g = semi_orthogonal_norm(g)
     # NorMuon: after orthogonalisation the neurons (rows of a tall matrix, columns of a wide one) still get updates
@@ -183,7 +184,8 @@ class MuonAdamW(torch.optim.Optimizer):
         self.muon_update(torch.stack([p.grad for p in params]), stacked, state["momentum_buffer"],
                          state["second_momentum_buffer"], _f32(group["momentum"]), _f32(lr),
                          _f32(group["weight_decay"]), _f32(group["beta2"]), group["ns_steps"],
-                         group.get("equalize", False), ORTHO_DTYPES[group.get("ortho_dtype", "bfloat16")])
+                         group.get("equalize", False), ORTHO_DTYPES[group.get("ortho_dtype", "bfloat16")],
+                         group.get("norm_factor", 1.02))
         torch._foreach_copy_(params, list(stacked.unbind(0)))  # the stack was a copy: write the results back
 
 

@@ -21,8 +21,8 @@ import torch
 
 from nanochat_next.dtype_choice import cache_key, measured
 from nanochat_next.model.gpt import GPT, config_for_depth
-from nanochat_next.runtime import DtypeChoice, choose_muon_dtype
-from nanochat_next.train.config import TensorRun, model_class, model_config
+from nanochat_next.runtime import DtypeChoice, choose_dtype, choose_muon_dtype
+from nanochat_next.train.config import TensorRun, model_class, model_config, run_shapes
 from nanochat_next.train.muon import MuonAdamW, orthogonalize_items, stacked_shapes
 
 B_REF = 2**19  # nanochat's reference batch size (tokens) for its LR and weight-decay scaling
@@ -53,8 +53,8 @@ def scaled_hyperparameters(run: TensorRun, model: torch.nn.Module, vocab_size: i
     return lr_scale, weight_decay
 
 
-def build_optimizer(run: TensorRun, model: torch.nn.Module, lr_scale: float, weight_decay: float,
-                    say=None) -> torch.optim.Optimizer:
+def build_optimizer(run: TensorRun, model: torch.nn.Module, lr_scale: float, weight_decay: float,  # noqa: PLR0913
+                    say=None, compute: DtypeChoice | None = None) -> torch.optim.Optimizer:
     """The run's optimizer with every group's ``initial_lr`` set (the schedule multiplies it each step) and, for
     Muon, its orthogonalisation dtype chosen on the model's device (``choose_orthogonalization``; the choice and
     its reason in ``optimizer.orthogonalization``, None without Muon). ``say``: where a slow probe says so."""
@@ -67,12 +67,15 @@ def build_optimizer(run: TensorRun, model: torch.nn.Module, lr_scale: float, wei
             model, unembedding_lr=run.unembedding_lr * lr_scale, embedding_lr=run.embedding_lr * lr_scale,
             matrix_lr=run.matrix_lr * lr_scale, weight_decay=weight_decay, adam_betas=(run.adam_beta1, run.adam_beta2),
             scalar_lr=run.scalar_lr * lr_scale, adam_groups=run.adam_groups, muon_beta2=run.muon_beta2,
-            equalize=run.muon_eq), compile=run.compile)
+            equalize=run.muon_eq, norm_factor=run.muon_norm), compile=run.compile)
     else:  # classic: Muon on block matrices, AdamW (embedding LR) on the rest
         opt = MuonAdamW(classic_param_groups(run, model, lr_scale, weight_decay), compile=run.compile)
     for group in opt.param_groups:
         group["initial_lr"] = group["lr"]  # the schedule multiplies this one each step (set here only)
-    opt.orthogonalization = choose_orthogonalization(run, opt, next(model.parameters()).device, say)
+    device = next(model.parameters()).device
+    if run.muon_dtype == "compute" and compute is None:  # the model's compute dtype, by the same policy
+        compute = choose_dtype(device, run.dtype, run_shapes(run, model.config.vocab_size), say=say)
+    opt.orthogonalization = choose_orthogonalization(run, opt, device, say, compute)
     return opt
 
 
@@ -86,7 +89,7 @@ def default_muon_shapes() -> list[tuple[int, int, int]]:
 
 
 def choose_orthogonalization(run: TensorRun, optimizer: torch.optim.Optimizer, device: torch.device,
-                             say=None) -> DtypeChoice | None:
+                             say=None, compute: DtypeChoice | None = None) -> DtypeChoice | None:
     """Muon's orthogonalisation dtype for this run (``runtime.choose_muon_dtype``; on a CPU measured on this
     optimizer's own stacked shapes), written into every Muon group; None when the optimizer has no Muon."""
     shapes = stacked_shapes(optimizer.param_groups)
@@ -97,7 +100,7 @@ def choose_orthogonalization(run: TensorRun, optimizer: torch.optim.Optimizer, d
         return measured(cache_key("muon", shapes), lambda: orthogonalize_items(shapes), say=say,
                         what="Muon's orthogonalisation")
 
-    choice = choose_muon_dtype(device, run.muon_dtype, measure)
+    choice = choose_muon_dtype(device, run.muon_dtype, measure, compute)
     for group in optimizer.param_groups:
         if group.get("kind") == "muon":
             group["ortho_dtype"] = choice.name
@@ -107,7 +110,7 @@ def choose_orthogonalization(run: TensorRun, optimizer: torch.optim.Optimizer, d
 def nanochat_param_groups(model, *, unembedding_lr: float, embedding_lr: float, matrix_lr: float,  # noqa: PLR0913
                           weight_decay: float, adam_betas: tuple[float, float], scalar_lr: float,
                           adam_groups: str = "nanochat", muon_beta2: float = 0.95, equalize: bool = False,
-                          ortho_dtype: str = "bfloat16") -> list[dict]:
+                          ortho_dtype: str = "bfloat16", norm_factor: float = 1.02) -> list[dict]:
     """nanochat's groups and LR rules for the modern GPT: AdamW LRs scaled by (n_embd / 768) ** -0.5 (a wider
     model takes smaller steps on its embeddings and head); Muon for the block matrices, one group per shape
     (they are stacked and orthogonalised together). The values come from the run (``TensorRun``).
@@ -139,7 +142,7 @@ def nanochat_param_groups(model, *, unembedding_lr: float, embedding_lr: float, 
     for shape in sorted({tuple(p.shape) for p in matrices}):  # one Muon group per shape: stacked, one batched call
         out.append(dict(kind="muon", params=[p for p in matrices if tuple(p.shape) == shape], lr=matrix_lr,
                         momentum=0.95, ns_steps=5, beta2=muon_beta2, weight_decay=weight_decay, equalize=equalize,
-                        ortho_dtype=ortho_dtype))
+                        ortho_dtype=ortho_dtype, norm_factor=norm_factor))
     return out
 
 
@@ -154,7 +157,7 @@ def classic_param_groups(run: TensorRun, model: torch.nn.Module, lr_scale: float
     for shape in sorted({tuple(p.shape) for p in groups["matrices"]}):
         param_groups.append(dict(kind="muon", params=[p for p in groups["matrices"] if tuple(p.shape) == shape],
                                  lr=run.matrix_lr * lr_scale, momentum=0.95, ns_steps=5, beta2=0.95,
-                                 weight_decay=weight_decay))
+                                 weight_decay=weight_decay, norm_factor=run.muon_norm))
     return param_groups
 
 

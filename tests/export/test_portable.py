@@ -20,6 +20,10 @@ CASES = {
     "gqa-SSL": (GPT, dict(n_head=4, n_kv_head=2, window_pattern="SSL")),
     "every-feature": (GPT, dict(window_pattern="SL", **EVERY_FEATURE)),
     "classic": (ClassicGPT, dict(window_pattern="L")),
+    # nanochat 92d63d4's rules: S = a quarter of 512 rounded up to 128 (the inputs below run to 200 > 128) and
+    # rotary tables kept in float32
+    "nanochat-92d63d4": (GPT, dict(window_pattern="SSL", sequence_len=512, short_window="quarter128",
+                                   rotary_dtype="float32", **{**EVERY_FEATURE, "tie_embeddings": False})),
 }
 
 
@@ -39,17 +43,18 @@ def test_portable_forward_equals_the_package_model_full_and_chunked(case):
     cls, fields = CASES[case]
     model = perturbed(cls, **fields)
     portable = PortableGPT.from_state_dict(asdict(model.config), model.style, model.state_dict())
-    idx = torch.randint(0, 300, (2, 30), generator=torch.Generator().manual_seed(1))  # 30 > the S window of 16
+    n = 30 if model.config.sequence_len == 32 else 200  # past the S window either way (16 or 128)
+    idx = torch.randint(0, 300, (2, n), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = model(idx)
         logits, k, v, e = portable(idx, *portable.empty_cache(2))
         torch.testing.assert_close(logits, expected, rtol=0, atol=1e-5)
         chunks, state = [], portable.empty_cache(2)
-        for a, b in ((0, 11), (11, 12), (12, 25), *((t, t + 1) for t in range(25, 30))):  # prefill, then steps
+        for a, b in ((0, 11), (11, 12), (12, n - 5), *((t, t + 1) for t in range(n - 5, n))):  # prefill, steps
             out, *state = portable(idx[:, a:b], *state)
             chunks.append(out)
     torch.testing.assert_close(torch.cat(chunks, 1), expected, rtol=0, atol=1e-5)
-    assert k.shape == (4, 2, model.config.n_kv_head, 30, model.config.head_dim) and state[0].shape == k.shape
+    assert k.shape == (4, 2, model.config.n_kv_head, n, model.config.head_dim) and state[0].shape == k.shape
 
 
 def test_portable_refuses_a_model_it_cannot_express():

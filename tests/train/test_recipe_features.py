@@ -15,9 +15,11 @@ from nanochat_next.cli.train_cmds import resolve_run
 from nanochat_next.errors import UserError
 from nanochat_next.infer.kv_cache import KVCache
 from nanochat_next.model.gpt import GPT, GPTConfig
+from nanochat_next.model.gpt import RECIPE_FIELDS as MODEL_FIELDS
 from nanochat_next.model.nanochat_layout import export_nanochat
 from nanochat_next.model.saving import load_trained, save_model
 from nanochat_next.train.config import (
+    NANOCHAT_NEWEST,
     RECIPE_FIELDS,
     RECIPES,
     TensorRun,
@@ -90,6 +92,21 @@ def test_the_kv_cache_in_chunks_equals_the_full_forward(features):
     cache = KVCache(4, 2, 32, 2, 32)
     pieces = [model(ids[:, :5], kv_cache=cache), model(ids[:, 5:9], kv_cache=cache)]
     pieces += [model(ids[:, t:t + 1], kv_cache=cache) for t in range(9, 24)]
+    assert (torch.cat(pieces, dim=1) - full).abs().max().item() < 1e-5
+
+
+@torch.inference_mode()
+def test_the_kv_cache_follows_the_newest_window_and_rotary_rules():
+    """nanochat 92d63d4's model: S = a quarter of 320 rounded up to 128, rotary tables in float32; 200 tokens run
+    past the window, and the cache must drop exactly the keys the full forward's mask drops."""
+    config = GPTConfig(**{**BASE, "sequence_len": 320, "window_pattern": "SSL"},
+                       **{k: v for k, v in RECIPES[NANOCHAT_NEWEST].items() if k in MODEL_FIELDS})
+    model = jittered(config)
+    assert model.window_sizes == [128, 128, 320, 320] and model.cos.dtype == torch.float32
+    ids = torch.randint(0, 80, (2, 200), generator=torch.Generator().manual_seed(3))
+    full = model(ids)
+    cache = KVCache(4, 2, 320, 2, 32)
+    pieces = [model(ids[:, :150], kv_cache=cache)] + [model(ids[:, t:t + 1], kv_cache=cache) for t in range(150, 200)]
     assert (torch.cat(pieces, dim=1) - full).abs().max().item() < 1e-5
 
 
@@ -218,6 +235,30 @@ def test_schedules_follow_nanochat_then_and_later():
     assert [muon_weight_decay(replace(run, wd_schedule="linear"), s, 1.0) for s in (0, 500)] == [1.0, 0.5]
     assert [muon_weight_decay(replace(run, wd_schedule="cosine"), s, 1.0) for s in (0, 250, 500, 1000)] == \
         pytest.approx([1.0, 0.853553, 0.5, 0.0], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_sets_every_recipe_field(name):
+    """A recipe is a whole bundle: switching to it leaves nothing of the one before (a field one recipe sets and
+    another forgets would carry over silently)."""
+    assert name == "next" or set(RECIPES[name]) - {"recipe"} == set(RECIPE_FIELDS)
+    run = replace(TensorRun(), **recipe_values(name))
+    assert run.beyond_recipe() == {} and run.recipe == name
+    assert replace(replace(TensorRun(), smear=not run.smear, muon_norm=1.5), **recipe_values(name)) == run
+
+
+def test_the_newest_recipe_trains_from_the_cli(tmp_path, capsys):
+    """Three steps of nanochat 92d63d4's recipe: its Muon follows the compute dtype, its warmup is in steps."""
+    out = tmp_path / "run"
+    args = build_parser().parse_args(["train", "--recipe", NANOCHAT_NEWEST, "--steps", "3", "--depth", "1",
+                                      "--aspect-ratio", "32", "--head-dim", "32", "--max-seq-len", "64",
+                                      "--device-batch-size", "2", "--total-batch-size", "128", "--eval-tokens", "128",
+                                      "--vocab-size", "300", "--dtype", "float32", "--out", str(out), "--no-progress"])
+    args.func(args)
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert saved["recipe"] == NANOCHAT_NEWEST and saved["warmup_steps"] == 40 and saved["muon_dtype"] == "compute"
+    log = capsys.readouterr().out
+    assert "Muon orthogonalisation in float32 (the model's compute dtype (float32)" in log, log
 
 
 def test_the_nanochat_recipe_is_a_complete_bundle():
