@@ -32,7 +32,7 @@
 #
 # [parity]: https://github.com/ricardofrantz/nanochat-next/blob/main/docs/parity.md
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import importlib.util
 import os
 import sys

@@ -27,7 +27,7 @@
 # under each sampling rule, sample with each, and finally measure what the KV cache buys: the same tokens,
 # faster, and more so the longer the text. On a GPU (Colab), `preset="auto"` trains a larger model.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import importlib.util
 import os
 import sys

@@ -38,7 +38,7 @@
 #
 # [results]: https://github.com/ricardofrantz/nanochat-next/tree/main/results
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import importlib.util
 import os
 import sys

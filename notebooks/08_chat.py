@@ -35,7 +35,7 @@
 # The commands: `nanochat-next sft --base DIR --mix 'spelling:2000,arith:2000'`, `nanochat-next chat-eval`,
 # `nanochat-next serve` (a web chat).
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import importlib.util
 import os
 import sys

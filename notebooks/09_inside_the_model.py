@@ -34,7 +34,7 @@
 #
 # On a 2-core CPU this takes about a minute and a half; on a GPU (Colab) `preset="auto"` sweeps larger models longer.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import importlib.util
 import os
 import sys

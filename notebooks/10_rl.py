@@ -36,7 +36,7 @@
 #
 # The command: `nanochat-next rl --base OUT_SFT --mix 'letters:2000,compare:1000' --out DIR`.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import importlib.util
 import os
 import sys

@@ -75,7 +75,11 @@ def register(sub, fmt) -> None:
     p.add_argument("--resume", default=None, metavar="latest|STEP", help="continue from a checkpoint in OUT")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_rl)
+    register_evaluation(sub, fmt)
 
+
+def register_evaluation(sub, fmt) -> None:
+    """eval, chat-eval and serve: the commands that read a trained model without changing it."""
     p = sub.add_parser("eval", help="evaluate a base model: CORE (nanochat's 22-task few-shot metric)",
                        formatter_class=fmt,
                        description="CORE as nanochat computes it (bench/core_eval.py): each task's few-shot prompts, "

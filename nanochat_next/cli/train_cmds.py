@@ -118,13 +118,13 @@ RECIPE_FLAGS = [
      "Muon momentum: 0.85->0.95 over 300 steps, or ->0.97 over 400 and down to 0.90 in the warmdown"),
     (("--wd-schedule",), {"choices": ["linear", "cosine"]}, "Muon weight decay to 0 over the run: linear or cosine"),
     (("--muon-norm",), {"type": positive_float},
-     "Muon divides the update by its Frobenius norm x this before orthogonalising (2f09686: 1.02, 92d63d4: 1.01)"),
+     "Muon divides the update by its Frobenius norm x this before orthogonalising (2f09686's margin; 92d63d4: 1.01)"),
     (("--short-window",), {"choices": ["half", "quarter128"]},
      "the S window: half the context, or a quarter rounded up to a multiple of 128 (92d63d4)"),
     (("--rotary-dtype",), {"choices": ["bfloat16", "float32"]},
      "rotary tables rounded to bfloat16 (2f09686) or kept in float32 (92d63d4 on a CPU)"),
-    (("--warmup-steps",), {"type": non_negative_int},
-     "LR warmup in steps whatever the run's length (92d63d4: 40); instead of a warmup ratio"),
+    (("--lr-warmup-steps",), {"type": non_negative_int},
+     "LR warmup in steps whatever the run's length (nanochat 92d63d4's --warmup-steps 40); instead of a warmup ratio"),
 ]
 RUN_FIELDS = {names[0][2:].replace("-", "_") for names, _, _ in COMMON_FLAGS + SCALAR_FLAGS + TENSOR_FLAGS
               + RECIPE_FLAGS}

@@ -73,7 +73,7 @@ class TensorRun:
     adam_beta2: float = 0.95
     # LR schedule: multiplier of every group's LR per step
     warmup_ratio: float = 0.0
-    warmup_steps: int = 0  # > 0: warmup in steps instead of a ratio (nanochat 92d63d4: 40)
+    lr_warmup_steps: int = 0  # > 0: LR warmup in steps instead of a ratio (nanochat 92d63d4: --warmup-steps 40)
     warmdown_ratio: float = 0.35  # next; nanochat 0.5
     final_lr_fraction: float = 0.05  # next; nanochat 0.0
     lr_schedule: str = "linear"  # linear | sqrt | cosine | constant
@@ -163,7 +163,7 @@ class TensorRun:
 
     def schedule(self) -> LRSchedule:
         return LRSchedule(self.steps, self.warmup_ratio, self.warmdown_ratio, self.final_lr_fraction,
-                          self.lr_schedule, self.warmup_steps)
+                          self.lr_schedule, self.lr_warmup_steps)
 
     @property
     def tokens_per_micro_batch(self) -> int:
@@ -180,7 +180,7 @@ RECIPES: dict[str, dict] = {
                      wd_schedule="linear", embedding_lr=0.3, unembedding_lr=0.004, matrix_lr=0.02, scalar_lr=0.5,
                      weight_decay=0.2, adam_beta1=0.8, adam_beta2=0.95, warmup_ratio=0.0, warmdown_ratio=0.5,
                      final_lr_fraction=0.0, lr_schedule="linear", muon_dtype="bfloat16", short_window="half",
-                     rotary_dtype="bfloat16", muon_norm=1.02, warmup_steps=0),
+                     rotary_dtype="bfloat16", muon_norm=1.02, lr_warmup_steps=0),
     # nanochat's newest commit (master 92d63d4, 2026-07-03): its base_train defaults and its model, as its code has
     # them on a CPU (tests/model/test_gpt_parity.py checks init, logits and steps against fixtures from its code)
     NANOCHAT_NEWEST: dict(recipe=NANOCHAT_NEWEST, smear=True, backout=True, qk_scale=1.2, rope_base=100000.0,
@@ -189,7 +189,7 @@ RECIPES: dict[str, dict] = {
                           embedding_lr=0.3, unembedding_lr=0.008, matrix_lr=0.02, scalar_lr=0.5, weight_decay=0.28,
                           adam_beta1=0.8, adam_beta2=0.95, warmup_ratio=0.0, warmdown_ratio=0.65,
                           final_lr_fraction=0.05, lr_schedule="linear", muon_dtype="compute",
-                          short_window="quarter128", rotary_dtype="float32", muon_norm=1.01, warmup_steps=40),
+                          short_window="quarter128", rotary_dtype="float32", muon_norm=1.01, lr_warmup_steps=40),
 }
 RECIPE_FIELDS = tuple(k for k in RECIPES["nanochat"] if k != "recipe")  # MODEL_RECIPE_FIELDS among them
 

@@ -45,6 +45,19 @@ def test_every_profile_is_a_valid_training_config(profile: Profile):
     assert profile.corpus == "tinyshakespeare" or profile.corpus.startswith("fineweb-edu:")
 
 
+def test_profile_fields_never_shadow_run_fields():
+    """A profile and its run are written into one flat dict (an artifact's config) and read back from it: a name
+    in both would be read into the run (the profile's 10 timing warm-up steps became a 10-step LR warmup once)."""
+    from dataclasses import fields
+
+    from nanochat_next.bench.profiles import Profile
+    from nanochat_next.train.config import TensorRun
+
+    assert not ({f.name for f in fields(Profile)} - {"run"}) & {f.name for f in fields(TensorRun)}
+    for profile in PROFILES.values():
+        assert Profile.from_flat(profile.flat()) == profile
+
+
 def test_gpu_profiles_follow_the_dtype_rule_and_profile_choice(monkeypatch):
     import torch
 

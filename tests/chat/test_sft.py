@@ -85,8 +85,12 @@ def test_sft_raises_held_out_accuracy_and_chat_eval_reports_it(tmp_path, capsys)
     printed = capsys.readouterr().out
     assert "| identity | generative |" in printed and "| compare | categorical |" in printed
     was, now = (json.loads(p.read_text())["tasks"] for p in (before, after))
-    assert was["identity"]["accuracy"] == 0.0 and now["identity"]["accuracy"] == 1.0  # an unseen phrasing
-    assert now["identity"]["samples"][0]["reply"].startswith("I am nanochat-next")
+    # identity is balanced: half its questions ask who it is, half ask something else, and a reply is right when
+    # it names nanochat-next exactly when asked. The base model never names it: the half of the other questions
+    assert was["identity"]["accuracy"] <= was["identity"]["majority"] + 0.05
+    assert now["identity"]["accuracy"] >= 0.9  # the identity questions come in unseen phrasings
+    asked = [s for s in now["identity"]["samples"] if s["answer"].startswith("I am nanochat-next")]
+    assert asked and all(s["reply"].startswith("I am nanochat-next") for s in asked if s["correct"])
 
 
 @pytest.mark.slow

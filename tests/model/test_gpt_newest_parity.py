@@ -127,7 +127,7 @@ def test_five_steps_match_nanochat_newest(fixture):
 def test_recipe_run_fields_are_the_newest_defaults():
     """The run-level values a nanochat-92d63d4 run takes, read against its base_train (see NANOCHAT_NOTES)."""
     run = TensorRun(**RECIPE)
-    assert (run.warmup_steps, run.warmdown_ratio, run.final_lr_fraction) == (40, 0.65, 0.05)
+    assert (run.lr_warmup_steps, run.warmdown_ratio, run.final_lr_fraction) == (40, 0.65, 0.05)
     assert (run.weight_decay, run.unembedding_lr, run.muon_norm, run.muon_dtype) == (0.28, 0.008, 1.01, "compute")
     schedule = run.schedule()
     assert schedule(0) == pytest.approx(1 / 40) and schedule(39) == pytest.approx(1.0)

@@ -256,7 +256,7 @@ def test_the_newest_recipe_trains_from_the_cli(tmp_path, capsys):
                                       "--vocab-size", "300", "--dtype", "float32", "--out", str(out), "--no-progress"])
     args.func(args)
     saved = json.loads((out / "config.json").read_text())["config"]
-    assert saved["recipe"] == NANOCHAT_NEWEST and saved["warmup_steps"] == 40 and saved["muon_dtype"] == "compute"
+    assert saved["recipe"] == NANOCHAT_NEWEST and saved["lr_warmup_steps"] == 40 and saved["muon_dtype"] == "compute"
     log = capsys.readouterr().out
     assert "Muon orthogonalisation in float32 (the model's compute dtype (float32)" in log, log
 
