@@ -59,7 +59,9 @@ def test_the_same_seed_gives_nanochats_initial_weights(fixture):
     ours = model.state_dict()
     assert ours.keys() == theirs.keys()
     for name, value in theirs.items():
-        assert torch.equal(ours[name], value), name
+        # bit-identical on the machine that made the fixture; torch's vectorised normal_/uniform_ may round the last
+        # bit differently on another CPU's SIMD width; a draw out of order differs by O(std): 1e-6 tells them apart
+        assert (ours[name] - value).abs().max().item() <= 1e-6, name
 
 
 def test_logits_match_nanochat_newest(fixture):
