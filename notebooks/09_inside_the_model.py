@@ -98,7 +98,8 @@ print(f"{len(train_docs):,} train / {len(val_docs):,} val documents; vocab {tok.
 # %%
 runs = {}
 for depth in depths:
-    run = TensorRun(**recipe_values("nanochat"), depth=depth, head_dim=64, max_seq_len=max_seq_len,
+    run = TensorRun(**{**recipe_values("nanochat"), "muon_dtype": "auto"}, depth=depth, head_dim=64,
+                    max_seq_len=max_seq_len,
                     device_batch_size=device_batch_size, total_batch_size=total_batch_size, steps=steps,
                     eval_every=eval_every, eval_tokens=16 * max_seq_len * device_batch_size, device=device, seed=seed,
                     out=tempfile.mkdtemp())
