@@ -71,11 +71,11 @@ def test_cli_export_then_import_then_sample(tmp_path):
 
     # the default recipe (next) has features nanochat cannot load: export says so in one line
     assert cli("train", "--mode", "tensor", "--steps", "3", "--out", str(tmp_path / "next"), *tiny).returncode == 0
-    refused = cli("export", "--checkpoint", str(tmp_path / "next"), "--dest", str(tmp_path / "x"))
+    refused = cli("export", "--checkpoint", str(tmp_path / "next"), "--to", "nanochat", "--dest", str(tmp_path / "x"))
     assert refused.returncode == 2 and "--recipe nanochat" in refused.stderr.strip().splitlines()[-1], refused.stderr
     assert cli("train", "--mode", "tensor", "--steps", "3", "--out", str(tmp_path / "run"), "--recipe", "nanochat",
                *tiny).returncode == 0
-    exported = cli("export", "--checkpoint", str(tmp_path / "run"), "--dest", str(tmp_path / "nc"))
+    exported = cli("export", "--checkpoint", str(tmp_path / "run"), "--to", "nanochat", "--dest", str(tmp_path / "nc"))
     assert exported.returncode == 0 and (tmp_path / "nc" / "model_000003.pt").is_file(), exported.stderr
     imported = cli("import-nanochat", "--source", str(tmp_path / "nc"), "--tokenizer",
                    str(tmp_path / "run" / "tokenizer"), "--out", str(tmp_path / "back"))
