@@ -15,7 +15,6 @@ import math
 import statistics
 from collections.abc import Sequence
 
-from scipy import stats as scipy_stats
 
 ACCEPT_P = 0.01
 
@@ -24,6 +23,8 @@ def describe(values: Sequence[float]) -> dict:
     n = len(values)
     mean = statistics.fmean(values) if n else math.nan
     std = statistics.stdev(values) if n > 1 else math.nan
+    from scipy import stats as scipy_stats  # imported here: scipy.stats costs ~1.3 s, every CLI start paid it
+
     half = scipy_stats.t.ppf(0.975, n - 1) * std / math.sqrt(n) if n > 1 else math.nan
     return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half]}
 
@@ -33,6 +34,8 @@ def compare(variant: Sequence[float], baseline: Sequence[float], paired: bool = 
     diff = statistics.fmean(variant) - statistics.fmean(baseline)
     if len(variant) < 2 or len(baseline) < 2:
         return {"difference": diff, "p_value": None, "test": "none (fewer than 2 runs a side)"}
+    from scipy import stats as scipy_stats
+
     if paired:
         if len(variant) != len(baseline):
             raise ValueError("a paired test needs the same seeds on both sides")
