@@ -55,7 +55,7 @@ from nanochat_next.runtime import runtime_banner
 print(runtime_banner(in_colab="google.colab" in sys.modules))  # which runtime, and on Colab's CPU how to get a GPU
 
 # %% tags=["parameters"]
-preset = "auto"  # auto: tiny on a CPU (9 runs: ~1 min on an AMX Xeon, ~4 on an AVX2 EPYC); on a GPU the cpu profile
+preset = "auto"  # auto: tiny on a CPU (9 runs: ~1.3 min on an AVX2-only EPYC); on a GPU the cpu profile
 grid = "matrix_lr=0.02,0.004 warmdown_ratio=0.5,0.55"  # one change at a time against the first values
 seeds = "42,43,44"
 steps = 0  # 0 = the preset's
@@ -93,9 +93,11 @@ base = {"tiny": replace(PROFILES["smoke"].run, dtype="auto", compile=False),
         "gpu": replace(PROFILES["cpu"].run, device="cuda", dtype="auto")}[preset]
 out = notebook_output_dir(out_dir, "ablate", save_to_drive)
 run_data(replace(base, out=str(out)), log=lambda *a: None)  # trains the sweep's one tokenizer into out/tokenizer
-# the grid varies nanochat's recipe; peak_flops given: no matmul timing at the start of every run
-base = replace(base, **RECIPES["nanochat"], steps=steps or base.steps, tokenizer=str(out / "tokenizer"),
-               peak_flops=1e12)
+# the grid varies nanochat's recipe; peak_flops given: no matmul timing at the start of every run. Muon's
+# orthogonalisation in the dtype this machine measures faster (the pinned recipe's bf16 is emulated, ~13x slower,
+# on a CPU without AVX-512; the loss is the same within 2e-4: results/muon_dtype.md)
+base = replace(base, **{**RECIPES["nanochat"], "muon_dtype": "auto"}, steps=steps or base.steps,
+               tokenizer=str(out / "tokenizer"), peak_flops=1e12)
 variants = parse_grid(grid, "tensor", each=True)
 seed_list = [int(s) for s in seeds.split(",")]
 print(f"preset {preset}: depth {base.depth}, seq {base.max_seq_len}, {base.steps} steps of "

@@ -32,7 +32,8 @@
 #    compute, the points fall on nearly straight lines on a log axis: a tiny **scaling law**, the same shape that
 #    decides how big models like nanochat's are trained.
 #
-# On a 2-core CPU this takes about a minute and a half; on a GPU (Colab) `preset="auto"` sweeps larger models longer.
+# On a 2-core CPU this takes about three minutes (2.8 on an AVX2-only EPYC); on a GPU (Colab) `preset="auto"`
+# sweeps larger models longer.
 
 # %% tags=["nbval-ignore-output"]
 import importlib.util
@@ -58,7 +59,7 @@ depths = [1, 2, 3, 4]  # the sweep; width = 64 x depth
 max_seq_len = 128
 device_batch_size = 8
 total_batch_size = 1024  # tokens per step
-steps = 250
+steps = 150
 eval_every = 50
 device = "auto"
 seed = 42

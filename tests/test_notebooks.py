@@ -151,11 +151,12 @@ def test_colab_launcher_badges_and_profiles():
 
 @pytest.mark.slow
 def test_papermill_runs_the_benchmark_notebook(tmp_path, monkeypatch):
-    """`papermill notebooks/06_benchmark.ipynb out.ipynb -p profile smoke` (offline here: ours alone)."""
+    """`papermill notebooks/06_benchmark.ipynb out.ipynb -p profile smoke -p steps 5` (offline here: ours alone;
+    nbval runs the notebook's own 30 steps)."""
     monkeypatch.setenv("NANOCHAT_NEXT_NANOCHAT_URL", str(tmp_path / "no-network"))
     out = tmp_path / "out.ipynb"
     subprocess.run([sys.executable, "-m", "papermill", "-k", "python3", str(REPO / "notebooks" / "06_benchmark.ipynb"),
-                    str(out), "-p", "profile", "smoke", "-p", "out_dir", str(tmp_path)], check=True,
+                    str(out), "-p", "profile", "smoke", "-p", "out_dir", str(tmp_path), "-p", "steps", "5"], check=True,
                    capture_output=True, cwd=REPO)
     [artifact] = tmp_path.glob("bench_smoke_*.json")
     data = json.loads(artifact.read_text())

@@ -15,7 +15,6 @@ import math
 import statistics
 from collections.abc import Sequence
 
-
 ACCEPT_P = 0.01
 
 
