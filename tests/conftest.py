@@ -18,7 +18,22 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+MAX_WORKERS = 4  # beyond this, notebook kernels and training subprocesses compete for memory bandwidth
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject's addopts): one worker per core, at most MAX_WORKERS."""
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1))
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    workers = getattr(config.option, "numprocesses", None)
+    if isinstance(workers, int) and workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        # each worker (and every kernel or subprocess it starts: they inherit the environment) gets its share of
+        # the cores: two workers of two torch threads each on two cores spin against each other, 5-50x slower
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cores // workers))
     if os.environ.get("NANOCHAT_NEXT_CACHE") or not SHARED_DATA.is_dir():
         return
     cache = Path(tempfile.mkdtemp(prefix="nanochat-next-test-cache-"))
