@@ -9,7 +9,8 @@ nanochat_newest_parity.*); the script checks which. Importing it needs `filelock
 small modern GPT with every feature switched on (GQA, an S/L window pattern, value embeddings, lambdas; at the
 newest commit also smear, backout and a short window that really is shorter than the context), perturbs all
 weights so no path is zero, and records: the weights, a batch, nanochat's logits and losses, and the losses and
-final weights of 5 MuonAdamW steps with changing LR, momentum and weight decay. At the newest commit it also
+final weights of 5 MuonAdamW steps with changing LR, momentum and weight decay, and nanochat's FLOPs per token
+(``estimate_flops``). At the newest commit it also
 records the initial weights as nanochat's base_train makes them (meta device, then init_weights after a seed),
 so a test can check that the same seed gives the same model.
 
@@ -121,7 +122,7 @@ def main() -> None:
     save_file(tensors, out / f"{name}.safetensors")
     meta = {"nanochat_ref": head, "config": config, "init_seed": 1234,
             "optimizer": {**OPTIM, "adam_betas": list(OPTIM["adam_betas"])},
-            "schedule": SCHEDULE, "losses": losses, "losses_compiled": losses_compiled, "torch": torch.__version__,
+            "schedule": SCHEDULE, "estimate_flops": model.estimate_flops(), "losses": losses, "losses_compiled": losses_compiled, "torch": torch.__version__,
             "generated_by": "tools/make_nanochat_fixtures.py"}
     (out / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"wrote {out}/{name}.safetensors and .json")

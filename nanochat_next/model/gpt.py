@@ -399,12 +399,9 @@ class GPT(nn.Module):
     def flops_per_token(self) -> int:
         """nanochat's estimate: 6 x matmul params + 12 x heads x head_dim x effective context, per layer."""
         c = self.config
-        # embeddings are lookups, not matmuls: they cost no FLOPs per token
-        excluded = self.transformer.wte.weight.numel() + self.resid_lambdas.numel() + self.x0_lambdas.numel()
-        excluded += sum(ve.weight.numel() for ve in self.value_embeds.values())
-        matmul = sum(p.numel() for p in self.parameters()) - excluded
-        if self.config.tie_embeddings:  # the shared matrix is also the head's matmul
-            matmul += self.lm_head.weight.numel()
+        # counted structurally, as nanochat 92d63d4 does: every matmul with the token stream is an nn.Linear (a tied
+        # head included); embeddings are lookups and the per-layer and smear/backout scalars are no matmuls
+        matmul = sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Linear))
         attention = sum(12 * c.n_head * c.head_dim * min(w, c.sequence_len) for w in self.window_sizes)
         return 6 * matmul + attention
 

@@ -77,6 +77,13 @@ def test_logits_match_nanochat_newest(fixture):
     assert (loss_none - tensors["loss_none"]).abs().max().item() <= LOGIT_BOUND
 
 
+def test_flops_per_token_is_nanochats_estimate(fixture):
+    """Matmul weights counted as its estimate_flops counts them (every Linear; the smear gate in, the smear and
+    backout scalars out), plus attention over the effective windows: a compute multiplier needs the same FLOPs."""
+    _, meta = fixture
+    assert GPT(newest_config(meta), init=False).flops_per_token() == meta["estimate_flops"]
+
+
 @pytest.mark.parametrize("pinned", [dict(short_window="half"), dict(rotary_dtype="bfloat16")])
 def test_each_pinned_rule_would_not_match(fixture, pinned):
     """The check sees each of the newest commit's model changes alone: 2f09686's half window, or its rotary

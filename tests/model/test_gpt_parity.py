@@ -208,6 +208,11 @@ def test_input_past_the_rotary_tables_is_a_clear_error():
         model(torch.zeros(1, 41, dtype=torch.long))
 
 
+def test_flops_per_token_is_nanochats_estimate(fixture):
+    _, meta, _ = fixture
+    assert GPT(GPTConfig(**meta["config"]), init=False).flops_per_token() == meta["estimate_flops"]
+
+
 def test_flops_per_token_formula():
     model = GPT(config_for_depth(2, vocab_size=128, head_dim=64, max_seq_len=64, window_pattern="L"))
     c = model.config
