@@ -45,14 +45,15 @@ def flops_on_line(p0: tuple[float, float], p1: tuple[float, float], bpb: float) 
 
 def flops_to_reach(curve: Curve, bpb: float) -> tuple[float, bool] | None:
     """(FLOPs where ``curve`` first reaches ``bpb``, extrapolated?), or None for a curve with no slope to follow
-    (fewer than two points, or a flat boundary segment)."""
+    (fewer than two points, or a boundary segment that is flat or rises: extending a rising last segment would
+    "reach" a lower bpb at fewer FLOPs)."""
     if len(curve) < 2:
         return None
     for p0, p1 in zip(curve, curve[1:]):  # the first segment that crosses the target, going down
         if p1[1] <= bpb <= p0[1] and p0[1] != p1[1]:
             return flops_on_line(p0, p1, bpb), False
     p0, p1 = (curve[0], curve[1]) if bpb > curve[0][1] else (curve[-2], curve[-1])  # extend the boundary segment
-    if p0[1] == p1[1]:
+    if p1[1] >= p0[1]:  # flat, or rising (over-fitting): no slope leads to the target, extended either way
         return None
     return flops_on_line(p0, p1, bpb), True
 

@@ -48,3 +48,13 @@ def test_no_slope_no_multiplier():
     assert flops_to_reach([(1.0, 2.0)], 1.0) is None
     assert flops_to_reach([(1.0, 2.0), (10.0, 2.0)], 1.0) is None  # flat: nothing to extend
     assert compute_multiplier([(1.0, 2.0), (10.0, 2.0)], 5.0, 1.0) is None
+
+
+def test_a_rising_last_segment_is_not_extended():
+    """A baseline that over-fits (its last segment rises) never reached a bpb below its minimum: extending the rising
+    line would place that bpb at fewer FLOPs than the minimum's, a made-up multiplier."""
+    overfit = [(10.0, 3.0), (20.0, 2.0), (40.0, 2.5)]
+    assert flops_to_reach(overfit, 1.5) is None
+    assert compute_multiplier(overfit, 40.0, 1.5) is None
+    found, flag = flops_to_reach(overfit, 2.4)  # above the minimum: the first crossing, going down
+    assert found == pytest.approx(10 * 2 ** (math.log(3 / 2.4) / math.log(3 / 2))) and not flag
