@@ -80,6 +80,30 @@ def register(sub, fmt) -> None:
     p.add_argument("--name", help="the sweep's name in its artifact names (default: the grid's keys)")
     p.add_argument("--out", default=None, help="the sweep directory (default: out/ablate/NAME)")
     p.set_defaults(func=cmd_ablate)
+    register_ladder(sub, fmt)
+
+
+def register_ladder(sub, fmt) -> None:
+    from nanochat_next.bench.ladder import PRESETS as LADDERS
+    from nanochat_next.train.config import RECIPES
+
+    p = sub.add_parser("ladder", help="recipes compared across depths and token budgets by compute multiplier",
+                       formatter_class=fmt,
+                       description="Train every recipe (ours first, then the baselines) at every depth and number "
+                                   "of steps with the same seeds, tokenizer and data; per rung report the final and "
+                                   "best val bpb, epochs, paired p-values and nanochat's compute multiplier against "
+                                   "every baseline; write OUT/ladder_<preset>_<UTC>.json/.md/.png. Resumable: run "
+                                   "it again with the same arguments to continue (finished runs are kept). "
+                                   "Presets: " + "; ".join(f"{k}: {v.description}" for k, v in LADDERS.items()))
+    p.add_argument("--preset", choices=list(LADDERS), default="cpu", help="sizes, budgets, data and seeds")
+    p.add_argument("--depths", help="comma-separated depths (default: the preset's)")
+    p.add_argument("--steps", help="comma-separated token budgets in steps (default: the preset's)")
+    p.add_argument("--recipes", help=f"comma-separated, ours first (default: the preset's; known: "
+                                     f"{', '.join(RECIPES)})")
+    p.add_argument("--seeds", help="comma-separated, at least two (default: the preset's)")
+    p.add_argument("--out", default=None, help="the ladder's directory, artifacts included (default: "
+                                               "out/ladder/PRESET)")
+    p.set_defaults(func=cmd_ladder)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -162,5 +186,44 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         m = row["metric"]
         print(f"{variant:40s} {m['mean']:.4f} +- {m['std']:.4f}  {row.get('verdict', '(baseline)')}"
               + (f"  p={row['paired']['p_value']:.3g}" if row.get("paired", {}).get("p_value") is not None else ""))
+    print(f"wrote {json_path}, {md_path} and {png}")
+    return 0
+
+
+def comma_list(text: str | None, flag: str, kind=int) -> tuple | None:
+    """'2,4,6' -> (2, 4, 6); None stays None (the preset's); anything else is one clear error."""
+    if text is None:
+        return None
+    try:
+        values = tuple(kind(v.strip()) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"{flag}: expected comma-separated {kind.__name__}s, got {text!r}") from None
+    if not values:
+        raise UserError(f"{flag} is empty")
+    return values
+
+
+def cmd_ladder(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nanochat_next.atomic import writable_dir
+    from nanochat_next.bench.ladder import Ladder, run_ladder, write
+
+    out = writable_dir(args.out or Path("out") / "ladder" / args.preset)
+    ladder = Ladder.from_preset(args.preset, out, depths=comma_list(args.depths, "--depths"),
+                                steps=comma_list(args.steps, "--steps"),
+                                recipes=comma_list(args.recipes, "--recipes", str),
+                                seeds=comma_list(args.seeds, "--seeds"))
+    runs = len(ladder.rungs()) * len(ladder.recipes) * len(ladder.seeds)
+    print(f"ladder {args.preset}: depths {list(ladder.depths)} x steps {list(ladder.steps)} x recipes "
+          f"{', '.join(ladder.recipes)} x seeds {list(ladder.seeds)} = {runs} runs in {out}/")
+    data = run_ladder(ladder)
+    json_path, md_path, png = write(data, out)
+    ours = data["ours"]
+    for base, s in data["summary"].items():
+        cms = f"{s['cm_min']:.2f} to {s['cm_max']:.2f}" if s["cm_min"] is not None else "undefined"
+        print(f"{ours} vs {base}: CM {cms} over {s['rungs']} rungs"
+              + (f"; significantly worse at {', '.join(s['significantly_worse'])}" if s["significantly_worse"]
+                 else ""))
     print(f"wrote {json_path}, {md_path} and {png}")
     return 0

@@ -477,6 +477,8 @@ def summarize(job: Job, state: LoopState, seconds: float) -> dict:
         "dtype": job.choice.name, "device": str(procs.device),
         "processes": procs.world, "grad_accum": job.grad_accum,
         "num_params": sum(p.numel() for p in job.model.parameters()), "train_seconds": seconds,
+        # FLOPs = this x tokens seen: what a compute multiplier (bench.compute_multiplier) is read against
+        "flops_per_token": job.model.flops_per_token() if hasattr(job.model, "flops_per_token") else None,
         # CUDA: the allocator's peak (what nanochat reports); elsewhere None (measure the process's RSS instead)
         "peak_memory_mb": torch.cuda.max_memory_allocated(procs.device) / 2**20 if procs.device.type == "cuda"
         else None,

@@ -1,0 +1,91 @@
+"""What a person reads of a depth ladder: a table per baseline (one row per rung: the bpb difference at the end and
+at the best point, its p-value, the compute multiplier) and a plot of val bpb against FLOPs per rung."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+
+def _fmt(x, spec: str = ".4f") -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def _cm(m: dict) -> str:
+    if m["geomean"] is None:
+        return "undefined"
+    seeds = ", ".join(s["text"] if s else "-" for s in m["by_seed"].values())
+    return f"**{m['geomean']:.2f}**{'?' if m['extrapolated'] else ''} ({seeds})"
+
+
+def report(data: dict, png_name: str) -> str:
+    ours = data["ours"]
+    seeds = ", ".join(map(str, data["seeds"]))
+    minutes = data["wall_seconds"] / 60
+    lines = [f"# Depth ladder `{data['preset']}`: `{ours}` against {', '.join(f'`{b}`' for b in data['baselines'])}",
+             "",
+             f"Depths {data['depths']} x {data['steps']} steps, seeds {seeds}, every recipe on the same data, "
+             f"tokenizer and seeds ({minutes:.0f} min of training in all). Lower bpb is better. **CM** (compute "
+             "multiplier, nanochat's measure): the FLOPs the baseline needs to reach our final val bpb, read off "
+             "its curve of the same seed in log-log, over the FLOPs we spent; > 1 is a win. Geometric mean over "
+             "the seeds, then each seed; `?` = extrapolated past the baseline's curve. **CM best**: the same for "
+             "our best point against the baseline's best-so-far curve (defined when a curve rises again on "
+             "repeated data). p: paired t-test over the seeds; a difference counts with p < "
+             f"{data['accept_p']}.", ""]
+    if data.get("training_tokens"):
+        lines += [f"The corpus has {data['training_tokens']:,} training tokens; `epochs` = tokens seen / that.", ""]
+    for base in data["baselines"]:
+        s = data["summary"][base]
+        target = data["cm_targets"].get(base)
+        lines += [f"## `{ours}` vs `{base}`", "",
+                  f"CM over the rungs: {_fmt(s['cm_min'], '.2f')} to {_fmt(s['cm_max'], '.2f')}"
+                  + (f" (extrapolated at {', '.join(s['extrapolated'])})" if s["extrapolated"] else "")
+                  + (f"; target >= {target}: reached at {s['rungs_at_target']} of {s['rungs']} rungs" if target
+                     else "")
+                  + ("; significantly worse at the end: " + ", ".join(s["significantly_worse"])
+                     if s["significantly_worse"] else "; significantly worse at the end at no rung") + ".", "",
+                  "| rung | epochs | ours final | theirs final | diff | p | ours best (step) | theirs best | "
+                  "diff | p | CM | CM best |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+        for r in data["rungs"]:
+            a, b, v = r["recipes"][ours], r["recipes"][base], r["versus"][base]
+            steps = sorted(set(a["best_step_by_seed"].values()))
+            lines.append(
+                f"| d{r['depth']} x {r['steps']} | {_fmt(r['epochs'], '.2g')} | {_fmt(a['final']['mean'])} | "
+                f"{_fmt(b['final']['mean'])} | {_fmt(v['final']['difference'], '+.4f')} | "
+                f"{_fmt(v['final']['p_value'], '.2g')} | {_fmt(a['best']['mean'])} "
+                f"({', '.join(map(str, steps))}) | {_fmt(b['best']['mean'])} | "
+                f"{_fmt(v['best']['difference'], '+.4f')} | {_fmt(v['best']['p_value'], '.2g')} | {_cm(v['cm'])} | "
+                f"{_cm(v['cm_best_so_far'])} |")
+        lines.append("")
+    lines += [f"![val bpb against FLOPs per rung]({png_name})"]
+    return "\n".join(lines)
+
+
+def plot(data: dict, path: Path) -> None:
+    """One panel per rung: every recipe's val bpb against FLOPs (mean over seeds; FLOPs on a log axis, bpb linear:
+    a rung's bpb range is narrow, and log ticks over it are unreadable)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rungs = data["rungs"]
+    cols = len(data["steps"])
+    rows = math.ceil(len(rungs) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.4 * rows), squeeze=False)
+    for ax, r in zip(axes.flat, rungs):
+        for name, rec in r["recipes"].items():
+            curves = list(rec["curves"].values())
+            per_step = rec["flops_per_token"] * r["tokens"] / r["steps"]
+            steps = [s for s, _ in curves[0] if s > 0]
+            mean = [sum(dict(c)[s] for c in curves) / len(curves) for s in steps]
+            ax.semilogx([s * per_step for s in steps], mean, "o-", ms=3, label=name)
+        ax.set(title=f"depth {r['depth']}, {r['steps']} steps" + (f" ({r['epochs']:.2g} epochs)" if r["epochs"]
+                                                                  else ""), xlabel="FLOPs", ylabel="val bpb")
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in list(axes.flat)[len(rungs):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
