@@ -95,6 +95,11 @@ TENSOR_FLAGS = [
     (("--save-every",), {"type": non_negative_int},
      "checkpoint every N steps into OUT/checkpoints (0: only at the end); written before eval"),
     (("--keep-last",), {"type": non_negative_int}, "keep only the newest N checkpoints (0: all)"),
+    (("--keep-best",), {"action": argparse.BooleanOptionalAction},
+     "also save OUT/best/ (a model directory like OUT/model/): the weights at the lowest val bpb so far"),
+    (("--early-stop",), {"type": non_negative_int, "metavar": "N"},
+     "end the run after N evals without a new lowest val bpb (0: never); the model saved is the last one (with "
+     "--keep-best, OUT/best/ holds the best)"),
 ]
 RECIPE_FLAGS = [
     (("--recipe",), {"choices": list(RECIPES)}, "next (ours, measured better: docs/recipe.md), nanochat (exactly "

@@ -31,8 +31,8 @@ MUON_LRS = ("embedding_lr", "unembedding_lr", "matrix_lr", "scalar_lr")  # the M
 # settings that may change between a checkpoint and its resume; every other one must match. Learning rates
 # and dtype may change too (e.g. to recover from a NaN): the resume is then no longer exact.
 RESUMABLE_CHANGES = frozenset({"eval_every", "eval_tokens", "device", "compile", "deterministic", "peak_flops",
-                               "save_every", "keep_last", "out", "tokenizer", "lr", *MUON_LRS, "dtype",
-                               "muon_dtype"})
+                               "save_every", "keep_last", "keep_best", "early_stop", "out", "tokenizer", "lr",
+                               *MUON_LRS, "dtype", "muon_dtype"})
 MUON_MOMENTUM = ("nanochat", "next")  # 0.85 -> 0.95 over 300 steps | -> 0.97 over 400, down to 0.90 in warmdown
 WD_SCHEDULES = ("linear", "cosine")  # Muon's weight decay over the run: linear to 0 | half-cosine to 0
 ADAM_GROUPS = ("nanochat", "next")  # per-group AdamW settings (train.muon.nanochat_param_groups)
@@ -115,6 +115,8 @@ class TensorRun:
     out: str = "out/tensor"
     save_every: int = 0  # checkpoint every N steps (0: only at the end); always before that step's eval
     keep_last: int = 0  # keep the newest N checkpoints (0: all)
+    keep_best: bool = False  # also save OUT/best/: the model at its lowest val bpb so far (off: budgets stay matched)
+    early_stop: int = 0  # end the run after N evals without a new lowest val bpb (0: never)
 
     def __post_init__(self) -> None:
         if self.model_kind in OLD_MODEL_KINDS:  # frozen: the one place a field is rewritten after construction
@@ -130,6 +132,8 @@ class TensorRun:
                      "head_dim", "aspect_ratio", "vocab_size", "ve_gate_channels"):
             if getattr(self, name) < 1:
                 raise UserError(f"{flag(name)} must be positive, got {getattr(self, name)}")
+        if self.early_stop < 0:
+            raise UserError(f"{flag('early_stop')} must be >= 0 (0: never), got {self.early_stop}")
         if self.steps > MAX_STEPS:
             raise UserError(f"{flag('steps')} {self.steps:,} is more than {MAX_STEPS:,}; is it a typo?")
         if not 0.0 < self.val_fraction < 1.0:

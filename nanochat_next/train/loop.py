@@ -396,7 +396,7 @@ def train_job(run: TensorRun, tokenizer: BPETokenizer, build: BuildJob, progress
             stopped_by = run_loop(job, state, stop, out, resumed_at)
     # --- finish: the final model and tokenizer beside it (a stopped run keeps its checkpoint only)
     summary = summarize(job, state, time.perf_counter() - t_start)
-    if procs.master and stopped_by is None:
+    if procs.master and stopped_by in (None, EARLY_STOP):  # an early stop is a finished run, only shorter
         save_model(out_dir / "model", job.model, {"run": asdict(run), "summary": summary})
         tokenizer.save(out_dir / "tokenizer")
         summary["checkpoint"] = str(out_dir / "model")
@@ -429,6 +429,9 @@ def run_loop(job: Job, state: LoopState, stop: GracefulStop, out: ProgressLog, r
             bpb = evaluate(job)
             state.evals.append({"step": step, "val_bpb": bpb, "time": time.perf_counter() - t_start})
             out.eval(step, bpb)
+            if keep_or_stop(job, state, out) and step < run.steps:
+                last_saved = save_checkpoint(job, state) or last_saved  # the run can be continued past the stop
+                return EARLY_STOP
         if step == run.steps:
             return None
         t0 = time.perf_counter()
@@ -447,6 +450,31 @@ def run_loop(job: Job, state: LoopState, stop: GracefulStop, out: ProgressLog, r
         # MFU: FLOPs done per second / the peak measured on this device in this dtype (all processes)
         out.step(step, loss, lrm, dt, tps, flops_per_token * tps / (peak * job.procs.world), extra)
         state.step += 1
+
+
+EARLY_STOP = "early stop"
+
+
+def since_best(evals: list[dict]) -> tuple[int, int]:
+    """(index of the first eval with the lowest val bpb, evals after it)."""
+    best = min(range(len(evals)), key=lambda i: (evals[i]["val_bpb"], i))
+    return best, len(evals) - 1 - best
+
+
+def keep_or_stop(job: Job, state: LoopState, out: ProgressLog) -> bool:
+    """After an eval: with --keep-best, save OUT/best/ when it is a new lowest val bpb; with --early-stop N, True
+    once N evals in a row brought no new lowest (the history comes from state.evals, so it survives a resume)."""
+    run = job.run
+    best, after = since_best(state.evals)
+    if run.keep_best and after == 0 and job.procs.master:
+        record = {"run": asdict(run), "summary": {"step": state.step, "val_bpb": state.evals[best]["val_bpb"],
+                                                  "kept": "the lowest val bpb so far (--keep-best)"}}
+        save_model(Path(run.out) / "best", job.model, record)
+    if run.early_stop and after >= run.early_stop:
+        out.say(f"early stop at step {state.step}: {after} evals without a val bpb below "
+                f"{state.evals[best]['val_bpb']:.4f} (step {state.evals[best]['step']})")
+        return True
+    return False
 
 
 def announce(job: Job, log) -> None:
@@ -473,6 +501,8 @@ def summarize(job: Job, state: LoopState, seconds: float) -> dict:
     return {
         "steps": len(state.losses), "final_loss": state.losses[-1] if state.losses else math.nan,
         "final_val_bpb": state.evals[-1]["val_bpb"] if state.evals else math.nan, "evals": state.evals,
+        "best_val_bpb": min(e["val_bpb"] for e in state.evals) if state.evals else math.nan,
+        "best_step": state.evals[since_best(state.evals)[0]]["step"] if state.evals else None,
         "tok_per_s_median": steady[len(steady) // 2] if steady else math.nan,
         "dtype": job.choice.name, "device": str(procs.device),
         "processes": procs.world, "grad_accum": job.grad_accum,
