@@ -146,7 +146,7 @@ for step in range(6):
           f"  (seen {counts[pair]}x, sequence now {len(ids)} long)")
 
 # %% [markdown]
-# The library's trainer (`nanochat_next.bpe_train.train_merges`) does the same, but *incrementally*: it
+# The library's trainer (`nanochat_next.tokenizer.bpe_train.train_merges`) does the same, but *incrementally*: it
 # keeps the pair counts and only updates them around each replacement, instead of recounting the whole
 # text after every merge. Given the whole string as one chunk, it learns the same merges:
 

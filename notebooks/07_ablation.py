@@ -159,6 +159,11 @@ assert data["variants"]["warmdown_ratio=0.55"]["verdict"] in ("improvement", "re
 # Right: each change's effect with its 95% confidence interval. A CI that crosses zero is no evidence
 # either way. The large LR change lands far from zero; whether the small warmdown change clears the noise is
 # for the test to say, not for the eye (on another CPU the numbers move in the last digits).
+#
+# Why can a change smaller than the seed spread still be a significant one? Because the test is *paired*: a
+# variant and the baseline with the same seed share that seed's luck (the same initial weights, the same batches),
+# so the test looks at the three per-seed differences, not at the two spreads. When every seed moves by nearly the
+# same amount, the differences are far less noisy than the runs. Exercise 1 computes it by hand.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -174,6 +179,12 @@ fig.tight_layout()
 # tinyshakespeare), with five seeds per candidate against nanochat 2f09686's recipe: learning rates and
 # schedules (`--preset hparams`), then nanochat's later model and optimizer changes (`--preset features`).
 # Only what passed p < 0.01 went into `next` ([docs/recipe.md][recipe] lists every row, adopted or not).
+#
+# A caveat on method: those sweeps *chose* among candidates with seeds 42-46 on one validation split, and the
+# recipe's confirmation reused the same seeds and split. A confirmation on the data that did the choosing
+# re-measures the selection (a winner's curse: the chosen candidates are partly the ones that got lucky there).
+# An honest confirmation uses seeds and a split that no tuning step saw; `nanochat-next ladder` compares the
+# recipes at other sizes and budgets, which none of these sweeps tuned on.
 #
 # [recipe]: https://github.com/ricardofrantz/nanochat-next/blob/main/docs/recipe.md
 

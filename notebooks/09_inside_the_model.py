@@ -124,7 +124,13 @@ assert runs[depths[-1]]["final_val_bpb"] < runs[depths[0]]["final_val_bpb"] - 0.
 # every run against the compute spent so far (FLOPs per token x tokens seen). Early on a small model is the
 # cheaper way to a given loss; later the bigger ones pass it. The lower envelope of the curves is the best loss
 # a compute budget can buy, and choosing the model size on that envelope is what "compute-optimal" means.
-# (Few steps, one seed, one CPU: the shape, not precise exponents.)
+#
+# What this is not: a scaling-law fit in the Chinchilla sense. The exponent comes from 4 points at one fixed
+# budget (150 steps), one seed; and the right panel reads the envelope off the *intermediate* evaluations of
+# runs whose learning rate decays towards the end, so an early point of a long run is not what a run stopped
+# there would reach (its LR never decayed). The Chinchilla method trains every (size, budget) pair to the end of
+# its own schedule. `nanochat-next ladder` does that for three recipes (docs/benchmark.md): every rung is a full
+# run with its own schedule, several seeds, compared by nanochat's compute multiplier.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
