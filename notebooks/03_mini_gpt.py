@@ -362,4 +362,5 @@ for name, scale in (("unscaled", 1.0), ("scaled by 1/sqrt(64)", 1 / math.sqrt(wi
     weights = softmax_data([r * scale for r in raw])
     print(f"{name:>22}: largest weight {max(weights):.3f}")
 assert max(softmax_data(raw)) > max(softmax_data([r / math.sqrt(width) for r in raw]))
-# unscaled, one key takes almost all the weight: the softmax saturates and its gradients vanish
+# unscaled, the largest weight is several times larger and the softmax is far peakier (with a wider head or
+# larger scores one key takes nearly all of it): a saturated softmax passes almost no gradient to the others

@@ -189,8 +189,9 @@ plt.show()
 # %% [markdown]
 # ## 3. Samples
 #
-# The same prompt, the same seed, five rules. Greedy repeats itself; a high temperature invents words;
-# top-k and top-p cut off the unlikely tail that produces most of the nonsense.
+# The same prompt, the same seed, five rules. Greedy takes the likeliest path, which here circles back on its own
+# words ("I am not a man, sir, I am a man") and may end at the first likely line break; a high temperature
+# invents words; top-k and top-p cut off the unlikely tail that produces most of the nonsense.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

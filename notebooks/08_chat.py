@@ -188,7 +188,11 @@ for name in tasks:
 #
 # The chat loop: render the conversation so far, append `<|assistant_start|>`, generate until
 # `<|assistant_end|>`. (`nanochat-next chat --checkpoint DIR` in a terminal; `nanochat-next serve --checkpoint
-# DIR` for the web page.) It learned three narrow skills from a Shakespeare base: outside them it babbles.
+# DIR` for the web page.) What to expect, from the table above: it learned the *form* of all three tasks, but
+# the skill of two. Spelling and its name work; arithmetic it answers with a plausible number that is almost
+# never the sum (a 1M-parameter model after 400 steps has not learned to add; notebook 10's RL needs a task it
+# gets right sometimes). And off-task it does not babble: a question it was not taught gets the answer it was
+# taught most often for questions, its name. SFT taught it to reply, not to understand.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
