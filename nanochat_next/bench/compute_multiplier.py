@@ -32,7 +32,8 @@ class Multiplier:
     extrapolated: bool  # the anchor lies beyond the baseline's measured curve
 
     def __str__(self) -> str:
-        return f"{self.cm:.2f}{'?' if self.extrapolated else ''}"
+        value = f"{self.cm:.2f}" if self.cm < 1000 else f"{self.cm:.1e}"  # an extrapolation can run to 1e27
+        return f"{value}{'?' if self.extrapolated else ''}"
 
 
 def flops_on_line(p0: tuple[float, float], p1: tuple[float, float], bpb: float) -> float:

@@ -179,8 +179,23 @@ def flops_curve(r: dict) -> Curve:
     return [(step * per_step, bpb) for step, bpb in r["curve"] if step > 0]
 
 
+def summarize_cms(by_seed: dict[int, dict | None]) -> dict:
+    """Per-seed multipliers (None: undefined) -> their geometric mean, range and flags."""
+    values = [m["cm"] for m in by_seed.values() if m]
+    return {"by_seed": by_seed,
+            "geomean": math.exp(statistics.fmean(math.log(v) for v in values)) if values else None,
+            "min": min(values, default=None), "max": max(values, default=None),
+            "extrapolated": any(m["extrapolated"] for m in by_seed.values() if m),
+            "undefined": sum(m is None for m in by_seed.values())}
+
+
+def as_record(m) -> dict | None:
+    return None if m is None else {"cm": m.cm, "extrapolated": m.extrapolated, "text": str(m)}
+
+
 def multipliers(ours: dict[int, dict], base: dict[int, dict], best: bool) -> dict:
-    """CM per seed (the baseline's curve of the same seed), their geometric mean, range and extrapolations."""
+    """nanochat's CM per seed: the FLOPs the baseline (its curve of the same seed) needs to reach our final bpb
+    (``best``: our best bpb, on its best-so-far curve), over our FLOPs to that point."""
     by_seed = {}
     for seed, r in ours.items():
         curve = flops_curve(base[seed])
@@ -189,13 +204,37 @@ def multipliers(ours: dict[int, dict], base: dict[int, dict], best: bool) -> dic
             m = compute_multiplier(best_so_far(curve), r["best_step"] * per_step, r["best"])
         else:
             m = compute_multiplier(curve, r["final_step"] * per_step, r["final"])
-        by_seed[seed] = None if m is None else {"cm": m.cm, "extrapolated": m.extrapolated, "text": str(m)}
-    values = [m["cm"] for m in by_seed.values() if m]
-    return {"by_seed": by_seed,
-            "geomean": math.exp(statistics.fmean(math.log(v) for v in values)) if values else None,
-            "min": min(values, default=None), "max": max(values, default=None),
-            "extrapolated": any(m["extrapolated"] for m in by_seed.values() if m),
-            "undefined": sum(m is None for m in by_seed.values())}
+        by_seed[seed] = as_record(m)
+    return summarize_cms(by_seed)
+
+
+def multipliers_at_their_final(ours: dict[int, dict], base: dict[int, dict]) -> dict:
+    """The CM anchored at the baseline's final bpb instead of ours: its FLOPs over the FLOPs our curve needs to reach
+    that bpb. When ours ends below anything the baseline reached, nanochat's CM must extend the baseline's flattening
+    last segment (the LR decays there) and can come out at absurd values; this one is then read inside our curve.
+    It is conservative: an intermediate point of our run is read before its LR decayed, worse than a run that
+    short would end."""
+    by_seed = {}
+    for seed, theirs in base.items():
+        per_step = theirs["flops_per_token"] * theirs["tokens_per_step"]
+        m = compute_multiplier(flops_curve(ours[seed]), theirs["final_step"] * per_step, theirs["final"])
+        by_seed[seed] = as_record(None if m is None else replace(m, cm=1 / m.cm))  # theirs / ours, not ours / theirs
+    return summarize_cms(by_seed)
+
+
+def headline(cm: dict, at_their_final: dict) -> dict:
+    """Per seed: nanochat's CM where it is read inside the baseline's curve, else the one anchored at the baseline's
+    final bpb where that is read inside ours, else nanochat's extrapolated one (flagged)."""
+    by_seed = {}
+    for seed, forward in cm["by_seed"].items():
+        backward = at_their_final["by_seed"][seed]
+        if forward and not forward["extrapolated"]:
+            by_seed[seed] = {**forward, "kind": "nanochat"}
+        elif backward and not backward["extrapolated"]:
+            by_seed[seed] = {**backward, "kind": "at the baseline's final bpb"}
+        else:
+            by_seed[seed] = None if forward is None else {**forward, "kind": "nanochat, extrapolated"}
+    return summarize_cms(by_seed)
 
 
 def analyse(ladder: Ladder, tokens: int | None) -> dict:
@@ -225,7 +264,9 @@ def analyse(ladder: Ladder, tokens: int | None) -> dict:
                 "best": stats.compare([ours[s]["best"] for s in ladder.seeds],
                                       [theirs[s]["best"] for s in ladder.seeds], paired=True),
                 "cm": multipliers(ours, theirs, best=False),
-                "cm_best_so_far": multipliers(ours, theirs, best=True)}
+                "cm_best_so_far": multipliers(ours, theirs, best=True),
+                "cm_at_their_final": multipliers_at_their_final(ours, theirs)}
+            versus[base]["cm_headline"] = headline(versus[base]["cm"], versus[base]["cm_at_their_final"])
             versus[base]["verdict"] = stats.verdict(versus[base]["final"])
         rungs.append({"rung": f"d{depth}_s{steps}", "depth": depth, "steps": steps, "tokens": seen,
                       "epochs": seen / tokens if tokens else None, "recipes": recipes, "versus": versus})
@@ -250,15 +291,16 @@ def wall_seconds(ladder: Ladder) -> float:
 
 
 def summary(rungs: list[dict], baselines) -> dict:
-    """Per baseline: the CM range over the rungs (geometric means over seeds), how many rungs reach the target,
-    and the rungs where ours is significantly worse at the end."""
+    """Per baseline: the headline CM's range over the rungs (geometric means over seeds), how many rungs reach the
+    target, and the rungs where ours is significantly worse at the end."""
     out = {}
     for base in baselines:
-        cms = [r["versus"][base]["cm"]["geomean"] for r in rungs if r["versus"][base]["cm"]["geomean"]]
+        cms = [r["versus"][base]["cm_headline"]["geomean"] for r in rungs
+               if r["versus"][base]["cm_headline"]["geomean"]]
         target = CM_TARGETS.get(base)
         out[base] = {"cm_min": min(cms, default=None), "cm_max": max(cms, default=None),
                      "rungs_at_target": sum(c >= target for c in cms) if target else None, "rungs": len(rungs),
-                     "extrapolated": [r["rung"] for r in rungs if r["versus"][base]["cm"]["extrapolated"]],
+                     "extrapolated": [r["rung"] for r in rungs if r["versus"][base]["cm_headline"]["extrapolated"]],
                      "significantly_worse": [r["rung"] for r in rungs if r["versus"][base]["verdict"] == "regression"]}
     return out
 

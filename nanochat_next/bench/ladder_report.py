@@ -11,11 +11,13 @@ def _fmt(x, spec: str = ".4f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
-def _cm(m: dict) -> str:
+def _cm(m: dict, bold: bool = False) -> str:
     if m["geomean"] is None:
         return "undefined"
-    seeds = ", ".join(s["text"] if s else "-" for s in m["by_seed"].values())
-    return f"**{m['geomean']:.2f}**{'?' if m['extrapolated'] else ''} ({seeds})"
+    mark = {"at the baseline's final bpb": "*"}
+    seeds = ", ".join(s["text"] + mark.get(s.get("kind"), "") if s else "-" for s in m["by_seed"].values())
+    value = f"{m['geomean']:.3g}" if m["geomean"] < 1e4 else f"{m['geomean']:.1e}"
+    return f"{'**' if bold else ''}{value}{'**' if bold else ''}{'?' if m['extrapolated'] else ''} ({seeds})"
 
 
 def report(data: dict, png_name: str) -> str:
@@ -25,27 +27,33 @@ def report(data: dict, png_name: str) -> str:
     lines = [f"# Depth ladder `{data['preset']}`: `{ours}` against {', '.join(f'`{b}`' for b in data['baselines'])}",
              "",
              f"Depths {data['depths']} x {data['steps']} steps, seeds {seeds}, every recipe on the same data, "
-             f"tokenizer and seeds ({minutes:.0f} min of training in all). Lower bpb is better. **CM** (compute "
-             "multiplier, nanochat's measure): the FLOPs the baseline needs to reach our final val bpb, read off "
-             "its curve of the same seed in log-log, over the FLOPs we spent; > 1 is a win. Geometric mean over "
-             "the seeds, then each seed; `?` = extrapolated past the baseline's curve. **CM best**: the same for "
-             "our best point against the baseline's best-so-far curve (defined when a curve rises again on "
-             "repeated data). p: paired t-test over the seeds; a difference counts with p < "
-             f"{data['accept_p']}.", ""]
+             f"tokenizer and seeds ({minutes:.0f} min of runs in all). Lower bpb is better. **CM nanochat** "
+             "(compute multiplier, nanochat's measure): the FLOPs the baseline needs to reach our final val bpb, "
+             "read off its curve of the same seed in log-log, over the FLOPs we spent; > 1 is a win; geometric "
+             "mean over the seeds, then each seed; `?` = extrapolated past the baseline's curve. When ours ends "
+             "below anything the baseline reached, that extrapolation follows the baseline's last, flattening "
+             "segment (its LR decays there) and can give absurd values, so the **CM** column (the headline) takes, "
+             "per seed, nanochat's value where it is read inside the baseline's curve, else the CM anchored at the "
+             "baseline's final bpb (marked `*`): the baseline's FLOPs over the FLOPs our curve needed to reach "
+             "its final bpb, read inside our curve. That one is conservative (our intermediate points are read "
+             "before our LR decayed). **CM best**: nanochat's CM of our best point against the baseline's "
+             "best-so-far curve (defined when a curve rises again on repeated data). p: paired t-test over the "
+             f"seeds; a difference counts with p < {data['accept_p']}.", ""]
     if data.get("training_tokens"):
         lines += [f"The corpus has {data['training_tokens']:,} training tokens; `epochs` = tokens seen / that.", ""]
     for base in data["baselines"]:
         s = data["summary"][base]
         target = data["cm_targets"].get(base)
         lines += [f"## `{ours}` vs `{base}`", "",
-                  f"CM over the rungs: {_fmt(s['cm_min'], '.2f')} to {_fmt(s['cm_max'], '.2f')}"
+                  f"Headline CM over the rungs: {_fmt(s['cm_min'], '.3g')} to {_fmt(s['cm_max'], '.3g')}"
                   + (f" (extrapolated at {', '.join(s['extrapolated'])})" if s["extrapolated"] else "")
                   + (f"; target >= {target}: reached at {s['rungs_at_target']} of {s['rungs']} rungs" if target
                      else "")
                   + ("; significantly worse at the end: " + ", ".join(s["significantly_worse"])
                      if s["significantly_worse"] else "; significantly worse at the end at no rung") + ".", "",
                   "| rung | epochs | ours final | theirs final | diff | p | ours best (step) | theirs best | "
-                  "diff | p | CM | CM best |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+                  "diff | p | CM | CM nanochat | CM best |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
         for r in data["rungs"]:
             a, b, v = r["recipes"][ours], r["recipes"][base], r["versus"][base]
             steps = sorted(set(a["best_step_by_seed"].values()))
@@ -54,8 +62,8 @@ def report(data: dict, png_name: str) -> str:
                 f"{_fmt(b['final']['mean'])} | {_fmt(v['final']['difference'], '+.4f')} | "
                 f"{_fmt(v['final']['p_value'], '.2g')} | {_fmt(a['best']['mean'])} "
                 f"({', '.join(map(str, steps))}) | {_fmt(b['best']['mean'])} | "
-                f"{_fmt(v['best']['difference'], '+.4f')} | {_fmt(v['best']['p_value'], '.2g')} | {_cm(v['cm'])} | "
-                f"{_cm(v['cm_best_so_far'])} |")
+                f"{_fmt(v['best']['difference'], '+.4f')} | {_fmt(v['best']['p_value'], '.2g')} | "
+                f"{_cm(v['cm_headline'], bold=True)} | {_cm(v['cm'])} | {_cm(v['cm_best_so_far'])} |")
         lines.append("")
     lines += [f"![val bpb against FLOPs per rung]({png_name})"]
     return "\n".join(lines)

@@ -51,6 +51,9 @@ def test_compute_multipliers_and_p_values_worked_by_hand(tmp_path):
     cm = rung["versus"]["nanochat"]["cm"]
     assert cm["by_seed"][42]["cm"] == pytest.approx(0.5) and cm["by_seed"][43]["cm"] == pytest.approx(1.0)
     assert cm["geomean"] == pytest.approx(math.sqrt(0.5)) and not cm["extrapolated"]
+    head = rung["versus"]["nanochat"]["cm_headline"]  # read inside theirs' curve: nanochat's own, unchanged
+    assert [s["kind"] for s in head["by_seed"].values()] == ["nanochat", "nanochat"]
+    assert head["geomean"] == cm["geomean"]
     best = rung["versus"]["nanochat"]["cm_best_so_far"]
     assert best["by_seed"][43]["cm"] == pytest.approx(2.0) and best["by_seed"][42]["cm"] == pytest.approx(0.5)
     ours_rec = rung["recipes"]["next"]
@@ -81,6 +84,21 @@ def test_overfitting_baselines_the_best_point_and_undefined_multipliers(tmp_path
     assert v["cm"]["undefined"] == 1 and v["cm"]["geomean"] == pytest.approx(steps_to(2.4) / 40)
     assert data["rungs"][0]["recipes"]["next"]["best_step_by_seed"] == {42: 20, 43: 40}
     assert v["best"]["difference"] == pytest.approx(((2.2 - 2.0) + (1.5 - 2.0)) / 2)
+
+
+def test_the_headline_reads_inside_a_curve_when_nanochats_cm_would_extrapolate(tmp_path):
+    # ours ends at 1.5, below anything theirs reached (2.5): nanochat's CM extends theirs' last segment (flagged);
+    # the headline takes the CM anchored at theirs' final bpb, read inside our curve between steps 10 and 20
+    theirs = {42: [(0, 5.0), (10, 4.0), (20, 3.0), (40, 2.5)], 43: [(0, 5.0), (10, 4.0), (20, 3.0), (40, 2.5)]}
+    ours = {42: [(0, 5.0), (10, 3.0), (20, 2.0), (40, 1.5)], 43: [(0, 5.0), (10, 3.0), (20, 2.0), (40, 1.6)]}
+    v = analyse(hand_made(tmp_path, ours, theirs), tokens=None)["rungs"][0]["versus"]["nanochat"]
+    assert v["cm"]["extrapolated"] and v["cm"]["by_seed"][42]["text"].endswith("?")
+    ours_steps = 10 * 2 ** ((math.log(3.0) - math.log(2.5)) / (math.log(3.0) - math.log(2.0)))  # 12.9 steps
+    at_final = v["cm_at_their_final"]["by_seed"][42]
+    assert at_final["cm"] == pytest.approx(40 / ours_steps) and not at_final["extrapolated"]
+    head = v["cm_headline"]
+    assert head["by_seed"][42]["kind"] == "at the baseline's final bpb" and not head["extrapolated"]
+    assert head["geomean"] == pytest.approx(40 / ours_steps)
 
 
 def test_bad_ladders_are_one_clear_error(tmp_path):
