@@ -138,8 +138,10 @@ def prepare(sweep: Sweep) -> None:
         config = from_fields(CONFIGS[sweep.mode], {**sweep.base, **bundle, **overrides}, f"variant {name}")
         path = sweep.out / "variants" / f"{name.replace('/', '_')}.json"
         if path.exists():
+            # the file's fields, with today's defaults for fields added since it was written: a sweep started before
+            # an upgrade that only added settings is the same sweep
             _, old = read_config(path)
-            if old != asdict(config):
+            if asdict(from_fields(CONFIGS[sweep.mode], old, str(path))) != asdict(config):
                 raise UserError(f"{sweep.out} holds a different sweep (variant {name} changed); use another --out")
         else:
             write_config(path, sweep.mode, config)

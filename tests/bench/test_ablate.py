@@ -118,6 +118,23 @@ def test_every_preset_is_a_grid_of_valid_runs(preset, tmp_path):
     assert len(list((tmp_path / "variants").glob("*.json"))) == len(variants)
 
 
+def test_a_sweep_written_before_a_setting_existed_still_resumes(tmp_path):
+    """A variant file from an older version lacks the fields added since (found when `keep_best` arrived in the middle
+    of a ladder): their defaults fill in; a changed value is still a different sweep."""
+    sweep = Sweep("old", "tensor", asdict(TensorRun(steps=7)), parse_grid("matrix_lr=0.02,0.03", "tensor"), [1],
+                  tmp_path)
+    prepare(sweep)
+    path = tmp_path / "variants" / "matrix_lr=0.02.json"
+    record = json.loads(path.read_text())
+    del record["config"]["keep_best"], record["config"]["early_stop"]
+    path.write_text(json.dumps(record))
+    prepare(sweep)  # the same sweep
+    record["config"]["steps"] = 8
+    path.write_text(json.dumps(record))
+    with pytest.raises(UserError, match="holds a different sweep"):
+        prepare(sweep)
+
+
 def test_a_recipe_variant_is_the_whole_bundle(tmp_path):
     sweep = Sweep("r", "tensor", asdict(replace(TensorRun(), **RECIPES["nanochat"], steps=7)),
                   parse_grid("recipe=nanochat,next", "tensor"), [1, 2], tmp_path)
