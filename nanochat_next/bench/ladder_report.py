@@ -76,6 +76,7 @@ def plot(data: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     rungs = data["rungs"]
     cols = len(data["steps"])
@@ -90,6 +91,7 @@ def plot(data: dict, path: Path) -> None:
             ax.semilogx([s * per_step for s in steps], mean, "o-", ms=3, label=name)
         ax.set(title=f"depth {r['depth']}, {r['steps']} steps" + (f" ({r['epochs']:.2g} epochs)" if r["epochs"]
                                                                   else ""), xlabel="FLOPs", ylabel="val bpb")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # label the powers of ten only: minor labels overlap
         ax.grid(True, which="both", alpha=0.3)
     for ax in list(axes.flat)[len(rungs):]:
         ax.axis("off")
