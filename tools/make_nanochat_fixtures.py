@@ -122,7 +122,8 @@ def main() -> None:
     save_file(tensors, out / f"{name}.safetensors")
     meta = {"nanochat_ref": head, "config": config, "init_seed": 1234,
             "optimizer": {**OPTIM, "adam_betas": list(OPTIM["adam_betas"])},
-            "schedule": SCHEDULE, "estimate_flops": model.estimate_flops(), "losses": losses, "losses_compiled": losses_compiled, "torch": torch.__version__,
+            "schedule": SCHEDULE, "estimate_flops": model.estimate_flops(),  # FLOPs per token, nanochat's count
+            "losses": losses, "losses_compiled": losses_compiled, "torch": torch.__version__,
             "generated_by": "tools/make_nanochat_fixtures.py"}
     (out / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"wrote {out}/{name}.safetensors and .json")
