@@ -204,10 +204,15 @@ def analyse(sweep: Sweep) -> dict:
 def write(data: dict, out: Path) -> tuple[Path, Path, Path]:
     """The JSON, the report and the plot."""
     from nanochat_next.bench.ablate_report import plot, report
+
+    return write_stamped(out, f"ablate_{data['name']}", data, plot, report)
+
+
+def write_stamped(out: Path, stem: str, data: dict, plot, report) -> tuple[Path, Path, Path]:
+    """OUT/<stem>_<UTC>.png, then .json (data + machine metadata) and .md (``report(data, png name)``)."""
     from nanochat_next.provenance import write_results
 
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    name = f"ablate_{data['name']}_{stamp}"
+    name = f"{stem}_{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     png = out / f"{name}.png"
     plot(data, png)
     json_path, md_path = write_results(out, name, data, report(data, png.name))

@@ -20,7 +20,6 @@ nanochat's experiment branch does (scripts/compare.py), plus seeds and p-values:
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import statistics
@@ -30,7 +29,7 @@ from pathlib import Path
 
 from nanochat_next.atomic import write_text
 from nanochat_next.bench import stats
-from nanochat_next.bench.ablate import Sweep, prepare, run_dir, run_one
+from nanochat_next.bench.ablate import Sweep, prepare, run_dir, run_one, write_stamped
 from nanochat_next.bench.compute_multiplier import Curve, best_so_far, compute_multiplier
 from nanochat_next.bench.profiles import PROFILES
 from nanochat_next.errors import UserError
@@ -307,11 +306,5 @@ def summary(rungs: list[dict], baselines) -> dict:
 
 def write(data: dict, out: Path) -> tuple[Path, Path, Path]:
     from nanochat_next.bench.ladder_report import plot, report
-    from nanochat_next.provenance import write_results
 
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    name = f"ladder_{data['preset']}_{stamp}"
-    png = out / f"{name}.png"
-    plot(data, png)
-    json_path, md_path = write_results(out, name, data, report(data, png.name))
-    return json_path, md_path, png
+    return write_stamped(out, f"ladder_{data['preset']}", data, plot, report)
