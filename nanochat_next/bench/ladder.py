@@ -50,7 +50,8 @@ class Preset:
 
 
 # cpu: the cpu bench profile's data, tokenizer and context at 1,024-token steps; the longer budget is the cpu
-# profile's 410k tokens, the shorter 5x less. Sized for about two hours on 2 cores (depth 6 takes half of it).
+# profile's 410k tokens, the shorter 5x less. Measured on a 2-core AVX2-only EPYC: depths 2 and 4 take 64 min, depth
+# 6 about 2.5 hours more (~175 s per 80-step run, ~14 min per 400-step run): run it in sittings, it resumes.
 PRESETS = {
     "cpu": Preset("depths 2, 4, 6 x 80 and 400 steps of 1,024 tokens on tinyshakespeare, 3 recipes x 3 seeds",
                   replace(PROFILES["cpu"].run, device_batch_size=4, total_batch_size=1024, compile=False,
