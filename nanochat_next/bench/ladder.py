@@ -29,7 +29,7 @@ from pathlib import Path
 
 from nanochat_next.atomic import write_text
 from nanochat_next.bench import stats
-from nanochat_next.bench.ablate import Sweep, prepare, run_dir, run_one, write_stamped
+from nanochat_next.bench.ablate import Sweep, finished, prepare, run_dir, run_one, write_stamped
 from nanochat_next.bench.compute_multiplier import Curve, best_so_far, compute_multiplier
 from nanochat_next.bench.profiles import PROFILES
 from nanochat_next.errors import UserError
@@ -237,10 +237,26 @@ def headline(cm: dict, at_their_final: dict) -> dict:
     return summarize_cms(by_seed)
 
 
-def analyse(ladder: Ladder, tokens: int | None) -> dict:
+def rung_finished(ladder: Ladder, depth: int, steps: int) -> bool:
+    sweep = ladder.sweep(depth, steps)
+    return all(finished(run_dir(sweep, r, s), sweep.mode) for r in ladder.recipes for s in ladder.seeds)
+
+
+def report_ladder(ladder: Ladder) -> dict:
+    """The analysis of the rungs whose every run has finished, training nothing (``ladder --report``: a ladder
+    run in parts shows what it has so far); the other rungs are listed as ``pending``."""
+    done = [rung for rung in ladder.rungs() if rung_finished(ladder, *rung)]
+    if not done:
+        raise UserError(f"no rung of this ladder has finished in {ladder.out}: run it without --report first")
+    return analyse(ladder, training_tokens(ladder), done)
+
+
+def analyse(ladder: Ladder, tokens: int | None, rungs_done: list[tuple[int, int]] | None = None) -> dict:
+    """Per rung: each recipe's final and best val bpb over seeds, and ours against every baseline (paired p-values,
+    compute multipliers). ``rungs_done``: analyse only these (the rest are ``pending``)."""
     ours_name, baselines = ladder.recipes[0], ladder.recipes[1:]
-    rungs = []
-    for depth, steps in ladder.rungs():
+    rungs, todo = [], ladder.rungs() if rungs_done is None else rungs_done
+    for depth, steps in todo:
         sweep = ladder.sweep(depth, steps)
         runs = {r: {s: read_run(run_dir(sweep, r, s)) for s in ladder.seeds} for r in ladder.recipes}
         any_run = runs[ours_name][ladder.seeds[0]]
@@ -274,14 +290,15 @@ def analyse(ladder: Ladder, tokens: int | None) -> dict:
             "seeds": list(ladder.seeds), "depths": list(ladder.depths), "steps": list(ladder.steps),
             "training_tokens": tokens, "accept_p": stats.ACCEPT_P, "base_config": asdict(ladder.base),
             "cm_targets": {b: CM_TARGETS.get(b) for b in baselines}, "rungs": rungs,
-            "summary": summary(rungs, baselines), "wall_seconds": wall_seconds(ladder)}
+            "summary": summary(rungs, baselines), "wall_seconds": wall_seconds(ladder, todo),
+            "pending": [f"d{d}_s{s}" for d, s in ladder.rungs() if (d, s) not in todo]}
 
 
-def wall_seconds(ladder: Ladder) -> float:
-    """The ladder's wall time: every run's process, from start to exit, over however many invocations it took
-    (a run finished before the times were recorded counts its training time)."""
+def wall_seconds(ladder: Ladder, rungs: list[tuple[int, int]]) -> float:
+    """The wall time of these rungs: every run's process, from start to exit, over however many invocations it
+    took (a run finished before the times were recorded counts its training time)."""
     walls, total = read_walls(ladder), 0.0
-    for depth, steps in ladder.rungs():
+    for depth, steps in rungs:
         sweep = ladder.sweep(depth, steps)
         for recipe in ladder.recipes:
             for seed in ladder.seeds:

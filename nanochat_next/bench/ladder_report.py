@@ -39,6 +39,9 @@ def report(data: dict, png_name: str) -> str:
              "before our LR decayed). **CM best**: nanochat's CM of our best point against the baseline's "
              "best-so-far curve (defined when a curve rises again on repeated data). p: paired t-test over the "
              f"seeds; a difference counts with p < {data['accept_p']}.", ""]
+    if data.get("pending"):
+        lines += [f"**Not run yet** (the ladder is run in parts; these rungs have unfinished runs and are left out "
+                  f"of every table and range below): {', '.join(data['pending'])}.", ""]
     if data.get("training_tokens"):
         lines += [f"The corpus has {data['training_tokens']:,} training tokens; `epochs` = tokens seen / that.", ""]
     for base in data["baselines"]:
@@ -71,7 +74,8 @@ def report(data: dict, png_name: str) -> str:
 
 def plot(data: dict, path: Path) -> None:
     """One panel per rung: every recipe's val bpb against FLOPs (mean over seeds; FLOPs on a log axis, bpb linear:
-    a rung's bpb range is narrow, and log ticks over it are unreadable)."""
+    a rung's bpb range is narrow, and log ticks over it are unreadable); the last panel: the headline CM against
+    each baseline per rung, against the rung's compute, with the targets."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,7 +84,7 @@ def plot(data: dict, path: Path) -> None:
 
     rungs = data["rungs"]
     cols = len(data["steps"])
-    rows = math.ceil(len(rungs) / cols)
+    rows = math.ceil((len(rungs) + 1) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.4 * rows), squeeze=False)
     for ax, r in zip(axes.flat, rungs):
         for name, rec in r["recipes"].items():
@@ -93,7 +97,25 @@ def plot(data: dict, path: Path) -> None:
                                                                   else ""), xlabel="FLOPs", ylabel="val bpb")
         ax.xaxis.set_minor_formatter(NullFormatter())  # label the powers of ten only: minor labels overlap
         ax.grid(True, which="both", alpha=0.3)
-    for ax in list(axes.flat)[len(rungs):]:
+    ax = axes.flat[len(rungs)]
+    for i, base in enumerate(data["baselines"]):
+        points = [(r["recipes"][data["ours"]]["flops_per_token"] * r["tokens"],
+                   r["versus"][base]["cm_headline"]["geomean"], r) for r in rungs]
+        points = [pt for pt in points if pt[1]]
+        ax.semilogx([x for x, _, _ in points], [y for _, y, _ in points], "s", color=f"C{i + 1}",
+                  label=f"vs {base}")
+        for x, y, r in points:
+            ax.annotate(f"d{r['depth']}x{r['steps']}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        if data["cm_targets"].get(base):
+            ax.axhline(data["cm_targets"][base], color=f"C{i + 1}", lw=0.8, ls="--")
+    ax.axhline(1, color="gray", lw=0.8)
+    ax.set_ylim(bottom=0)
+    ax.set(title=f"compute multiplier of {data['ours']} (dashed: targets)", xlabel="FLOPs of the rung",
+           ylabel="CM (> 1: ours needs less)")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(rungs) + 1:]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()

@@ -103,6 +103,8 @@ def register_ladder(sub, fmt) -> None:
     p.add_argument("--seeds", help="comma-separated, at least two (default: the preset's)")
     p.add_argument("--out", default=None, help="the ladder's directory, artifacts included (default: "
                                                "out/ladder/PRESET)")
+    p.add_argument("--report", action="store_true", help="train nothing: write the artifacts of the rungs "
+                                                         "finished so far (the rest listed as pending)")
     p.set_defaults(func=cmd_ladder)
 
 
@@ -207,7 +209,7 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nanochat_next.atomic import writable_dir
-    from nanochat_next.bench.ladder import Ladder, run_ladder, write
+    from nanochat_next.bench.ladder import Ladder, report_ladder, run_ladder, write
 
     out = writable_dir(args.out or Path("out") / "ladder" / args.preset)
     ladder = Ladder.from_preset(args.preset, out, depths=comma_list(args.depths, "--depths"),
@@ -217,8 +219,10 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     runs = len(ladder.rungs()) * len(ladder.recipes) * len(ladder.seeds)
     print(f"ladder {args.preset}: depths {list(ladder.depths)} x steps {list(ladder.steps)} x recipes "
           f"{', '.join(ladder.recipes)} x seeds {list(ladder.seeds)} = {runs} runs in {out}/")
-    data = run_ladder(ladder)
+    data = report_ladder(ladder) if args.report else run_ladder(ladder)
     json_path, md_path, png = write(data, out)
+    if data["pending"]:
+        print(f"pending (not every run finished): {', '.join(data['pending'])}")
     ours = data["ours"]
     for base, s in data["summary"].items():
         cms = f"{s['cm_min']:.2f} to {s['cm_max']:.2f}" if s["cm_min"] is not None else "undefined"

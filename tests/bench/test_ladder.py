@@ -132,3 +132,23 @@ def test_a_tiny_ladder_runs_writes_its_artifacts_and_resumes(tmp_path, capsys):
     assert json_path.with_suffix(".png").stat().st_size > 10_000
     assert main(args) == 0  # again: every run is found finished, nothing trains
     assert capsys.readouterr().out.count("already finished") == 8
+    assert data["pending"] == []
+
+
+def test_report_writes_the_finished_rungs_and_lists_the_pending_ones(tmp_path, capsys):
+    ladder = hand_made(tmp_path, {42: [(10, 3.0), (40, 2.0)], 43: [(10, 3.1), (40, 2.1)]},
+                       {42: [(10, 3.2), (40, 2.5)], 43: [(10, 3.3), (40, 2.6)]})
+    args = ["ladder", "--preset", "tiny", "--depths", "1", "--steps", "40,80", "--recipes", "next,nanochat",
+            "--seeds", "42,43", "--out", str(tmp_path), "--report"]
+    assert main(args) == 0  # d1_s40 finished (hand-made runs); d1_s80 has none: pending, nothing trained
+    out = capsys.readouterr().out
+    assert "pending (not every run finished): d1_s80" in out and "[1/" not in out
+    [json_path] = tmp_path.glob("ladder_tiny_*.json")
+    data = json.loads(json_path.read_text())
+    jsonschema.validate(data, SCHEMA)
+    assert [r["rung"] for r in data["rungs"]] == ["d1_s40"] and data["pending"] == ["d1_s80"]
+    assert data["rungs"][0]["versus"]["nanochat"]["final"]["difference"] == pytest.approx(-0.5)
+    assert "**Not run yet**" in json_path.with_suffix(".md").read_text() and ladder.out == tmp_path
+    fake_run(run_dir(ladder.sweep(1, 40), "next", 44), [(40, 2.0)])  # a third seed not run by the baseline:
+    assert main([*args[:-5], "--seeds", "42,43,44", "--out", str(tmp_path), "--report"]) == 2  # no rung complete
+    assert "no rung of this ladder has finished" in capsys.readouterr().err
