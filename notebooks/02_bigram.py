@@ -36,7 +36,7 @@ import sys
 # NANOCHAT_NEXT_INSTALLED so that a notebook it runs keeps the version it chose)
 if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED"):
     # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
-    pass
+    os.environ["NANOCHAT_NEXT_INSTALLED"] = "1"  # once per runtime: running this cell again skips it
 if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
     raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
 

@@ -67,6 +67,18 @@ def test_badge_kernel_install_cell_and_outputs(script):
 
 
 @pytest.mark.parametrize("script", NOTEBOOKS, ids=lambda p: p.stem)
+def test_test_plumbing_stays_out_of_the_learners_code(script):
+    """nbval's instructions are cell tags, never markers in the code a learner reads (and no stray `pass`)."""
+    nb = nbformat.read(script.with_suffix(".ipynb"), as_version=4)
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        assert "NBVAL" not in cell.source, f"{script.stem}: tag the cell nbval-ignore-output instead:\n{cell.source}"
+        assert "    pass\n" not in cell.source + "\n", f"{script.stem}: a stray `pass` in:\n{cell.source}"
+    ignored = [c for c in nb.cells if "nbval-ignore-output" in c.metadata.get("tags", [])]
+    if ignored:  # machine-dependent output is explained once, in the introduction
+        assert "About the outputs" in nb.cells[0].source, f"{script.stem}: say once why some outputs differ"
+
+
+@pytest.mark.parametrize("script", NOTEBOOKS, ids=lambda p: p.stem)
 def test_exercises_with_hidden_tested_solutions(script):
     """Every notebook ends with 2-4 numbered exercises, each with one solution cell after the list: collapsed on
     Colab (cellView form + a title) and in JupyterLab (source_hidden), executed like every cell (nbval replays it)
