@@ -43,13 +43,14 @@ def generative(model: torch.nn.Module, tokenizer, examples: list[dict], check: C
                temperature: float = 1.0, seed: int = 0) -> dict:
     """Greedy accuracy; with ``pass_k`` > 1 also k samples per question at ``temperature`` (top-k 50, as nanochat's
     RL eval): pass@k (any of the k correct) and the sampled pass@1 (the mean over samples)."""
-    engine, correct, samples = Engine(model, tokenizer), 0, []
+    engine, correct, samples, outcomes = Engine(model, tokenizer), 0, [], []
     any_correct = sampled_correct = 0
     for i, example in enumerate(examples):
         prompt = prompt_ids(example, tokenizer, engine.context - max_new_tokens)
         reply = tokenizer.decode(engine.generate_batch(prompt, max_new_tokens, temperature=0.0)[0])
         ok = check(reply, example["answer"])
         correct += ok
+        outcomes.append(int(ok))
         if pass_k > 1:  # seeded per question: the same replies on every run
             replies = engine.generate_batch(prompt, max_new_tokens, pass_k, temperature=temperature, top_k=50,
                                             seed=seed * 100_003 + i)
@@ -61,7 +62,7 @@ def generative(model: torch.nn.Module, tokenizer, examples: list[dict], check: C
                             "answer": example["answer"], "correct": bool(ok)})
         if on_example:
             on_example()
-    out = {"correct": correct, "total": len(examples), "samples": samples}
+    out = {"correct": correct, "total": len(examples), "samples": samples, "outcomes": outcomes}
     if pass_k > 1:
         out.update({"pass_k": pass_k, "temperature": temperature, f"pass@{pass_k}": any_correct / len(examples),
                     "pass@1_sampled": sampled_correct / (pass_k * len(examples))})
@@ -74,7 +75,7 @@ def categorical(model: torch.nn.Module, tokenizer, examples: list[dict], batch_s
     """Each example's ``choices`` (letters, one token each): the model's choice is the letter with the largest
     logit right after ``<|assistant_start|>``."""
     device = next(model.parameters()).device
-    correct = 0
+    correct, outcomes = 0, []
     for start in range(0, len(examples), batch_size):
         batch = examples[start:start + batch_size]
         prompts = [prompt_ids(e, tokenizer, model.config.sequence_len) for e in batch]
@@ -85,9 +86,10 @@ def categorical(model: torch.nn.Module, tokenizer, examples: list[dict], batch_s
             letters = [tokenizer.encode(letter)[0] for letter in example["choices"]]
             chosen = example["choices"][int(logits[row, len(prompt) - 1, letters].argmax())]
             correct += chosen == example["answer"]
+            outcomes.append(int(chosen == example["answer"]))
             if on_example:
                 on_example()
-    return {"correct": correct, "total": len(examples), "samples": []}
+    return {"correct": correct, "total": len(examples), "samples": [], "outcomes": outcomes}
 
 
 def evaluation_set(name: str, count: int, seed: int, words: list[str]) -> tuple[str, list[dict], Callable, float]:
@@ -114,8 +116,9 @@ def letter(reply: str, answer: str) -> bool:
 def evaluate_tasks(model: torch.nn.Module, tokenizer, names: list[str], count: int, seed: int, words: list[str],  # noqa: PLR0913
                    max_new_tokens: int = 24, on_example: Callable[[], None] | None = None, pass_k: int = 1,
                    temperature: float = 1.0) -> dict[str, dict]:
-    """{task: {"kind", "correct", "total", "accuracy", "majority", "chance", "distinct", "seconds", "samples", ...}}
-    on ``count`` test examples each."""
+    """{task: {"kind", "correct", "total", "accuracy", "majority", "chance", "distinct", "seconds", "samples",
+    "outcomes", ...}} on ``count`` test examples each; ``outcomes`` is 1/0 per example in order, so two models
+    scored on the same examples can be compared question by question (benchmarks/rl_bench.py does)."""
     model.eval()
     results = {}
     for name in names:

@@ -65,6 +65,9 @@ def test_chat_eval_reports_baselines_distinct_questions_and_pass_at_k(words):
     for name, r in results.items():
         assert {"majority", "chance", "distinct", "accuracy"} <= set(r)
         assert r["majority"] <= TASKS[name].chance + 1 / 12
+        # one outcome per example, in order: the samples kept are the first examples' outcomes
+        assert len(r["outcomes"]) == r["total"] == 12 and sum(r["outcomes"]) == r["correct"]
+        assert [int(s["correct"]) for s in r["samples"]] == r["outcomes"][:len(r["samples"])]
     assert results["letters"]["distinct"] == 12 and results["identity"]["distinct"] <= 12
     assert "pass@3" in results["letters"] and 0 <= results["letters"]["pass@3"] <= 1
     assert results["letters"]["pass@1_sampled"] <= results["letters"]["pass@3"]

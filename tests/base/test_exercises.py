@@ -1,0 +1,42 @@
+"""The notebooks' exercise checker: a wrong attempt is caught and shown where it differs, a right one passes, a
+half-written one that raises does not stop the notebook."""
+
+from __future__ import annotations
+
+import torch
+
+from nanochat_next.exercises import check, same
+
+
+def reference(rewards: torch.Tensor) -> torch.Tensor:
+    return rewards - rewards.mean()
+
+
+CASES = [torch.tensor([1.0, 0.0, 0.0, 1.0]), torch.ones(8)]
+
+
+def test_a_right_attempt_passes_on_every_case(capsys):
+    assert check(lambda r: r - r.sum() / r.numel(), reference, CASES)  # another formula, the same numbers
+    assert "right on all 2 cases" in capsys.readouterr().out
+
+
+def test_a_wrong_attempt_is_shown_where_it_differs(capsys):
+    assert not check(lambda r: r, reference, CASES)
+    assert capsys.readouterr().out.strip() == ("not yet: for [1.0, 0.0, 0.0, 1.0] you gave [1.0, 0.0, 0.0, 1.0], "
+                                               "expected [0.5, -0.5, -0.5, 0.5]")
+
+
+def test_an_attempt_that_raises_is_reported_not_raised(capsys):
+    def unfinished(r):
+        raise NotImplementedError("TODO")
+
+    assert not check(unfinished, reference, CASES)
+    assert "raised NotImplementedError: TODO" in capsys.readouterr().out
+
+
+def test_tuples_are_arguments_and_shapes_and_lengths_must_match(capsys):
+    assert check(lambda a, b: a + b, lambda a, b: b + a, [(1, 2), (0.1, 0.2)])
+    assert not same(torch.zeros(2, 1), torch.zeros(2))  # broadcasting equal, but another shape
+    assert not same([1, 2], [1, 2, 3]) and not same("1", 1.0)
+    assert same(0.1 + 0.2, 0.3) and not same(0.31, 0.3)
+    assert same([1.0, [2, 3.0000001]], [1, [2, 3]])
