@@ -43,7 +43,7 @@ def generative(model: torch.nn.Module, tokenizer, examples: list[dict], check: C
                temperature: float = 1.0, seed: int = 0) -> dict:
     """Greedy accuracy; with ``pass_k`` > 1 also k samples per question at ``temperature`` (top-k 50, as nanochat's
     RL eval): pass@k (any of the k correct) and the sampled pass@1 (the mean over samples)."""
-    engine, correct, samples, outcomes = Engine(model, tokenizer), 0, [], []
+    engine, correct, samples, outcomes, sampled = Engine(model, tokenizer), 0, [], [], []
     any_correct = sampled_correct = 0
     for i, example in enumerate(examples):
         prompt = prompt_ids(example, tokenizer, engine.context - max_new_tokens)
@@ -57,6 +57,7 @@ def generative(model: torch.nn.Module, tokenizer, examples: list[dict], check: C
             hits = [check(tokenizer.decode(r), example["answer"]) for r in replies]
             any_correct += any(hits)
             sampled_correct += sum(hits)
+            sampled.append(sum(hits) / pass_k)
         if len(samples) < SAMPLES_KEPT:
             samples.append({"question": example["messages"][0]["content"], "reply": reply,
                             "answer": example["answer"], "correct": bool(ok)})
@@ -65,7 +66,7 @@ def generative(model: torch.nn.Module, tokenizer, examples: list[dict], check: C
     out = {"correct": correct, "total": len(examples), "samples": samples, "outcomes": outcomes}
     if pass_k > 1:
         out.update({"pass_k": pass_k, "temperature": temperature, f"pass@{pass_k}": any_correct / len(examples),
-                    "pass@1_sampled": sampled_correct / (pass_k * len(examples))})
+                    "pass@1_sampled": sampled_correct / (pass_k * len(examples)), "sampled_outcomes": sampled})
     return out
 
 
@@ -118,7 +119,8 @@ def evaluate_tasks(model: torch.nn.Module, tokenizer, names: list[str], count: i
                    temperature: float = 1.0) -> dict[str, dict]:
     """{task: {"kind", "correct", "total", "accuracy", "majority", "chance", "distinct", "seconds", "samples",
     "outcomes", ...}} on ``count`` test examples each; ``outcomes`` is 1/0 per example in order, so two models
-    scored on the same examples can be compared question by question (benchmarks/rl_bench.py does)."""
+    scored on the same examples can be compared question by question (benchmarks/rl_bench.py does); with ``pass_k``
+    > 1, ``sampled_outcomes`` is each generative example's share of right samples."""
     model.eval()
     results = {}
     for name in names:

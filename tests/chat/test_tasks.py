@@ -71,6 +71,10 @@ def test_chat_eval_reports_baselines_distinct_questions_and_pass_at_k(words):
     assert results["letters"]["distinct"] == 12 and results["identity"]["distinct"] <= 12
     assert "pass@3" in results["letters"] and 0 <= results["letters"]["pass@3"] <= 1
     assert results["letters"]["pass@1_sampled"] <= results["letters"]["pass@3"]
+    shares = results["letters"]["sampled_outcomes"]  # per question: the share of its 3 samples that were right
+    assert len(shares) == 12 and set(shares) <= {0, 1 / 3, 2 / 3, 1}
+    assert sum(shares) / 12 == pytest.approx(results["letters"]["pass@1_sampled"])
+    assert results["letters"]["pass@3"] == pytest.approx(sum(s > 0 for s in shares) / 12)
     assert "pass_k" not in results["compare"], "a categorical task is not sampled"
     assert len(results["letters"]["samples"]) == 10
     text = table(results)
