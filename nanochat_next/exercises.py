@@ -26,6 +26,12 @@ def shown(value: Any) -> Any:
     return value
 
 
+def brief(value: Any, width: int = 100) -> str:
+    """A shown value in at most about ``width`` characters (a long input is cut, with how much is left out)."""
+    text = str(shown(value))
+    return text if len(text) <= width else f"{text[:width]}... ({len(text) - width:,} more characters)"
+
+
 def same(got: Any, want: Any, rel: float = 1e-5, abs_: float = 1e-6) -> bool:
     """Equal, with floats (and float tensors) compared within a relative and absolute tolerance (float32's
     rounding on a learner's different but equivalent formula); shapes and lengths must match exactly."""
@@ -47,7 +53,7 @@ def check(mine: Callable, reference: Callable, cases: Sequence, rel: float = 1e-
     first difference, or that all cases agree. Returns whether they all agree."""
     for case in cases:
         args = case if isinstance(case, tuple) else (case,)
-        label = shown(case)
+        label = brief(case)
         try:
             got = mine(*args)
         except Exception as exc:  # noqa: BLE001 - a learner's half-written function may raise anything
@@ -55,7 +61,7 @@ def check(mine: Callable, reference: Callable, cases: Sequence, rel: float = 1e-
             return False
         want = reference(*args)
         if not same(got, want, rel, abs_):
-            print(f"not yet: for {label} you gave {shown(got)}, expected {shown(want)}")
+            print(f"not yet: for {label} you gave {brief(got)}, expected {brief(want)}")
             return False
     print(f"right on all {len(cases)} cases")
     return True

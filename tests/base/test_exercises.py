@@ -40,3 +40,9 @@ def test_tuples_are_arguments_and_shapes_and_lengths_must_match(capsys):
     assert not same([1, 2], [1, 2, 3]) and not same("1", 1.0)
     assert same(0.1 + 0.2, 0.3) and not same(0.31, 0.3)
     assert same([1.0, [2, 3.0000001]], [1, [2, 3]])
+
+
+def test_a_long_case_is_cut_to_a_readable_line(capsys):
+    assert not check(lambda docs: 1.0, lambda docs: 2.0, [["a long document " * 20] * 5])
+    line = capsys.readouterr().out.strip()
+    assert len(line) < 200 and "more characters)" in line and line.endswith("you gave 1.0, expected 2.0")
