@@ -290,6 +290,39 @@ for name in ("gpt2", "cl100k_base"):
 #    print for one of them alone?
 # 3. **Out of domain.** Measure bytes per token of the Shakespeare tokenizer on the `names` corpus (one name
 #    per line). Is it better or worse than on held-out Shakespeare, and why?
+#
+# Each exercise has a cell for your attempt: replace the function's body and run the cell; `check` compares your
+# function with the library's on several inputs and prints the first one where they differ.
+
+# %%
+from nanochat_next.exercises import check  # your function vs the library's on each case: prints the first difference
+
+encode_cases = ["Hello there", "ROMEO: What, ho! who's there?", "naïve café ☕", val_docs[0][:300]]
+
+
+# Your attempt (exercise 1): replace the body
+def my_encode(text: str) -> list[int]:
+    return list(text.encode("utf-8"))  # TODO: split into chunks, then merge pairs, lowest rank first
+
+
+check(my_encode, tok.encode, encode_cases)
+
+# %%
+# Your attempt (exercise 2): replace the body
+def my_decode(ids: list[int]) -> str:
+    return "".join(chr(i) for i in ids)  # TODO: join the tokens' bytes (tok.token_bytes), then decode UTF-8
+
+
+check(my_decode, tok.decode, [tok.encode(text) for text in encode_cases])
+
+
+# %%
+# Your attempt (exercise 3): replace the body
+def my_bytes_per_token(docs: list[str]) -> float:
+    return 1.0  # TODO: the documents' UTF-8 bytes over their tokens (no <|bos|> counted)
+
+
+check(my_bytes_per_token, lambda docs: compression(tok, docs)["bytes_per_token"], [val_docs[:50], ["emma", "olivia"]])
 
 # %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: encode from the merges
@@ -307,12 +340,14 @@ def encode_chunk(chunk: bytes) -> list[int]:
     return [ranks[p] for p in parts]
 
 
-def my_encode(text: str) -> list[int]:
+def solution_encode(text: str) -> list[int]:
     return [i for chunk in regex.findall(SPLIT_PATTERN, text) for i in encode_chunk(chunk.encode("utf-8"))]
 
 
-print(my_encode(line)[:12])
-assert all(my_encode(d) == tok.encode(d) for d in val_docs[:200])  # identical to tiktoken on 200 documents
+print(solution_encode(line)[:12])
+assert check(solution_encode, tok.encode, encode_cases)
+assert all(solution_encode(d) == tok.encode(d) for d in val_docs[:200])  # identical to tiktoken on 200 documents
+assert not check(lambda text: list(text.encode("utf-8")), tok.encode, encode_cases)  # the untouched stub is caught
 
 # %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: decode by hand
@@ -324,6 +359,14 @@ print("tokens:", [tok.token_bytes[i] for i in ids])
 print(f"pieces of a character: {pieces}; alone, token {pieces[0]} decodes to {tok.decode([pieces[0]])!r}")
 assert tok.decode([pieces[0]]) == "\ufffd"  # the replacement character: the bytes are not valid UTF-8 alone
 
+
+def solution_decode(ids: list[int]) -> str:
+    return b"".join(tok.token_bytes[i] for i in ids).decode("utf-8", errors="replace")
+
+
+assert check(solution_decode, tok.decode, [tok.encode(text) for text in encode_cases])
+assert not check(lambda ids: "".join(chr(i) for i in ids), tok.decode, [tok.encode(t) for t in encode_cases])
+
 # %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 3: out of domain
 names_text, names_rule = load_corpus("names")
@@ -331,3 +374,12 @@ names = compression(tok, split_documents(names_text, names_rule))["bytes_per_tok
 shakespeare = compression(tok, val_docs)["bytes_per_token"]
 print(f"bytes per token: held-out Shakespeare {shakespeare:.2f}, names {names:.2f}")
 assert names < shakespeare  # the merges are Shakespeare's words; names are mostly other letter sequences
+
+
+def solution_bytes_per_token(docs: list[str]) -> float:
+    return sum(len(d.encode("utf-8")) for d in docs) / sum(len(tok.encode(d)) for d in docs)
+
+
+cases = [val_docs[:50], ["emma", "olivia"]]
+assert check(solution_bytes_per_token, lambda docs: compression(tok, docs)["bytes_per_token"], cases)
+assert not check(lambda docs: 1.0, lambda docs: compression(tok, docs)["bytes_per_token"], cases)

@@ -258,15 +258,18 @@ for name, m in (("counting", count_model), ("gradient", model)):
     print(f"{name:>8}: {', '.join(samples)}")
 
 # %%
+from matplotlib.colors import LogNorm
+
 fig, axes = plt.subplots(1, 2, figsize=(11, 5))
 for ax, table, title in ((axes[0], probs, "counting (smoothed)"), (axes[1], learned, "gradient descent")):
-    im = ax.imshow(table, cmap="magma", vmin=0, vmax=1)
+    # a log colour scale: most next-character probabilities are small, and on a linear one they all look black
+    im = ax.imshow(table, cmap="magma", norm=LogNorm(vmin=1e-3, vmax=1))
     ax.set_xticks(range(V), labels, fontsize=7)
     ax.set_yticks(range(V), labels, fontsize=7)
     ax.set_xlabel("next character")
     ax.set_ylabel("current character")
     ax.set_title(f"P(next | current): {title}")
-fig.colorbar(im, ax=axes, shrink=0.8, label="probability")
+fig.colorbar(im, ax=axes, shrink=0.8, label="probability (log scale)")
 plt.show()
 
 # %% [markdown]
@@ -283,6 +286,36 @@ plt.show()
 #    Which value is best on held-out names, and what happens to the training NLL as smoothing grows?
 # 3. **Teach `Scalar` a new operation**: `tanh`, whose local derivative is `1 - tanh(x)²`. Check
 #    `d tanh(a * b) / da` against the library's `Value`.
+#
+# Exercise 3 has a cell for your attempt: replace the function's body and run the cell; `check` compares the
+# gradients your `tanh` gives with the library's on several inputs and prints the first one where they differ.
+
+# %%
+from nanochat_next.exercises import check  # your function vs the library's on each case: prints the first difference
+
+
+def tanh_gradients(tanh, a_: float, b_: float) -> tuple[float, float]:
+    """d tanh(a * b) / da and / db, with this tanh on our Scalar."""
+    a, b = Scalar(a_), Scalar(b_)
+    tanh(a * b).backward()
+    return a.grad, b.grad
+
+
+def library_gradients(a_: float, b_: float) -> tuple[float, float]:
+    a, b = Value(a_), Value(b_)
+    (a * b).tanh().backward()
+    return a.grad, b.grad
+
+
+tanh_cases = [(0.5, -1.5), (2.0, 0.3), (0.0, 1.0), (-1.0, -1.0)]
+
+
+# Your attempt (exercise 3): replace the body
+def my_tanh(x: Scalar) -> Scalar:
+    return Scalar(math.tanh(x.data), (x,), (1.0,))  # TODO: the local derivative is 1 - tanh(x)²
+
+
+check(lambda a_, b_: tanh_gradients(my_tanh, a_, b_), library_gradients, tanh_cases)
 
 # %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: a trigram model
@@ -331,3 +364,6 @@ lib_a, lib_b = Value(0.5), Value(-1.5)
 (lib_a * lib_b).tanh().backward()
 print(f"d tanh(ab)/da: Scalar {a.grad:.6f}, library Value {lib_a.grad:.6f}")
 assert abs(a.grad - lib_a.grad) < 1e-12 and abs(b.grad - lib_b.grad) < 1e-12
+assert check(lambda a_, b_: tanh_gradients(scalar_tanh, a_, b_), library_gradients, tanh_cases)
+untouched = lambda x: Scalar(math.tanh(x.data), (x,), (1.0,))  # noqa: E731 - the stub, as given
+assert not check(lambda a_, b_: tanh_gradients(untouched, a_, b_), library_gradients, tanh_cases)

@@ -18,11 +18,12 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ricardofrantz/nanochat-next/blob/main/notebooks/03_mini_gpt.ipynb)
 #
 # The bigram of notebook 02 sees one character. A GPT sees all the previous ones, through **attention**.
-# Here we build a tiny GPT (karpathy's `microgpt.py` architecture: 1 layer, 16-wide, 4 heads) in which
-# *every* number is a scalar `Value`, piece by piece: embeddings, RMSNorm, attention, MLP, loss,
-# backward, AdamW. We write the whole model on screen and check it against the library's, check every
-# gradient against a torch implementation, train it on names, sample from it, and look at what its
-# attention heads learned to look at. Runs on a CPU in about a minute and a half.
+# First, the step in between: an MLP that sees a fixed window of characters (section 0). Then we build a
+# tiny GPT (karpathy's `microgpt.py` architecture: 1 layer, 16-wide, 4 heads) in which *every* number is a
+# scalar `Value`, piece by piece: embeddings, RMSNorm, attention, MLP, loss, backward, AdamW. We write the
+# whole model on screen and check it against the library's, check every gradient against a torch
+# implementation, train it on names, sample from it, and look at what its attention heads learned to look at.
+# Runs on a 2-core CPU in about three and a half minutes (most of it the scalar training of section 6).
 
 # %%
 import importlib.util
@@ -33,7 +34,7 @@ import sys
 # NANOCHAT_NEXT_INSTALLED so that a notebook it runs keeps the version it chose)
 if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED"):
     # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
-    pass
+    os.environ["NANOCHAT_NEXT_INSTALLED"] = "1"  # once per runtime: running this cell again skips it
 if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
     raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
 
@@ -65,8 +66,107 @@ rng, tok, train_tokens, val_tokens = prepare(docs, run)
 print(f"{len(train_tokens):,} training names, {len(val_tokens):,} held out, vocab {tok.vocab_size}")
 
 # %% [markdown]
+# ## 0. Between the bigram and attention: an MLP over a fixed window
+#
+# The bigram of notebook 02 sees one character. The simplest way to see more (Bengio et al. 2003, karpathy's
+# makemore part 2): take the previous `k` characters, look up a learned vector (an **embedding**) for each,
+# concatenate them, and feed the result to an **MLP**: a linear layer, a nonlinearity, a linear layer to one
+# logit per character. With `k = 1` it is a bigram again; with `k = 3` it sees three characters. We train both
+# for a few seconds with torch (2,000 Adam steps on random mini-batches of 512 windows) and compare their
+# held-out loss.
+
+# %%
+import torch
+import torch.nn.functional as F
+
+
+def windows(names: list[list[int]], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the k previous tokens, the next token) at every position; a name starts after k <|bos|> of padding."""
+    xs, ys = [], []
+    for t in names:
+        seq = [tok.bos_id] * (k - 1) + t  # t is already <|bos|> name <|bos|>
+        xs += [seq[j : j + k] for j in range(len(seq) - k)]
+        ys += seq[k:]
+    return torch.tensor(xs), torch.tensor(ys)
+
+
+def train_window_mlp(k: int, width: int = 64, steps: int = 2000, batch: int = 512) -> float:
+    torch.manual_seed(seed)
+    emb = torch.nn.Embedding(tok.vocab_size, 16)
+    mlp = torch.nn.Sequential(torch.nn.Linear(16 * k, width), torch.nn.Tanh(), torch.nn.Linear(width, tok.vocab_size))
+    params = [*emb.parameters(), *mlp.parameters()]
+    optimizer = torch.optim.Adam(params, lr=0.01)
+    x, y = windows(train_tokens, k)
+    for _ in range(steps):
+        rows = torch.randint(0, len(x), (batch,))  # a random mini-batch of windows
+        loss = F.cross_entropy(mlp(emb(x[rows]).flatten(1)), y[rows])  # (B, k, 16) -> (B, 16k) -> (B, vocab)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        xv, yv = windows(val_tokens, k)
+        return F.cross_entropy(mlp(emb(xv).flatten(1)), yv).item()
+
+
+window_nll = {k: train_window_mlp(k) for k in (1, 3)}
+for k, value in window_nll.items():
+    print(f"window of {k} character{'s' * (k > 1)}: held-out loss {value:.3f} nats per character")
+assert window_nll[3] < window_nll[1] - 0.1  # more context, better predictions
+
+# %% [markdown]
+# Three characters of context help. But the window is fixed (a name's first letters cannot influence its
+# ninth), and every slot has its own weights, so "an `a` two back" and "an `a` three back" are learned
+# separately. **Attention** removes both limits: every position can look at *all* earlier ones, and it decides
+# from their content (not their slot) how much each matters. That is the GPT below.
+#
 # ## 1. The pieces of a transformer block, on one short sequence
 #
+# The picture first. A token's vector travels left to right along the **residual stream**. Each block reads a
+# normalised copy of it twice: attention (mixing in information from earlier positions) and the MLP (computing
+# on the position's own vector); each *adds* its result back to the stream. At the end, `lm_head` turns the
+# vector into one score (logit) per vocabulary entry. This notebook's model has one block; nanochat's, many.
+
+# %%
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+
+
+def draw_block() -> None:
+    """The transformer block as a diagram: the residual stream, and the two branches that add to it."""
+    fig, ax = plt.subplots(figsize=(11, 3.4))
+
+    def box(x, y, w, text, color):
+        ax.add_patch(FancyBboxPatch((x, y), w, 0.9, boxstyle="round,pad=0.05", fc=color, ec="black", lw=0.8))
+        ax.text(x + w / 2, y + 0.45, text, ha="center", va="center", fontsize=9)
+
+    def arrow(a, b, **kw):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=12, lw=1, **kw))
+
+    box(0, -0.45, 1.9, "token + position\nwte[id] + wpe[pos]", "#dbe9f6")
+    box(2.3, -0.45, 1.1, "RMSNorm", "#eeeeee")
+    arrow((1.95, 0), (2.3, 0))
+    arrow((3.45, 0), (11.0, 0), color="C0")
+    ax.text(3.6, -0.35, "residual stream x", color="C0", fontsize=9)
+    for x0, name, detail, color in ((4.0, "attention", "q, k, v per head;\nlooks at earlier tokens", "#fde2c8"),
+                                    (7.3, "MLP", "widen 4x, ReLU²,\nnarrow back", "#d9f2d9")):
+        box(x0, 1.0, 0.9, "RMSNorm", "#eeeeee")
+        box(x0 + 1.2, 1.0, 1.5, f"{name}\n{detail}", color)
+        arrow((x0 - 0.2, 0), (x0 + 0.1, 0.95))  # read a copy of the stream
+        arrow((x0 + 0.95, 1.45), (x0 + 1.2, 1.45))
+        arrow((x0 + 2.75, 1.0), (x0 + 3.0, 0.12))  # add the result back
+        ax.text(x0 + 3.0, 0, "+", ha="center", va="center", fontsize=14, fontweight="bold",
+                bbox=dict(boxstyle="circle,pad=0.1", fc="white", ec="black"))
+    ax.add_patch(Rectangle((3.7, -0.7), 7.0, 2.9, fill=False, ls="--", ec="gray"))
+    ax.text(10.6, 2.0, "one block (x n_layer)", ha="right", color="gray", fontsize=9)
+    box(11.1, -0.45, 1.6, "lm_head\none logit per token\nof the vocabulary", "#f3d9f5")
+    ax.set(xlim=(-0.2, 12.9), ylim=(-0.9, 2.4), title="A GPT: embeddings, then blocks that add to a residual stream, "
+           "then logits")
+    ax.axis("off")
+    plt.show()
+
+
+draw_block()
+
+# %% [markdown]
 # **Embeddings.** Each token id picks a row of `wte` (what the token is) and each position a row of `wpe`
 # (where it is); their sum is the token's vector. **RMSNorm** rescales a vector to unit root-mean-square,
 # keeping activations in a healthy range (no learned parameters here, as in nanochat).
@@ -100,6 +200,36 @@ weights = softmax(scores)
 print("attention weights of the last position over", tok.decode(tokens).replace("<|bos|>", "."), ":",
       [round(wt.data, 3) for wt in weights])
 assert abs(sum(wt.data for wt in weights) - 1) < 1e-12
+
+# %% [markdown]
+# The same for every position and every head, as a picture. Row *i* is position *i* asking "which earlier
+# positions matter to me?"; its weights sum to 1. Above the diagonal is the **causal mask**: a position may not
+# look at later ones (they are the future it must predict), so those scores are set to minus infinity before
+# the softmax and get weight 0. Each of the 4 heads compares its own slice of `q` and `k`, so each can look for
+# something different; their outputs (weighted means of `v`) are concatenated back to one vector.
+
+# %%
+labels = [tok.decode([t]).replace("<|bos|>", "<bos>") for t in tokens]
+fig, axes = plt.subplots(1, config.n_head, figsize=(12, 3.2))
+for head, ax in enumerate(axes):
+    s_ = slice(head * hd, (head + 1) * hd)
+    grid = [[math.nan] * len(tokens) for _ in tokens]  # NaN above the diagonal: the causal mask
+    for i in range(len(tokens)):
+        row = softmax_data([dot(qs[i][s_], ks[j][s_]).data / math.sqrt(hd) for j in range(i + 1)])
+        grid[i][: i + 1] = row
+    image = ax.imshow(grid, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(tokens)):
+        for j in range(len(tokens)):
+            ax.text(j, i, "mask" if j > i else f"{grid[i][j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="gray" if j > i else "black")
+    ax.set(title=f"head {head}", xticks=range(len(tokens)), yticks=range(len(tokens)), xlabel="looks at (key)")
+    ax.set_xticklabels(labels)
+    ax.set_yticklabels(labels if head == 0 else [])
+axes[0].set_ylabel("position (query)")
+fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
+plt.show()
+assert all(abs(sum(softmax_data([dot(qs[i][:hd], ks[j][:hd]).data for j in range(i + 1)])) - 1) < 1e-12
+           for i in range(len(tokens)))
 
 # %% [markdown]
 # At initialisation the weights are nearly uniform: the model has not learned what to attend to yet.

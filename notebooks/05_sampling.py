@@ -22,10 +22,16 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ricardofrantz/nanochat-next/blob/main/notebooks/05_sampling.ipynb)
 #
 # A trained model gives, at every step, a probability for each possible next token. *How* we pick from
-# that distribution changes the text a lot. We train a tiny GPT on Shakespeare (half a minute on a CPU),
+# that distribution changes the text a lot. We train a tiny GPT on Shakespeare (half a minute on a CPU) with
+# `nanochat-next train`'s default, the `next` recipe (nanochat's model and training plus a few measured changes:
+# docs/recipe.md; notebook 04 trains nanochat's own; sampling works the same on both),
 # see why a prompt should end where the training text had a token boundary, compute the exact distribution
 # under each sampling rule, sample with each, and finally measure what the KV cache buys: the same tokens,
 # faster, and more so the longer the text. On a GPU (Colab), `preset="auto"` trains a larger model.
+#
+# *About the outputs:* cells that print what a trained model did (losses, samples, timings) show the
+# numbers of the machine that ran them; another CPU's float kernels give slightly different ones. The
+# checks inside those cells hold everywhere.
 
 # %% tags=["nbval-ignore-output"]
 import importlib.util
@@ -36,7 +42,7 @@ import sys
 # NANOCHAT_NEXT_INSTALLED so that a notebook it runs keeps the version it chose)
 if "google.colab" in sys.modules and not os.environ.get("NANOCHAT_NEXT_INSTALLED"):
     # %pip install -q "git+https://github.com/ricardofrantz/nanochat-next@main"
-    pass
+    os.environ["NANOCHAT_NEXT_INSTALLED"] = "1"  # once per runtime: running this cell again skips it
 if importlib.util.find_spec("nanochat_next") is None:  # a local clone that was never installed
     raise ModuleNotFoundError("nanochat_next is not installed: run `pip install -e .` in the repository, then restart")
 from nanochat_next.runtime import runtime_banner
@@ -97,9 +103,7 @@ colon_inline = sum(d.count(":") for d in train_docs) - colon_newline
 print(f"in the training text ':' is followed by a newline {colon_newline:,} times, by something else {colon_inline:,}")
 assert tok.encode("KING RICHARD:\n")[-1] != tok.encode("KING RICHARD:")[-1]
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# (a trained model's greedy text depends on float kernels; the check holds everywhere)
+# %% tags=["nbval-ignore-output"]
 engine = Engine(model, tok)
 for text_ in ("KING RICHARD:", "KING RICHARD:\n"):
     greedy = tok.decode(engine.generate_batch(tok.encode(text_, prepend_bos=True), 16, temperature=0.0)[0])
@@ -133,10 +137,7 @@ def rule_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None
     return probs
 
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# (which tokens a trained model ranks first depends on float kernels: another CPU may order near-ties
-# differently; the checks in this cell hold everywhere)
+# %% tags=["nbval-ignore-output"]
 ids = torch.tensor([tok.encode(prompt, prepend_bos=True)], device=next(model.parameters()).device)
 with torch.no_grad():
     logits = model(ids)[0, -1].float().cpu()
@@ -169,9 +170,7 @@ assert (rule_probs(logits, top_k=3) > 0).sum() == 3
 # tokens until this curve reaches p. A confident step (a steep curve) keeps a few tokens; an uncertain one keeps
 # many, which top-k's fixed k cannot do.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# (the trained model's distribution is machine-dependent; the assert holds everywhere)
+# %% tags=["nbval-ignore-output"]
 cumulative = logits.softmax(-1).sort(descending=True).values.cumsum(0)
 plt.figure(figsize=(7, 3))
 plt.plot(range(1, 201), cumulative[:200], label="cumulative probability, most likely first")
@@ -193,9 +192,7 @@ plt.show()
 # words ("I am not a man, sir, I am a man") and may end at the first likely line break; a high temperature
 # invents words; top-k and top-p cut off the unlikely tail that produces most of the nonsense.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# (sampled text depends on float kernels: another CPU draws other tokens; the checks below hold everywhere)
+# %% tags=["nbval-ignore-output"]
 prompt_ids = tok.encode(prompt, prepend_bos=True)
 for name, kwargs in {"greedy": dict(temperature=0.0), **settings}.items():
     sample = engine.generate_batch(prompt_ids, 40, seed=seed, **kwargs)[0]
@@ -208,7 +205,31 @@ for name, kwargs in {"greedy": dict(temperature=0.0), **settings}.items():
 # Without a cache, generating token n means running the model over all n previous tokens again: the
 # cost of a whole generation grows with the square of its length. With a cache, the prompt is processed
 # once (**prefill**) and each new token only computes its own query, key and value and attends to the
-# stored keys and values (**decode**). The tokens are the same (greedy, to compare them exactly):
+# stored keys and values (**decode**). In a picture, for a 4-token prompt and 5 new tokens (each row is one
+# forward pass; a dark cell is a position whose keys and values that pass computes):
+
+# %%
+prompt_len, new = 4, 5
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+for ax, cached_ in zip(axes, (False, True)):
+    grid = torch.zeros(new + 1, prompt_len + new)
+    for step in range(new + 1):  # pass 0 reads the prompt; pass k reads the prompt + k new tokens
+        end = prompt_len + step
+        grid[step, (end - 1 if cached_ and step else 0):end] = 2  # computed in this pass
+        if cached_ and step:
+            grid[step, :end - 1] = 1  # read back from the cache
+    ax.imshow(grid, cmap="Blues", vmin=0, vmax=2.4, aspect="auto")
+    ax.set_xticks(range(prompt_len + new), [f"p{i}" for i in range(prompt_len)] + [f"n{i}" for i in range(new)])
+    ax.set_yticks(range(new + 1), ["prefill"] + [f"decode {k}" for k in range(1, new + 1)])
+    work = int((grid == 2).sum())
+    ax.set(xlabel="position in the text (p: prompt, n: new)", title=("with a KV cache: each pass computes one "
+           "position and reads the rest" if cached_ else "without a cache: every pass recomputes everything")
+           + f"\n({work} positions computed in all)")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The tokens are the same (greedy, to compare them exactly):
 
 # %%
 def generate_uncached(m: torch.nn.Module, prompt_ids: list[int], n: int) -> list[int]:
@@ -235,9 +256,7 @@ else:  # reduced-precision GPU kernels may break a near tie one way in one path 
 # context stretched to 512 positions (rotary angles extend; the weights do not depend on length). Without the
 # cache the time grows like the square of the length; with it, linearly.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# (timings depend on the machine and its load: printed and plotted, never asserted)
+# %% tags=["nbval-ignore-output"]
 from dataclasses import replace
 from statistics import median
 
@@ -281,9 +300,7 @@ for n, (c, u) in timings.items():
 # middle of a multi-byte UTF-8 character; the stream holds such bytes back until the character is whole,
 # so it never prints a broken character. Here the pieces are separated by `|`:
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# (sampled text: machine-dependent; the check holds everywhere)
+# %% tags=["nbval-ignore-output"]
 pieces = list(engine.stream_text(prompt_ids, 25, temperature=0.8, top_k=40, seed=seed))
 print("|".join(pieces))
 batch = engine.generate_batch(prompt_ids, 25, temperature=0.8, top_k=40, seed=seed)[0]
@@ -307,7 +324,7 @@ assert "".join(pieces) == tok.decode(batch)  # the stream is the same sample, pi
 # 2. **A repetition penalty.** Before each draw, divide the positive logits (multiply the negative ones) of every
 #    token already generated by a penalty > 1. Generate greedily with and without it: count repeated 4-grams.
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: min-p sampling
 def sample_min_p(logits: torch.Tensor, min_p: float, generator: torch.Generator) -> torch.Tensor:
     probs = logits.float().softmax(-1)  # (B, vocab)
@@ -320,12 +337,10 @@ gen = torch.Generator().manual_seed(seed)
 draws = sample_min_p(logits.expand(5000, -1), 0.1, gen)
 probs = logits.softmax(-1)
 allowed = probs >= 0.1 * probs.max()
-# NBVAL_IGNORE_OUTPUT
-# (how many tokens pass depends on the trained model: machine-dependent; the assert holds everywhere)
 print(f"min-p 0.1 keeps {int(allowed.sum())} tokens; drew {len(draws.unique())} distinct ones")
 assert allowed[draws].all()
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: a repetition penalty
 @torch.no_grad()
 def greedy_with_penalty(prompt_ids: list[int], n: int, penalty: float) -> list[int]:
@@ -346,7 +361,5 @@ def repeated_4grams(ids: list[int]) -> int:
 
 plain, penalised = greedy_with_penalty(prompt_ids, 100, 1.0), greedy_with_penalty(prompt_ids, 100, 1.3)
 assert plain == engine.generate_batch(prompt_ids, 100, temperature=0.0, stop_tokens=set())[0]  # penalty 1 = greedy
-# NBVAL_IGNORE_OUTPUT
-# (greedy text of a trained model is machine-dependent; the assert above holds everywhere)
 print(f"repeated 4-grams in 100 greedy tokens: {repeated_4grams(plain)} plain, {repeated_4grams(penalised)} "
       f"with penalty 1.3\n--- plain\n{tok.decode(plain)}\n--- penalised\n{tok.decode(penalised)}")

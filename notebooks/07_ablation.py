@@ -82,7 +82,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from nanochat_next.bench.ablate import Sweep, parse_grid, run_sweep
-from nanochat_next.bench.ablate_report import draw_curves, draw_effects, effects
+from nanochat_next.bench.ablate_report import draw_curves, draw_effects, effects, figure_height
 from nanochat_next.bench.profiles import PROFILES
 from nanochat_next.provenance import committed_results, notebook_output_dir
 from nanochat_next.train.config import RECIPES
@@ -167,7 +167,7 @@ assert data["variants"]["warmdown_ratio=0.55"]["verdict"] in ("improvement", "re
 # same amount, the differences are far less noisy than the runs. Exercise 1 computes it by hand.
 
 # %% tags=["nbval-ignore-output"]
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), width_ratios=[3, 2])
+fig, (left, right) = plt.subplots(1, 2, figsize=(12, figure_height(data)), width_ratios=[3, 2])
 draw_curves(data, left)
 draw_effects(data, right)
 fig.tight_layout()
@@ -195,7 +195,7 @@ results = committed_results()  # the repository's results/: beside a clone, or f
 committed = sorted(results.glob("ablate_*.json")) if results else []
 for path in committed:
     sweep_data = json.loads(path.read_text())
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), width_ratios=[3, 2])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, figure_height(sweep_data)), width_ratios=[3, 2])
     draw_curves(sweep_data, left)
     draw_effects(sweep_data, right)
     fig.suptitle(f"{path.name}: {len(sweep_data['seeds'])} seeds per variant")
@@ -221,6 +221,30 @@ print(f"{len(committed)} committed sweeps from {results}" if committed else
 #    variant and the baseline from the same noise (pairs share a seed effect) and is tested as above. How often
 #    is a useless change called significant at 0.05, and at 0.01? With 20 candidates in a sweep, how many false
 #    "improvements" would each threshold let into a recipe?
+#
+# Exercise 1 has a cell for your attempt: replace the function's body and run the cell; `check` compares your
+# verdict with the library's (`nanochat_next.bench.stats`) on several sweeps and prints the first difference.
+
+# %%
+from nanochat_next.bench.stats import compare, verdict
+from nanochat_next.exercises import check  # your function vs the library's on each case: prints the first difference
+
+variant = data["variants"]["warmdown_ratio=0.55"]
+verdict_cases = [([2.20, 2.21, 2.19], [2.30, 2.32, 2.29]), ([2.40, 2.41, 2.42], [2.30, 2.30, 2.31]),
+                 ([2.30, 2.25, 2.33], [2.32, 2.27, 2.30]),  # lower on average, but within the noise
+                 ([variant["by_seed"][s_] for s_ in base_row["by_seed"]], list(base_row["by_seed"].values()))]
+
+
+def library_verdict(ours: list[float], baseline: list[float]) -> str:
+    return verdict(compare(ours, baseline, paired=True))  # lower bpb is better
+
+
+# Your attempt (exercise 1): replace the body
+def my_verdict(ours: list[float], baseline: list[float]) -> str:
+    return "improvement" if sum(ours) < sum(baseline) else "regression"  # TODO: the paired test at p < 0.01
+
+
+check(my_verdict, library_verdict, verdict_cases)
 
 # %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: the verdict by hand
@@ -232,6 +256,17 @@ test = scipy_stats.ttest_rel([v for v, _ in pairs], [b for _, b in pairs])
 print(f"paired differences {[round(v - b, 4) for v, b in pairs]}: p = {test.pvalue:.3g} "
       f"(the sweep: {variant['paired']['p_value']:.3g}, verdict {variant['verdict']!r})")
 assert abs(test.pvalue - variant["paired"]["p_value"]) < 1e-9
+
+
+def solution_verdict(ours: list[float], baseline: list[float]) -> str:
+    p = scipy_stats.ttest_rel(ours, baseline).pvalue
+    if not p < 0.01:  # (a NaN p, from identical runs, is no evidence either)
+        return "no significant difference"
+    return "improvement" if sum(ours) < sum(baseline) else "regression"
+
+
+assert check(solution_verdict, library_verdict, verdict_cases)
+assert not check(lambda o, b: "improvement" if sum(o) < sum(b) else "regression", library_verdict, verdict_cases)
 
 # %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: why p < 0.01?

@@ -244,17 +244,7 @@ assert stats["zero_groups"] >= len(arith) // 2  # most questions give no signal 
 #    think about what changes if each reply were averaged on its own first (short replies would weigh more).
 
 # %%
-def check(mine, reference, cases) -> bool:
-    """Compare your function with the reference on each case; print the first difference."""
-    for case in cases:
-        got, want = mine(case), reference(case)
-        if not torch.allclose(torch.as_tensor(got, dtype=torch.float32), torch.as_tensor(want, dtype=torch.float32)):
-            print(f"not yet: for {case.tolist()} you gave {torch.as_tensor(got).tolist()}, expected "
-                  f"{torch.as_tensor(want).tolist()}")
-            return False
-    print(f"right on all {len(cases)} cases")
-    return True
-
+from nanochat_next.exercises import check  # your function vs the library's on each case: prints the first difference
 
 reward_cases = [torch.tensor(r) for r in ([1.0, 0.0, 0.0, 1.0], [1.0] * 8, [0.0, 0.0, 0.0, 1.0], [0.0, 1.0])]
 target_cases = [torch.tensor([[-1, -1, 5, 7], [-1, 3, -1, -1]]), torch.full((2, 3), -1), torch.tensor([[1, 2, 3]])]

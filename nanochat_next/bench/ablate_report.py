@@ -49,13 +49,15 @@ def effects(data: dict) -> dict[str, dict]:
 
 
 def draw_curves(data: dict, ax) -> None:
-    """The metric over training per variant: mean over seeds, min-max band."""
+    """The metric over training per variant: mean over seeds, min-max band; the baseline in thick black (the
+    variants' curves often lie on top of each other: the effects panel tells them apart)."""
     for name, by_seed in data["curves"].items():
         curves = [c for c in by_seed.values() if c]
         steps = [x for x, _ in curves[0]]
         values = [[y for _, y in c] for c in curves if len(c) == len(steps)]
         mean = [sum(col) / len(col) for col in zip(*values)]
-        ax.plot(steps, mean, label=name)
+        style = dict(color="black", lw=2.2, zorder=3) if name == "baseline" else dict(lw=1)
+        ax.plot(steps, mean, label=name, **style)
         ax.fill_between(steps, [min(col) for col in zip(*values)], [max(col) for col in zip(*values)], alpha=0.2)
     ax.set(xlabel="step", ylabel="train loss" if data["mode"] == "scalar" else "val bpb",
            title="mean over seeds, min-max band")
@@ -74,16 +76,27 @@ def draw_effects(data: dict, ax) -> None:
         ax.errorbar(e["mean"], y, xerr=[[e["mean"] - low], [high - e["mean"]]] if high == high else None,
                     fmt="o", color=color, capsize=3)
     ax.axvline(0, color="black", lw=0.8)
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_yticks(range(len(rows)), list(rows), fontsize=7)
     ax.invert_yaxis()
-    ax.set(xlabel=f"{data['metric']} - baseline's (lower is better)", title="effect, 95% CI (paired by seed)")
+    ax.xaxis.set_major_locator(MaxNLocator(4))  # few x ticks: long decimals would run together
+    ax.set(xlabel=f"{data['metric']} - baseline's (lower is better)",
+           title="effect, 95% CI (paired by seed)\ngreen: improvement, red: regression (p < "
+                 f"{data.get('accept_p', 0.01)}), gray: no significant difference")
+    ax.title.set_fontsize(9)
     ax.grid(alpha=0.3, axis="x")
+
+
+def figure_height(data: dict) -> float:
+    """Inches for a curves + effects figure: room for one readable label per variant."""
+    return max(4.5, 0.35 * len(data["variants"]) + 1.5)
 
 
 def plot(data: dict, path: Path) -> None:
     from matplotlib.figure import Figure  # no pyplot: a notebook's backend stays as it is
 
-    fig = Figure(figsize=(12, 4.5))
+    fig = Figure(figsize=(12, figure_height(data)))
     left, right = fig.subplots(1, 2, width_ratios=[3, 2])
     draw_curves(data, left)
     draw_effects(data, right)
