@@ -122,8 +122,9 @@ if base["status"] == "run":
     print(f"baseline: nanochat ran at {base['commit']} (ours {result['config']['our_dtype']}, nanochat "
           f"{result['runs']['nanochat']['dtype']})")
 else:  # one line: why, and where the real comparison is
-    print(f"nanochat did not run here ({base['reason'].splitlines()[0][:90]}): only our side trained; the "
-          "committed comparison at the end of this notebook shows both")
+    why = base["reason"].splitlines()[0].split(" (")[0]  # the reason's first clause (the full one is in the artifact)
+    print(f"nanochat did not run here ({why}): only our side trained; the committed comparison at the end of this "
+          "notebook shows both")
 
 # %% [markdown]
 # ## The noise, before any verdict
