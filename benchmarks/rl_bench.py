@@ -231,11 +231,7 @@ def report(data: dict) -> str:
               "on the SFT run's own questions raised the training reward (0.33 -> 0.47 at x 0.5) while held-out "
               "accuracy stayed or fell (x 0.5: letters 38% -> 33%, spelling 21% -> 9%: memorised answers "
               "reinforced); x 0.1 for 100 steps on other questions: flat reward, no change."]
-    lines += ["", "Replies of the first seed's RL model (greedy):", ""]
-    for name, t in data["tasks"].items():
-        for x in t["samples"][:2]:
-            lines.append(f"- {name}: {x['question']!r} -> {x['reply']!r} (answer {x['answer']!r}, "
-                         f"{'right' if x['correct'] else 'wrong'})")
+    lines += ["", "Replies of the first seed's RL model (greedy):", "", *sft_bench.reply_lines(data["tasks"])]
     return "\n".join(lines)
 
 

@@ -107,12 +107,14 @@ def report(data: dict) -> str:
     lines += ["", "| seed | SFT seconds | val bpb (assistant tokens) at step 0 | at the end |", "|---|---:|---:|---:|"]
     for r in data["runs"]:
         lines.append(f"| {r['seed']} | {r['seconds']:.0f} | {r['val_bpb_first']:.3f} | {r['val_bpb_last']:.3f} |")
-    lines += ["", "Replies of the first seed's model:", ""]
-    for name, t in data["tasks"].items():
-        for s in t["samples"][:2]:
-            lines.append(f"- {name}: {s['question']!r} -> {s['reply']!r} (answer {s['answer']!r}, "
-                         f"{'right' if s['correct'] else 'wrong'})")
+    lines += ["", "Replies of the first seed's model:", "", *reply_lines(data["tasks"])]
     return "\n".join(lines)
+
+
+def reply_lines(tasks: dict) -> list[str]:
+    """Two kept replies per task, as a learner reads them (question -> reply, the answer, right or wrong)."""
+    return [f"- {name}: {s['question']!r} -> {s['reply']!r} (answer {s['answer']!r}, "
+            f"{'right' if s['correct'] else 'wrong'})" for name, t in tasks.items() for s in t["samples"][:2]]
 
 
 if __name__ == "__main__":
