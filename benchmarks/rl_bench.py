@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sft_bench beside thi
 
 import sft_bench  # noqa: E402
 
-from nanochat_next.bench.stats import ACCEPT_P, compare  # noqa: E402
+from nanochat_next.bench.stats import compare, verdict  # noqa: E402
 from nanochat_next.cli.main import main as cli  # noqa: E402
 from nanochat_next.provenance import write_results  # noqa: E402
 
@@ -156,13 +156,11 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, read top to bottom
             pooled = paired_questions(sum((metric(sft[s][name], m)[1] for s in seeds), []),
                                       sum((metric(rl[s][name], m)[1] for s in seeds), []),
                                       binary=m == "greedy" or first["kind"] != "generative")
-            p = by_seed["p_value"]
-            entry[m] = {"sft": before, "rl": after, "gain": by_seed["difference"], "p_seeds": p,
+            entry[m] = {"sft": before, "rl": after, "gain": by_seed["difference"], "p_seeds": by_seed["p_value"],
                         "p_questions": pooled["p_value"], "questions_gained": pooled["gained"],
                         "questions_lost": pooled["lost"],
-                        "improved": bool(p is not None and p < ACCEPT_P and by_seed["difference"] > 0
-                                         and min(after) > majority),
-                        "worse": bool(p is not None and p < ACCEPT_P and by_seed["difference"] < 0)}
+                        "improved": verdict(by_seed, lower_is_better=False) == "improvement" and min(after) > majority,
+                        "worse": verdict(by_seed, lower_is_better=False) == "regression"}
         # the headline fields: the sampled pass@1 (nanochat's RL measure)
         entry.update({k: entry["sampled"][k] for k in ("sft", "rl", "p_seeds", "p_questions", "improved")})
         tasks[name] = entry
