@@ -44,7 +44,8 @@
 # run**: a missing baseline is never a pass. The last part of this notebook then shows the comparison this
 # project committed (`results/bench_cpu_*.json`: nanochat run from its own code beside ours), so there is
 # always a real one to read. On Colab the default `profile="auto"` picks the GPU's profile, the
-# install cell brings nanochat's dependencies, and nanochat is cloned at its pinned commit.
+# install cell brings nanochat's dependencies, and nanochat is cloned twice: at its pinned commit and at the
+# newest commit we pin (the second baseline, with rows of its own in the scorecard).
 #
 # *About the outputs:* cells that print what a trained model did (losses, samples, timings) show the
 # numbers of the machine that ran them; another CPU's float kernels give slightly different ones. The
@@ -72,6 +73,7 @@ profile = "auto"  # auto: smoke on a CPU, the GPU's own on CUDA (t4 | a100 | h10
 device = ""  # "" = the profile's own device
 nanochat_path = ""  # a nanochat checkout; "" = clone nanochat_ref into the cache (needs internet once)
 nanochat_ref = "2f096867244e3d00a50284d1be05fa3f5dcfb84b"  # the pinned ref; "" = run ours alone
+nanochat_newest_ref = "92d63d4e8bb4df75c3b71618f31ddde2378b2bcd"  # its newest commit we pin; "" = the pinned ref only
 nanochat_python = ""  # the Python with nanochat's dependencies; "" = this kernel's
 out_dir = ""  # where the .json/.md go; "" = Google Drive on Colab (save_to_drive), else a fresh temporary directory
 save_to_drive = True  # on Colab: keep the artifacts in Drive (the runtime's disk is wiped when it ends)
@@ -114,6 +116,7 @@ print(f"{'seeds':>22}: {chosen.seeds}; target bpb {chosen.target_bpb}; quality m
 # %% tags=["nbval-ignore-output"]
 out = str(notebook_output_dir(out_dir, "bench", save_to_drive))
 result = run_bench(BenchOptions(profile=profile, nanochat=nanochat_path or None, nanochat_ref=nanochat_ref or None,
+                                newest_ref=(nanochat_newest_ref or None) if nanochat_ref else None,
                                 nanochat_python=nanochat_python or None, device=device or None, out=out,
                                 steps=steps or None, progress=False))
 print(f"wrote {result['artifacts']['json']}\n  and {result['artifacts']['md']}")
@@ -125,6 +128,9 @@ else:  # one line: why, and where the real comparison is
     why = base["reason"].splitlines()[0].split(" (")[0]  # the reason's first clause (the full one is in the artifact)
     print(f"nanochat did not run here ({why}): only our side trained; the committed comparison at the end of this "
           "notebook shows both")
+newest = result["baseline_newest"]
+if newest and newest["status"] == "run":
+    print(f"second baseline: nanochat ran at {newest['commit']} ({result['runs']['nanochat_newest']['dtype']})")
 
 # %% [markdown]
 # ## The noise, before any verdict
@@ -157,6 +163,9 @@ assert set(q["ours_by_seed"]) == set(q["nanochat_recipe_by_seed"]) == {str(s_) f
 #   paired t-test against our nanochat-recipe runs at p < 0.01;
 # - **speed**: our median tok/s (after warm-up) at least nanochat's, and nanochat's time to its own final bpb
 #   over ours (the median of our seeds) at least the profile's ratio;
+# - **quality vs newest** and **speed vs newest**: the same two rules against nanochat's newest commit we pin
+#   (92d63d4, which already adopted several of the changes in our recipe), run from its own code, and against
+#   our copy of its recipe on the same seeds;
 # - **reproducibility**: the same seed gives identical losses, the metadata is complete (commits, dirty
 #   flags, versions, device, dtype, config, seeds, command line) and our work tree was clean. A run from a
 #   work tree with uncommitted changes (this notebook just edited, say) is fine for a lesson but cannot back
@@ -178,7 +187,8 @@ print(scorecard_table([for_the_lesson(r) for r in result["scorecard"]]))
 
 # %%
 rows = {r["row"]: r for r in result["scorecard"]}
-assert list(rows) == ["quality", "speed", "reproducibility"]
+against_newest = ["quality vs newest", "speed vs newest"] if result["baseline_newest"] else []
+assert list(rows) == ["quality", "speed", *against_newest, "reproducibility"]
 if base["status"] != "run":  # no baseline, no verdict on quality or speed
     assert rows["quality"]["status"] == rows["speed"]["status"] == f"baseline: {base['status']}"
 repro = result["reproducibility"]

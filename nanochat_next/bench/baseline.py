@@ -1,5 +1,9 @@
 """The baseline: karpathy/nanochat at a pinned ref, found or cloned, checked, and run in its own process.
 
+The bench runs two of them side by side: nanochat at the pinned ref (2f09686) and at the newest commit we pin
+(92d63d4). Both train with their own ``scripts.base_train``; the flags the bench passes and the log lines it reads
+are the same at both commits (checked on their code: 92d63d4 adds flags and log fields, renames none).
+
 The baseline comes from a checkout path, else a clone of a ref in the cache (downloaded once), else it is
 not run: the scorecard then says "baseline: not run", never "pass". nanochat needs a Python with its
 dependencies; ``resolve_baseline`` checks that Python can import what its training script imports.
@@ -70,15 +74,17 @@ def clone_nanochat(ref: str, cache: Path) -> Path:
 # what nanochat's base_train imports beyond this package's own dependencies (torch, pyarrow, tiktoken, rustbpe)
 NANOCHAT_DEPENDENCIES = ("wandb", "tabulate", "psutil", "python-dotenv", "filelock", "jinja2", "tokenizers", "pyyaml",
                          "requests")
+# (nanochat.report, imported at 2f09686, is gone at 92d63d4: the check names what both commits' base_train import)
 NANOCHAT_IMPORTS = ("import wandb, torch, pyarrow, tiktoken, rustbpe; import nanochat.gpt, nanochat.dataloader, "
                     "nanochat.tokenizer, nanochat.checkpoint_manager, nanochat.loss_eval, nanochat.engine, "
-                    "nanochat.report, scripts.base_eval")
+                    "scripts.base_eval")
 
 
 def resolve_baseline(nanochat: str | None, nanochat_ref: str | None, python: str | None,
-                     cache: Path | None = None) -> Baseline:
-    """Find nanochat: a checkout path (an error if it is not one), else a cached clone of ``nanochat_ref``,
-    else not run. Then check that ``python`` can import nanochat's training script's dependencies."""
+                     cache: Path | None = None, flag: str = "--nanochat") -> Baseline:
+    """Find nanochat: a checkout path (an error naming ``flag`` if it is not one), else a cached clone of
+    ``nanochat_ref``, else not run. Then check that ``python`` can import nanochat's training script's
+    dependencies."""
     from nanochat_next.corpus import cache_dir
     from nanochat_next.provenance import git_state
 
@@ -86,13 +92,13 @@ def resolve_baseline(nanochat: str | None, nanochat_ref: str | None, python: str
     if nanochat is not None:
         checkout = Path(nanochat).expanduser().resolve()
         if not (checkout / "scripts" / "base_train.py").is_file():
-            raise UserError(f"--nanochat {nanochat}: not a nanochat checkout (no scripts/base_train.py there)")
+            raise UserError(f"{flag} {nanochat}: not a nanochat checkout (no scripts/base_train.py there)")
     elif nanochat_ref is not None:
         try:
             checkout = clone_nanochat(nanochat_ref, (cache or cache_dir()) / "nanochat")
         except (OSError, subprocess.SubprocessError) as exc:
             return Baseline("not run", f"no nanochat checkout: cloning {nanochat_ref[:12]} failed ({exc}); offline? "
-                            "pass --nanochat PATH", ref=nanochat_ref)
+                            f"pass {flag} PATH", ref=nanochat_ref)
     else:
         return Baseline("not run", "no nanochat requested (--no-baseline)")
     state = git_state(checkout)

@@ -4,11 +4,13 @@
 
 1. prepares ONE dataset in nanochat's layout and ONE tokenizer: nanochat trains it with its own
    ``scripts.tok_train``; ours trains on the same text and must come out identical (``data``);
-2. trains nanochat (its ``scripts.base_train``, in a private ``NANOCHAT_BASE_DIR``) and ours
-   (``nanochat-next train --config``, the profile's run config) on the same device, each in its own process;
+2. trains nanochat (its ``scripts.base_train``, in a private ``NANOCHAT_BASE_DIR``) at the pinned ref and at
+   its newest commit we pin (the second baseline; its own tokenizer training must also give our tokens), and
+   ours (``nanochat-next train --config``, the profile's run config) on the same device, each in its own process;
 3. trains ours (the profile's recipe, default ``next``) on every seed of the profile, once more on the first
-   seed (the losses must be identical), and, when our recipe is not nanochat's, our nanochat recipe on the
-   same seeds: the paired t-test between the two is what a claim of "better" needs (p < 0.01);
+   seed (the losses must be identical), and, when our recipe is not nanochat's, our nanochat recipe and our
+   nanochat-92d63d4 recipe on the same seeds: the paired t-tests against them are what a claim of "better"
+   than each baseline needs (p < 0.01);
 4. measures greedy decode tok/s of both engines on the same trained weights (``decode_runner``);
 5. writes ``OUT/bench_<profile>_<UTC>.json`` and ``.md`` with the scorecard (``scorecard``).
 
@@ -39,7 +41,7 @@ from nanochat_next.bench.baseline import (
     run_process,
 )
 from nanochat_next.bench.data import DOC_CAP, first_validation_text, prepare_data, ranks_digest, tokenizer_texts
-from nanochat_next.bench.profiles import PINNED_NANOCHAT, SPEED_THRESHOLD, Profile, resolve_profile
+from nanochat_next.bench.profiles import NEWEST_NANOCHAT, PINNED_NANOCHAT, SPEED_THRESHOLD, Profile, resolve_profile
 from nanochat_next.bench.scorecard import (
     missing_metadata,
     our_seed_keys,
@@ -50,7 +52,7 @@ from nanochat_next.bench.scorecard import (
     summarize,
 )
 from nanochat_next.errors import UserError
-from nanochat_next.train.config import recipe_values
+from nanochat_next.train.config import NANOCHAT_NEWEST, recipe_values
 
 DEFAULT_OUT = "out/bench"  # committing an artifact is a deliberate --out results/
 
@@ -61,6 +63,8 @@ class BenchOptions:
     nanochat: str | None = None
     nanochat_ref: str | None = PINNED_NANOCHAT
     nanochat_python: str | None = None
+    newest: str | None = None  # a checkout of nanochat's newest commit (else a clone of newest_ref)
+    newest_ref: str | None = NEWEST_NANOCHAT  # None: the second baseline is not run
     device: str | None = None
     recipe: str | None = None  # our side's recipe (default: the profile's, next)
     out: str = DEFAULT_OUT
@@ -116,43 +120,59 @@ def decode_speed(python: str, side: str, weights: Path, config: Path, cwd: Path,
     return {"by_batch": {int(k): v for k, v in result.items()}, "peak_rss_mb": proc["peak_rss_mb"]}
 
 
-def prepare(profile: Profile, baseline: Baseline, work: Path) -> tuple[Path, bool | None]:
-    """The dataset and our tokenizer; nanochat's tokenizer too when it runs (they must be identical)."""
+# Each baseline's private NANOCHAT_BASE_DIR under the work dir and its logs' prefix: the pinned ref's, then the
+# newest commit's (its own tokenizer and token_bytes files, the same parquet shards, linked)
+BASE_DIRS = {"nanochat": "ncbase", "nanochat_newest": "ncbase_newest"}
+
+
+def prepare(profile: Profile, baselines: dict[str, Baseline], work: Path) -> tuple[Path, bool | None]:
+    """The dataset and our tokenizer; each baseline's tokenizer too when it runs (they must all be identical).
+    The second value: True when every baseline that ran its tokenizer training got our tokens, None if none did."""
     from nanochat_next.tokenizer.bpe import BPETokenizer
 
-    base = work / "ncbase"
+    base = work / BASE_DIRS["nanochat"]
     data_info = prepare_data(profile, base)
     tok_dir = work / "tokenizer"
     ours = BPETokenizer.train(list(tokenizer_texts(base / "base_data", profile.tokenizer_max_chars)),
                               profile.run.vocab_size)
     ours.save(tok_dir)
-    if baseline.status != "ready":
-        return data_info, None
+    same = None
+    for key, baseline in baselines.items():
+        if baseline.status != "ready":
+            continue
+        own = work / BASE_DIRS[key]
+        if own != base:
+            own.mkdir(parents=True, exist_ok=True)
+            (own / "base_data").symlink_to(base / "base_data", target_is_directory=True)
+        try:
+            run_process([baseline.python, "-m", "scripts.tok_train", "--vocab-size", str(profile.run.vocab_size),
+                         "--max-chars", str(profile.tokenizer_max_chars), "--doc-cap", str(DOC_CAP)],
+                        baseline.checkout, nanochat_env(work, key), work / f"{key}_tok.log")
+            theirs = subprocess.run([baseline.python, "-c", NANOCHAT_RANKS, str(own / "tokenizer" / "tokenizer.pkl")],
+                                    capture_output=True, text=True, check=True).stdout.strip()
+        except (RuntimeError, subprocess.CalledProcessError) as exc:
+            baseline.status, baseline.reason = "failed", f"nanochat's tokenizer training failed: {exc}"
+            continue
+        if ranks_digest(ours.token_bytes) != theirs:
+            raise UserError(f"our tokenizer and nanochat {baseline.commit[:7]}'s differ on the same text; refusing to "
+                            f"compare training runs on different tokens (work dir {work})")
+        same = True
+    return data_info, same
+
+
+def nanochat_env(work: Path, key: str = "nanochat") -> dict:
+    return {**os.environ, "NANOCHAT_BASE_DIR": str(work / BASE_DIRS[key])}
+
+
+def train_nanochat(profile: Profile, baseline: Baseline, work: Path, target: float | None,
+                   key: str = "nanochat") -> dict | None:
+    """A baseline's training run (``key``: which one), summarized; None (and the baseline marked failed) if it
+    fails."""
+    log_path = work / f"{key}_train.log"
     try:
-        run_process([baseline.python, "-m", "scripts.tok_train", "--vocab-size", str(profile.run.vocab_size),
-                     "--max-chars", str(profile.tokenizer_max_chars), "--doc-cap", str(DOC_CAP)],
-                    baseline.checkout, nanochat_env(work), work / "nanochat_tok.log")
-        theirs = subprocess.run([baseline.python, "-c", NANOCHAT_RANKS, str(base / "tokenizer" / "tokenizer.pkl")],
-                                capture_output=True, text=True, check=True).stdout.strip()
-    except (RuntimeError, subprocess.CalledProcessError) as exc:
-        baseline.status, baseline.reason = "failed", f"nanochat's tokenizer training failed: {exc}"
-        return data_info, None
-    if ranks_digest(ours.token_bytes) != theirs:
-        raise UserError("our tokenizer and nanochat's differ on the same text; refusing to compare training runs on "
-                        f"different tokens (work dir {work})")
-    return data_info, True
-
-
-def nanochat_env(work: Path) -> dict:
-    return {**os.environ, "NANOCHAT_BASE_DIR": str(work / "ncbase")}
-
-
-def train_nanochat(profile: Profile, baseline: Baseline, work: Path, target: float | None) -> dict | None:
-    """nanochat's training run, summarized; None (and the baseline marked failed) if it fails."""
-    try:
-        proc = run_process(nanochat_train_command(profile, baseline.python), baseline.checkout, nanochat_env(work),
-                           work / "nanochat_train.log")
-        raw = parse_nanochat_log((work / "nanochat_train.log").read_text())
+        proc = run_process(nanochat_train_command(profile, baseline.python), baseline.checkout,
+                           nanochat_env(work, key), log_path)
+        raw = parse_nanochat_log(log_path.read_text())
     except (RuntimeError, ValueError) as exc:
         baseline.status, baseline.reason = "failed", f"nanochat's training failed: {exc}"
         return None
@@ -160,8 +180,11 @@ def train_nanochat(profile: Profile, baseline: Baseline, work: Path, target: flo
     cuda = profile.run.device == "cuda"
     if raw["evals"]:  # time to target = to nanochat's own final bpb
         target = raw["evals"][-1]["val_bpb"]
+    dtype = "bfloat16 autocast" if cuda else "float32"
+    if key == "nanochat_newest" and cuda:  # 92d63d4: an explicit COMPUTE_DTYPE, bf16 from SM 8.0, no autocast
+        dtype = "bfloat16 (SM >= 8.0) else float32, no autocast"
     return {**summarize(raw, profile.warmup_steps, target), "smooth_losses": raw["smooth_losses"],
-            "dtype": "bfloat16 autocast" if cuda else "float32", "compile": True,
+            "dtype": dtype, "compile": True, "commit": baseline.commit,
             "peak_memory_mb": raw["reported_peak_memory_mb"] if cuda else proc["peak_rss_mb"],
             "wall_seconds": proc["wall_seconds"], "target": target}
 
@@ -214,21 +237,30 @@ def measure_decode(profile: Profile, baseline: Baseline, work: Path, runs: dict)
     return decode
 
 
-def our_runs(profile: Profile) -> list[tuple[str, int, str]]:
+# Our runs of each baseline's recipe: (run key prefix, config file, recipe name), for the paired tests
+REFERENCE_RECIPES = {"nanochat": ("nanochat_recipe", "nanochat_recipe.json", "nanochat"),
+                     "nanochat_newest": ("newest_recipe", "newest_recipe.json", NANOCHAT_NEWEST)}
+
+
+def our_runs(profile: Profile, newest: bool = False) -> list[tuple[str, int, str]]:
     """(key, seed, config file) of every training run of ours: the recipe on each seed (``ours`` = the first,
-    ``ours_seed<k>`` the k-th), the first seed again, then the nanochat recipe on each seed (if ours differs)."""
+    ``ours_seed<k>`` the k-th), the first seed again, then the nanochat recipe on each seed (if ours differs)
+    and, with ``newest`` (the second baseline runs), the nanochat-92d63d4 recipe on each seed."""
     seeds = profile.seeds
     runs = [("ours", seeds[0], "run_config.json"), ("ours_rerun", seeds[0], "run_config.json")]
     runs += [(f"ours_seed{i + 1}", s, "run_config.json") for i, s in enumerate(seeds) if i]
-    if profile.run.recipe != "nanochat":
-        runs += [(f"nanochat_recipe_seed{i + 1}", s, "nanochat_recipe.json") for i, s in enumerate(seeds)]
+    for key in ("nanochat", "nanochat_newest")[:1 + newest]:
+        prefix, config, recipe = REFERENCE_RECIPES[key]
+        if profile.run.recipe != recipe:
+            runs += [(f"{prefix}_seed{i + 1}", s, config) for i, s in enumerate(seeds)]
     return runs
 
 
 def by_seed(profile: Profile, runs: dict, prefix: str) -> dict[str, float]:
-    """Final val bpb per seed of our recipe (``prefix="ours"``) or of our nanochat recipe runs."""
+    """Final val bpb per seed of our recipe (``prefix="ours"``) or of our runs of a baseline's recipe
+    (``prefix`` = "nanochat_recipe" or "newest_recipe")."""
     keys = our_seed_keys(profile) if prefix == "ours" else \
-        [f"nanochat_recipe_seed{i + 1}" for i in range(len(profile.seeds))]
+        [f"{prefix}_seed{i + 1}" for i in range(len(profile.seeds))]
     return {str(s): runs[k]["final_val_bpb"] for s, k in zip(profile.seeds, keys) if runs.get(k)}
 
 
@@ -248,16 +280,23 @@ def reproducibility(profile: Profile, runs: dict, metadata: dict, baseline: Base
 
 
 def quality_test(profile: Profile, runs: dict) -> dict:
-    """Our recipe's final bpb over the seeds against our nanochat recipe's on the same seeds (paired)."""
+    """Our recipe's final bpb over the seeds against our runs of each baseline's recipe on the same seeds
+    (paired): ``paired_vs_nanochat_recipe`` and, when the newest recipe ran, ``paired_vs_newest_recipe``."""
     from nanochat_next.bench import stats
 
-    ours, ref = by_seed(profile, runs, "ours"), by_seed(profile, runs, "nanochat_recipe")
-    test = stats.compare(list(ours.values()), list(ref.values()), paired=True) if len(ref) == len(ours) > 1 else None
-    return {"ours_by_seed": ours, "ours_mean": stats.describe(list(ours.values())), "nanochat_recipe_by_seed": ref,
-            "paired_vs_nanochat_recipe": test, "accept_p": stats.ACCEPT_P}
+    ours = by_seed(profile, runs, "ours")
+    result = {"ours_by_seed": ours, "ours_mean": stats.describe(list(ours.values())), "accept_p": stats.ACCEPT_P}
+    for prefix in ("nanochat_recipe", "newest_recipe"):
+        ref = by_seed(profile, runs, prefix)
+        if prefix == "newest_recipe" and not ref:
+            continue
+        test = stats.compare(list(ours.values()), list(ref.values()), paired=True) \
+            if len(ref) == len(ours) > 1 else None
+        result |= {f"{prefix}_by_seed": ref, f"paired_vs_{prefix}": test}
+    return result
 
 
-def run_description(profile: Profile, baseline: Baseline) -> dict:
+def run_description(profile: Profile, baseline: Baseline, newest: Baseline | None = None) -> dict:
     """What ran where (the artifact's metadata["run"])."""
     import torch
 
@@ -267,7 +306,9 @@ def run_description(profile: Profile, baseline: Baseline) -> dict:
     return {"device": device, "device_name": device_description(torch.device(device)), "dtype": profile.run.dtype,
             "compile": profile.run.compile, "seeds": list(profile.seeds), "profile": profile.name,
             "recipe": profile.run.recipe, "nanochat_pinned_ref": PINNED_NANOCHAT,
-            "nanochat": {k: getattr(baseline, k) for k in ("ref", "commit", "dirty", "checkout", "python")}}
+            "nanochat": {k: getattr(baseline, k) for k in ("ref", "commit", "dirty", "checkout", "python")},
+            "nanochat_newest": None if newest is None else
+            {k: getattr(newest, k) for k in ("ref", "commit", "dirty", "checkout", "python")}}
 
 
 def run_bench(options: BenchOptions, log=print) -> dict:
@@ -283,29 +324,38 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     writable_dir(options.out, create=False)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     baseline = resolve_baseline(options.nanochat, options.nanochat_ref, options.nanochat_python)
+    newest = None
+    if options.newest is not None or options.newest_ref is not None:
+        newest = resolve_baseline(options.newest, options.newest_ref, options.nanochat_python,
+                                  flag="--nanochat-newest")
+    baselines = {"nanochat": baseline, **({"nanochat_newest": newest} if newest else {})}
     metadata = run_metadata()  # now: the git state of the code that runs, even if the tree changes meanwhile
     work = Path(tempfile.mkdtemp(prefix=f"bench-{profile.name}-"))
     seeds = profile.seeds
-    ours = our_runs(profile)
-    names = ["data + tokenizer", *(["nanochat train"] if baseline.status == "ready" else []),
+    ours = our_runs(profile, newest=newest is not None and newest.status == "ready")
+    names = ["data + tokenizer", *[f"{key} train" for key, b in baselines.items() if b.status == "ready"],
              *[f"{key} (seed {seed})" for key, seed, _ in ours], "decode"]
     phases = Phases(names, profile, options.progress, log)
-    runs: dict[str, dict | None] = {"nanochat": None}
+    runs: dict[str, dict | None] = {key: None for key in baselines}
     target = profile.target_bpb  # None: nanochat's final bpb + the quality tolerance, once it has run
     try:
         # --- one dataset and one tokenizer for both sides
         phases.start(names[0])
-        data_info, same_tokenizer = prepare(profile, baseline, work)
+        data_info, same_tokenizer = prepare(profile, baselines, work)
         run = replace(profile.run, data=str(work / "ncbase" / "base_data"), tokenizer=str(work / "tokenizer"))
         write_config(work / "run_config.json", "tensor", run)
-        write_config(work / "nanochat_recipe.json", "tensor", replace(run, **recipe_values("nanochat")))
+        for _, config, recipe in REFERENCE_RECIPES.values():
+            write_config(work / config, "tensor", replace(run, **recipe_values(recipe)))
         phases.done()
-        # --- nanochat, then ours three times
-        if baseline.status == "ready":
-            phases.start("nanochat train")
-            runs["nanochat"] = train_nanochat(profile, baseline, work, target)
-            target = runs["nanochat"].pop("target") if runs["nanochat"] else target
-            phases.done()
+        # --- nanochat (each baseline), then ours on every seed
+        for key, base in baselines.items():
+            if base.status == "ready":
+                phases.start(f"{key} train")
+                runs[key] = train_nanochat(profile, base, work, target if key == "nanochat" else None, key)
+                if runs[key]:
+                    own_target = runs[key].pop("target")
+                    target = own_target if key == "nanochat" else target
+                phases.done()
         for key, seed, config_name in ours:
             phases.start(f"{key} (seed {seed})")
             runs[key] = train_ours(profile, key, seed, work, target, phases, config_name)
@@ -320,7 +370,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
         raise
     phases.close()
     # --- the verdict and the artifacts
-    metadata["run"] = run_description(profile, baseline)
+    metadata["run"] = run_description(profile, baseline, newest)
     repro = reproducibility(profile, runs, metadata, baseline)
     quality = quality_test(profile, runs)
     same_tokens = None
@@ -329,19 +379,20 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     data = {
         "benchmark": "bench", "profile": profile.name,
         "config": {**profile.flat(), "our_dtype": profile.run.dtype}, "seeds": list(seeds), "target_bpb": target,
-        "baseline": asdict(baseline), "same_tokenizer": same_tokenizer, "same_greedy_tokens": same_tokens,
+        "baseline": asdict(baseline), "baseline_newest": asdict(newest) if newest else None,
+        "same_tokenizer": same_tokenizer, "same_greedy_tokens": same_tokens,
         "data": data_info,
         "recipe": profile.run.recipe,
         "thresholds": {"quality_margin_bpb": profile.quality_margin, "speed_ratio": SPEED_THRESHOLD,
                        "time_ratio_target": profile.time_ratio_target,
                        "repro_tolerance": profile.repro_tolerance, "warmup_steps": profile.warmup_steps},
-        "quality": quality, "scorecard": scorecard(profile, runs, baseline, repro, quality),
+        "quality": quality, "scorecard": scorecard(profile, runs, baseline, repro, quality, newest),
         "reproducibility": repro, "runs": runs,
         "wall_seconds": time.perf_counter() - phases.t0,
     }
     json_path, md_path = write_results(options.out, f"bench_{profile.name}_{stamp}", data, report(data, metadata),
                                        metadata=metadata)
-    keep = options.keep_work or baseline.status == "failed"  # keep nanochat's logs to find out why
+    keep = options.keep_work or "failed" in (baseline.status, newest and newest.status)  # its logs say why
     if keep:
         log(f"runs and logs kept in {work}")
     else:

@@ -13,6 +13,9 @@ from nanochat_next.errors import UserError
 from nanochat_next.train.config import TensorRun, recipe_values, with_recipe_fields
 
 PINNED_NANOCHAT = "2f096867244e3d00a50284d1be05fa3f5dcfb84b"
+# nanochat's newest commit we pin (master, 2026-07-03): the second baseline, and the source of the
+# nanochat-92d63d4 recipe (train.config.NANOCHAT_NEWEST)
+NEWEST_NANOCHAT = "92d63d4e8bb4df75c3b71618f31ddde2378b2bcd"
 SPEED_THRESHOLD = 1.0  # ours / nanochat median tok/s, and nanochat / ours time to the target bpb
 
 

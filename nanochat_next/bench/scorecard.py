@@ -1,4 +1,7 @@
-"""The verdict and the report: tok/s after warm-up, time to a target bpb, the three-row scorecard, the .md.
+"""The verdict and the report: tok/s after warm-up, time to a target bpb, the scorecard, the .md.
+
+The scorecard has a quality and a speed row against nanochat at the pinned ref, the same two against its newest
+commit when that baseline was asked for ("quality vs newest", "speed vs newest"), and a reproducibility row.
 
 Steady tok/s leaves out the profile's first ``warmup_steps`` steps and any later step slower than
 ``OUTLIER_FACTOR`` x the median step time of the run's second half (a recompilation or a page-in, not the
@@ -12,7 +15,7 @@ import math
 import statistics
 
 from nanochat_next.bench.baseline import Baseline
-from nanochat_next.bench.profiles import PINNED_NANOCHAT, PROFILES, SPEED_THRESHOLD, Profile
+from nanochat_next.bench.profiles import NEWEST_NANOCHAT, PINNED_NANOCHAT, PROFILES, SPEED_THRESHOLD, Profile
 from nanochat_next.bench.stats import ACCEPT_P
 
 OUTLIER_FACTOR = 3.0
@@ -69,12 +72,19 @@ def summarize(raw: dict, warmup: int, target_bpb: float | None) -> dict:
 
 # ------------------------------------------------------------------------------------------------ the verdict
 
-def quality_rule(profile: Profile) -> str:
+# The baselines a scorecard judges against: run key -> (row suffix, our runs of its recipe, its name in prose)
+JUDGED = {"nanochat": ("", "nanochat_recipe", "nanochat", "nanochat-recipe"),
+          "nanochat_newest": (" vs newest", "newest_recipe", f"nanochat {NEWEST_NANOCHAT[:7]}",
+                              f"nanochat-{NEWEST_NANOCHAT[:7]}-recipe")}
+
+
+def quality_rule(profile: Profile, key: str = "nanochat") -> str:
     n = len(profile.seeds)
+    _, _, name, recipe = JUDGED[key]
     if profile.quality_margin <= 0:
-        return f"mean final val bpb of our {n} seeds <= nanochat's + {-profile.quality_margin:g}"
-    return (f"mean final val bpb of our {n} seeds <= nanochat's - {profile.quality_margin:g}, and p < "
-            f"{ACCEPT_P} (paired t-test) against our nanochat-recipe runs on the same seeds")
+        return f"mean final val bpb of our {n} seeds <= {name}'s + {-profile.quality_margin:g}"
+    return (f"mean final val bpb of our {n} seeds <= {name}'s - {profile.quality_margin:g}, and p < "
+            f"{ACCEPT_P} (paired t-test) against our {recipe} runs on the same seeds")
 
 
 def our_seed_keys(profile: Profile) -> list[str]:
@@ -82,71 +92,92 @@ def our_seed_keys(profile: Profile) -> list[str]:
     return ["ours"] + [f"ours_seed{i + 1}" for i in range(1, len(profile.seeds))]
 
 
-def our_time_to_target(profile: Profile, runs: dict) -> float | None:
-    """The median over our seeds (a seed that never reached the target counts as never)."""
+def time_to(evals: list[dict], target: float) -> float | None:
+    """Training time (s) at the first eval at or below ``target`` bpb; None if none got there."""
+    return next((e["train_time_s"] for e in evals if e["val_bpb"] <= target), None)
+
+
+def our_time_to_target(profile: Profile, runs: dict, target: float | None = None) -> float | None:
+    """The median over our seeds (a seed that never reached the target counts as never); the run's own target
+    (nanochat's final bpb) unless ``target`` is given (then read off each run's evals)."""
     keys = our_seed_keys(profile)
-    times = [runs[k]["time_to_target_s"] if runs[k]["time_to_target_s"] is not None else math.inf
-             for k in keys if runs.get(k)]
+    reached = [runs[k]["time_to_target_s"] if target is None else time_to(runs[k]["evals"], target)
+               for k in keys if runs.get(k)]
+    times = [math.inf if t is None else t for t in reached]
     t = statistics.median(times) if times else math.inf
     return None if math.isinf(t) else t
 
 
-def judge_quality(profile: Profile, runs: dict, quality: dict | None) -> tuple[str, float, str]:
-    """(status, our mean - nanochat's, detail)."""
+def judge_quality(profile: Profile, runs: dict, quality: dict | None, key: str = "nanochat") -> tuple[str, float, str]:
+    """(status, our mean - the baseline's, detail) against the baseline ``key``."""
+    _, prefix, name, recipe = JUDGED[key]
     finals = [runs[k]["final_val_bpb"] for k in our_seed_keys(profile) if runs.get(k)]
-    nc = runs["nanochat"]["final_val_bpb"]
+    nc = runs[key]["final_val_bpb"]
     delta = statistics.fmean(finals) - nc
-    test = (quality or {}).get("paired_vs_nanochat_recipe")
+    test = (quality or {}).get(f"paired_vs_{prefix}")
     p = test["p_value"] if test else None
     significant = p is not None and p < ACCEPT_P and test["difference"] < 0
     ok = -delta >= profile.quality_margin and (profile.quality_margin <= 0 or significant)
-    detail = (f"mean val bpb {statistics.fmean(finals):.4f} over {len(finals)} seeds vs nanochat {nc:.4f} "
+    detail = (f"mean val bpb {statistics.fmean(finals):.4f} over {len(finals)} seeds vs {name} {nc:.4f} "
               f"({delta:+.4f}); spread {max(finals) - min(finals):.4f}")
     if test:
-        detail += (f"; vs our nanochat recipe {test['difference']:+.4f}, p = "
+        detail += (f"; vs our {recipe} {test['difference']:+.4f}, p = "
                    + ("n/a" if p is None else f"{p:.2g}"))
     return ("pass" if ok else "fail"), delta, detail
 
 
-def scorecard(profile: Profile, runs: dict, baseline: Baseline, reproducibility: dict,
-              quality: dict | None = None) -> list[dict]:
-    """Three rows: quality, speed, reproducibility; status "pass", "fail" or "baseline: not run|failed"."""
-    ours, nc = runs["ours"], runs.get("nanochat")
-    rule = quality_rule(profile)
-    speed_rule = (f"our median tok/s / nanochat's >= {SPEED_THRESHOLD} and nanochat's time to its final val bpb / "
+def baseline_rows(profile: Profile, runs: dict, baseline: Baseline, quality: dict | None,
+                  key: str = "nanochat") -> list[dict]:
+    """The quality and speed rows against one baseline (``key``: "nanochat" or "nanochat_newest")."""
+    suffix, _, name, _ = JUDGED[key]
+    ours, nc = runs["ours"], runs.get(key)
+    rule = quality_rule(profile, key)
+    speed_rule = (f"our median tok/s / {name}'s >= {SPEED_THRESHOLD} and {name}'s time to its final val bpb / "
                   f"ours (median over seeds) >= {profile.time_ratio_target}")
-    repro_rule = (f"two runs with seed {profile.seeds[0]}: max |loss difference| <= {profile.repro_tolerance:g}; "
-                  "metadata complete; our work tree clean")
     if nc is None:
         missing = f"baseline: {baseline.status}"
-        rows = [{"row": "quality", "status": missing, "value": None, "threshold": rule,
+        return [{"row": "quality" + suffix, "status": missing, "value": None, "threshold": rule,
                  "detail": baseline.reason},
-                {"row": "speed", "status": missing, "value": None, "threshold": speed_rule, "detail": baseline.reason}]
+                {"row": "speed" + suffix, "status": missing, "value": None, "threshold": speed_rule,
+                 "detail": baseline.reason}]
+    status, delta, quality_detail = judge_quality(profile, runs, quality, key)
+    tps_ratio = ours["tok_per_s"]["median"] / nc["tok_per_s"]["median"]
+    # the pinned ref's final bpb is the target every run of ours was summarized with; another baseline's is read
+    # off our evals
+    target = None if key == "nanochat" else nc["final_val_bpb"]
+    ours_t, nc_t = our_time_to_target(profile, runs, target), nc["time_to_target_s"]
+    if ours_t is None:
+        ttt_ratio, ttt_ok, ttt_text = None, False, "ours never reached the target"
+    elif nc_t is None:
+        ttt_ratio, ttt_ok, ttt_text = None, True, f"{name} never reached the target, ours did"
     else:
-        status, delta, quality_detail = judge_quality(profile, runs, quality)
-        tps_ratio = ours["tok_per_s"]["median"] / nc["tok_per_s"]["median"]
-        ours_t, nc_t = our_time_to_target(profile, runs), nc["time_to_target_s"]
-        if ours_t is None:
-            ttt_ratio, ttt_ok, ttt_text = None, False, "ours never reached the target"
-        elif nc_t is None:
-            ttt_ratio, ttt_ok, ttt_text = None, True, "nanochat never reached the target, ours did"
-        else:
-            ttt_ratio = nc_t / ours_t
-            ttt_ok = ttt_ratio >= profile.time_ratio_target
-            ttt_text = f"time-to-target ratio {ttt_ratio:.2f}x ({nc_t:.1f} s vs {ours_t:.1f} s)"
-        rerun = runs.get("ours_rerun")
-        noise_text = ""
-        if rerun:
-            noise = abs(rerun["tok_per_s"]["median"] / ours["tok_per_s"]["median"] - 1)
-            noise_text = f" (our two identical runs differ by {100 * noise:.1f}% in tok/s)"
-        decode_text = ""
-        if ours.get("decode_tok_s") and nc.get("decode_tok_s"):
-            decode_text = f"; decode {ours['decode_tok_s'] / nc['decode_tok_s']:.2f}x (reported, not scored)"
-        rows = [{"row": "quality", "status": status, "value": delta, "threshold": rule, "detail": quality_detail},
-                {"row": "speed", "status": "pass" if tps_ratio >= SPEED_THRESHOLD and ttt_ok else "fail",
-                 "value": {"tok_per_s_ratio": tps_ratio, "time_to_target_ratio": ttt_ratio}, "threshold": speed_rule,
-                 "detail": f"tok/s ratio {tps_ratio:.2f}x (ours {ours.get('dtype')}, nanochat {nc.get('dtype')})"
-                           f"{noise_text}; {ttt_text}" + decode_text}]
+        ttt_ratio = nc_t / ours_t
+        ttt_ok = ttt_ratio >= profile.time_ratio_target
+        ttt_text = f"time-to-target ratio {ttt_ratio:.2f}x ({nc_t:.1f} s vs {ours_t:.1f} s)"
+    rerun = runs.get("ours_rerun")
+    noise_text = ""
+    if rerun:
+        noise = abs(rerun["tok_per_s"]["median"] / ours["tok_per_s"]["median"] - 1)
+        noise_text = f" (our two identical runs differ by {100 * noise:.1f}% in tok/s)"
+    decode_text = ""
+    if ours.get("decode_tok_s") and nc.get("decode_tok_s"):
+        decode_text = f"; decode {ours['decode_tok_s'] / nc['decode_tok_s']:.2f}x (reported, not scored)"
+    return [{"row": "quality" + suffix, "status": status, "value": delta, "threshold": rule, "detail": quality_detail},
+            {"row": "speed" + suffix, "status": "pass" if tps_ratio >= SPEED_THRESHOLD and ttt_ok else "fail",
+             "value": {"tok_per_s_ratio": tps_ratio, "time_to_target_ratio": ttt_ratio}, "threshold": speed_rule,
+             "detail": f"tok/s ratio {tps_ratio:.2f}x (ours {ours.get('dtype')}, {name} {nc.get('dtype')})"
+                       f"{noise_text}; {ttt_text}" + decode_text}]
+
+
+def scorecard(profile: Profile, runs: dict, baseline: Baseline, reproducibility: dict,
+              quality: dict | None = None, newest: Baseline | None = None) -> list[dict]:
+    """Rows quality, speed (against the pinned ref), quality vs newest, speed vs newest (when ``newest``, the
+    second baseline, was asked for) and reproducibility; status "pass", "fail" or "baseline: not run|failed"."""
+    repro_rule = (f"two runs with seed {profile.seeds[0]}: max |loss difference| <= {profile.repro_tolerance:g}; "
+                  "metadata complete; our work tree clean")
+    rows = baseline_rows(profile, runs, baseline, quality)
+    if newest is not None:
+        rows += baseline_rows(profile, runs, newest, quality, "nanochat_newest")
     ok = (reproducibility["identical_rerun"] and not reproducibility["missing_metadata"]
           and reproducibility["our_tree_clean"])
     diff = reproducibility["max_abs_loss_diff"]
@@ -195,9 +226,12 @@ def dtype_why(cfg: dict) -> str:
 def report(data: dict, metadata: dict) -> str:
     """The .md for people: scorecard first, then the runs, reproducibility and where it ran."""
     cfg, runs, base = data["config"], data["runs"], data["baseline"]
+    newest = data.get("baseline_newest")
     nanochat_name = f"nanochat {base['commit'][:7]}" if base.get("commit") else "nanochat"
+    newest_name = f"nanochat {(newest or {}).get('commit') or NEWEST_NANOCHAT}"[:16]
     lines = [
-        f"# Benchmark `{data['profile']}`: ours vs nanochat",
+        f"# Benchmark `{data['profile']}`: ours vs nanochat"
+        + (f" at its pinned ref and at {newest_name.split()[1]}" if newest else ""),
         "",
         f"{PROFILES[data['profile']].description}. Device {metadata['run']['device_name']}; "
         f"ours {cfg['our_dtype']}{dtype_why(cfg)}, compile {cfg['compile']}. "
@@ -214,6 +248,8 @@ def report(data: dict, metadata: dict) -> str:
     ]
     if base["status"] != "run":
         lines += [f"Baseline {base['status']}: {base['reason']}. Quality and speed are not judged without it.", ""]
+    if newest and newest["status"] != "run":
+        lines += [f"Second baseline ({newest_name}) {newest['status']}: {newest['reason']}.", ""]
     evals = [e["step"] for e in runs["ours"]["evals"]]
     lines += ["## Runs", "",
               "| run | tok/s median (min-max) | " + " | ".join(f"bpb @{s}" for s in evals)
@@ -221,10 +257,13 @@ def report(data: dict, metadata: dict) -> str:
               "|---|---:|" + "---:|" * len(evals) + "---:|---:|---:|"]
     recipe = data.get("recipe", "nanochat")
     seeds = data["seeds"]
-    names = [("nanochat", nanochat_name), ("ours", f"ours ({recipe}) seed {seeds[0]}"),
+    names = [("nanochat", nanochat_name), ("nanochat_newest", newest_name),
+             ("ours", f"ours ({recipe}) seed {seeds[0]}"),
              ("ours_rerun", f"ours ({recipe}) seed {seeds[0]} again")]
     names += [(f"ours_seed{i + 1}", f"ours ({recipe}) seed {s}") for i, s in enumerate(seeds) if i]
     names += [(f"nanochat_recipe_seed{i + 1}", f"ours (nanochat recipe) seed {s}") for i, s in enumerate(seeds)]
+    names += [(f"newest_recipe_seed{i + 1}", f"ours (nanochat-{NEWEST_NANOCHAT[:7]} recipe) seed {s}")
+              for i, s in enumerate(seeds)]
     for key, name in names:
         run = runs.get(key)
         if run is None:
@@ -244,7 +283,11 @@ def report(data: dict, metadata: dict) -> str:
         f"eval at val bpb <= {_fmt(data['target_bpb'])}. Memory: {memory}. Decode: greedy, batch 1, "
         f"{cfg['decode_new_tokens']} tokens after a {cfg['decode_prompt_tokens']}-token prompt, both engines on the "
         f"same weights (ours, {'nanochat recipe, ' if data.get('recipe', 'nanochat') != 'nanochat' else ''}seed "
-        f"{data['seeds'][0]}); identical tokens: {data['same_greedy_tokens']}.",
+        f"{data['seeds'][0]}); identical tokens: {data['same_greedy_tokens']}."
+        + (" The newest commit's decode is not measured: its model cannot load these weights (new keys and gate "
+           "shapes). Its val bpb counts each token's raw bytes (its fix 2ce972a), ours and the pinned ref's the "
+           "bytes of its decoded text: the two differ only for tokens that are not whole UTF-8 characters."
+           if newest else ""),
         "",
         "## Reproducibility",
         "",
@@ -261,7 +304,9 @@ def report(data: dict, metadata: dict) -> str:
         f"- ours: nanochat-next {metadata['git']['commit']} (dirty: {metadata['git']['dirty']}); nanochat: "
         f"{base.get('commit') or 'not run'} (dirty: {base.get('dirty')}; pinned ref {PINNED_NANOCHAT[:12]}"
         + (f"; its Python {base['versions']['python']}, torch {base['versions']['torch']}"
-           if base.get("versions") else "") + ").",
+           if base.get("versions") else "") + ")"
+        + (f"; nanochat newest: {newest.get('commit') or 'not run'} (dirty: {newest.get('dirty')}; pinned "
+           f"{NEWEST_NANOCHAT[:12]})" if newest else "") + ".",
         f"- {metadata['machine']['cpu']}, {metadata['machine']['cpu_count']} CPUs, torch threads "
         f"{metadata['machine']['torch_threads']}; GPU {metadata['machine']['gpu']}; torch "
         f"{metadata['versions']['torch']}, CUDA {metadata['machine']['cuda']}, cuDNN {metadata['machine']['cudnn']}; "

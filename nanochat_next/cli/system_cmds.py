@@ -25,12 +25,13 @@ def register(sub, fmt) -> None:
 
     from nanochat_next.bench.ablate import PRESETS
     from nanochat_next.bench.harness import DEFAULT_OUT
-    from nanochat_next.bench.profiles import PINNED_NANOCHAT, PROFILES
+    from nanochat_next.bench.profiles import NEWEST_NANOCHAT, PINNED_NANOCHAT, PROFILES
     from nanochat_next.train.config import RECIPES
 
     p = sub.add_parser("bench", help="benchmark ours vs nanochat: a pass/fail scorecard as JSON + Markdown",
                        formatter_class=fmt,
-                       description="Train nanochat (pinned ref) and ours on one dataset with one tokenizer, config, "
+                       description="Train nanochat (at the pinned ref and at its newest commit we pin, each from its "
+                                   "own code) and ours on one dataset with one tokenizer, config, "
                                    "seed and device; measure tok/s, val bpb, time to a target bpb, peak memory, "
                                    "decode tok/s and reproducibility; write OUT/bench_<profile>_<UTC>.json/.md "
                                    "with a quality/speed/reproducibility scorecard. Without a nanochat checkout "
@@ -40,6 +41,13 @@ def register(sub, fmt) -> None:
     p.add_argument("--nanochat", metavar="PATH", help="a local nanochat checkout to use as the baseline")
     p.add_argument("--nanochat-ref", metavar="SHA", default=PINNED_NANOCHAT,
                    help="without --nanochat: clone nanochat at this commit into the cache (needs internet once)")
+    p.add_argument("--nanochat-newest", metavar="PATH",
+                   help="a local checkout of nanochat's newest commit, the second baseline (any commit: its hash is "
+                        "recorded)")
+    p.add_argument("--nanochat-newest-ref", metavar="SHA", default=NEWEST_NANOCHAT,
+                   help="without --nanochat-newest: clone nanochat at this commit into the cache for the second "
+                        "baseline (needs internet once)")
+    p.add_argument("--no-newest", action="store_true", help="run only the pinned ref as the baseline")
     p.add_argument("--nanochat-python", metavar="PY",
                    help="the Python that runs nanochat (needs its dependencies; default: this one)")
     p.add_argument("--no-baseline", action="store_true", help="run ours alone (the scorecard says so)")
@@ -137,15 +145,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.nanochat and args.no_baseline:
         raise UserError("--nanochat and --no-baseline contradict each other; pass one")
+    if args.nanochat_newest and (args.no_baseline or args.no_newest):
+        raise UserError("--nanochat-newest and --no-baseline/--no-newest contradict each other; pass one")
+    no_newest = args.no_baseline or args.no_newest
     result = run_bench(BenchOptions(profile=args.profile, nanochat=args.nanochat,
                                     nanochat_ref=None if args.no_baseline or args.nanochat else args.nanochat_ref,
+                                    newest=args.nanochat_newest,
+                                    newest_ref=None if no_newest or args.nanochat_newest else args.nanochat_newest_ref,
                                     nanochat_python=args.nanochat_python, device=args.device, out=args.out,
                                     steps=args.steps, recipe=args.recipe, keep_work=args.keep_work,
                                     progress=not args.no_progress))
     print(scorecard_table(result["scorecard"]))
-    base = result["baseline"]
-    if base["status"] != "run":
-        print(f"baseline {base['status']}: {base['reason']}")
+    for name, base in (("baseline", result["baseline"]), ("second baseline", result["baseline_newest"])):
+        if base and base["status"] != "run":
+            print(f"{name} {base['status']}: {base['reason']}")
     print(f"wrote {result['artifacts']['json']} and {result['artifacts']['md']}")
     return 0
 

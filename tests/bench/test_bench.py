@@ -196,6 +196,19 @@ def test_parse_nanochat_log_recorded_from_the_pinned_ref():
         baseline.parse_nanochat_log("Traceback ...")
 
 
+def test_parse_nanochat_log_recorded_from_its_newest_commit():
+    """92d63d4 prints more fields on its step lines (mfu, epoch, total time) and renames no flag: the same parser
+    reads it (the log recorded by tools/make_bench_fixture.py)."""
+    text = (FIXTURES / "nanochat_newest_smoke_train.log").read_text()
+    assert "COMPUTE_DTYPE: torch.float32" in text, "it ran fp32 on the CPU, as the bench reports"
+    parsed = baseline.parse_nanochat_log(text)
+    smoke = PROFILES["smoke"]
+    assert len(parsed["dt"]) == len(parsed["smooth_losses"]) == smoke.run.steps
+    assert [e["step"] for e in parsed["evals"]] == list(range(0, smoke.run.steps + 1, smoke.run.eval_every))
+    minimum = float(text.split("Minimum validation bpb: ")[1].split()[0])
+    assert min(e["val_bpb"] for e in parsed["evals"]) == minimum
+
+
 def test_summarize_time_axis_and_target():
     raw = {"tok_per_s": [1, 100, 100, 100], "dt": [9.0, 1.0, 2.0, 1.0],
            "evals": [{"step": 0, "val_bpb": 3.0}, {"step": 2, "val_bpb": 2.0}, {"step": 4, "val_bpb": 1.0}]}
@@ -278,6 +291,59 @@ def test_speed_counts_time_to_nanochats_final_bpb_over_our_seeds():
     assert statuses(runs_for(better, ref, nc=(2.05, 100, None)))[1] == "pass"  # only ours reached it
 
 
+def newest_side(bpb: float, tps: float) -> dict:
+    """nanochat 92d63d4's run: its final bpb, tok/s and 12 s to reach that bpb."""
+    return {"final_val_bpb": bpb, "tok_per_s": {"median": tps}, "time_to_target_s": 12.0}
+
+
+def with_evals(runs: dict, evals=((0, 4.0, 0.0), (10, 2.04, 5.0), (20, 2.02, 10.0))) -> dict:
+    for key in ("ours", "ours_seed2", "ours_seed3"):
+        runs[key]["evals"] = [{"step": s, "val_bpb": b, "train_time_s": t} for s, b, t in evals]
+    return runs
+
+
+def test_the_second_baseline_gets_its_own_quality_and_speed_rows():
+    better, ref = (2.020, 2.025, 2.015), (2.050, 2.056, 2.044)
+    newer = (2.045, 2.052, 2.041)  # our runs of the nanochat-92d63d4 recipe, same seeds
+    runs = with_evals(runs_for(better, ref))
+    runs.update({f"newest_recipe_seed{i + 1}": side(b, 110, None) for i, b in enumerate(newer)})
+    runs["nanochat_newest"] = newest_side(2.045, 100)
+    quality = harness.quality_test(CPU, runs)
+    assert quality["paired_vs_newest_recipe"]["difference"] == pytest.approx(-0.026, abs=1e-9)
+    rows = scorecard.scorecard(CPU, runs, Baseline("run"), REPRO, quality, newest=Baseline("run", commit="92d63d4"))
+    assert [r["row"] for r in rows] == ["quality", "speed", "quality vs newest", "speed vs newest", "reproducibility"]
+    assert [r["status"] for r in rows] == ["pass"] * 5
+    # our time to the newest's final bpb (2.045) is read off our evals: 5 s at step 10, vs its 12 s
+    assert rows[3]["value"]["time_to_target_ratio"] == pytest.approx(12.0 / 5.0)
+    assert "nanochat 92d63d4" in rows[2]["detail"] and "nanochat-92d63d4-recipe" in rows[2]["threshold"]
+    # within the margin of the newest: its row fails while the pinned ref's passes
+    runs["nanochat_newest"] = newest_side(2.030, 100)
+    rows = scorecard.scorecard(CPU, runs, Baseline("run"), REPRO, harness.quality_test(CPU, runs),
+                               newest=Baseline("run"))
+    assert [r["status"] for r in rows][:3] == ["pass", "pass", "fail"]
+    # not significant against our runs of its recipe: fails too
+    runs["nanochat_newest"] = newest_side(2.045, 100)
+    runs.update({f"newest_recipe_seed{i + 1}": side(b, 110, None) for i, b in enumerate((2.09, 2.02, 2.03))})
+    rows = scorecard.scorecard(CPU, runs, Baseline("run"), REPRO, harness.quality_test(CPU, runs),
+                               newest=Baseline("run"))
+    assert rows[2]["status"] == "fail"
+    # the second baseline offline: its rows say so, the pinned ref's rows are still decided
+    runs["nanochat_newest"] = None
+    rows = scorecard.scorecard(CPU, runs, Baseline("run"), REPRO, harness.quality_test(CPU, runs),
+                               newest=Baseline("not run", "offline"))
+    assert [r["status"] for r in rows] == ["pass", "pass", "baseline: not run", "baseline: not run", "pass"]
+
+
+def test_our_runs_add_the_newest_recipe_on_every_seed_only_when_it_runs():
+    keys = [(k, s, c) for k, s, c in harness.our_runs(CPU, newest=True) if k.startswith("newest_recipe")]
+    assert keys == [(f"newest_recipe_seed{i + 1}", s, "newest_recipe.json") for i, s in enumerate(CPU.seeds)]
+    assert not [k for k, _, _ in harness.our_runs(CPU) if k.startswith("newest_recipe")]
+    from nanochat_next.train.config import NANOCHAT_NEWEST
+
+    recipe = harness.REFERENCE_RECIPES["nanochat_newest"][2]
+    assert recipe == NANOCHAT_NEWEST == f"nanochat-{profiles.NEWEST_NANOCHAT[:7]}"
+
+
 def test_reproducibility_rules():
     runs = runs_for((2.02, 2.025, 2.015), (2.05, 2.056, 2.044))
     assert statuses(runs, {**REPRO, "identical_rerun": False, "max_abs_loss_diff": 1e-6})[2] == "fail"
@@ -303,17 +369,30 @@ def test_schema_refuses_a_pass_without_a_baseline():
     undecided["scorecard"][0]["status"] = "baseline: not run"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(undecided, SCHEMA)
+    assert [r["row"] for r in artifact["scorecard"]][2:4] == ["quality vs newest", "speed vs newest"]
+    forged = copy.deepcopy(artifact)  # the second baseline did not run, yet its rows pass
+    forged["baseline_newest"]["status"] = "not run"
+    forged["runs"]["nanochat_newest"] = None
+    with pytest.raises(jsonschema.ValidationError, match="does not match '\\^baseline: '"):
+        jsonschema.validate(forged, SCHEMA)
+    missing = copy.deepcopy(artifact)  # it ran, but its run is not in the artifact
+    del missing["runs"]["nanochat_newest"]
+    with pytest.raises(jsonschema.ValidationError, match="nanochat_newest"):
+        jsonschema.validate(missing, SCHEMA)
 
 
 def test_recorded_run_with_nanochat_rescored_gives_the_same_verdict():
-    """A smoke run against nanochat at the pinned ref (tools/make_bench_fixture.py): today's scorecard rules
-    applied to its measurements give the verdict it recorded."""
+    """A smoke run against nanochat at the pinned ref and at 92d63d4 (tools/make_bench_fixture.py): today's
+    scorecard rules applied to its measurements give the verdict it recorded."""
     artifact = json.loads((FIXTURES / "bench_smoke_with_nanochat.json").read_text())
     assert artifact["baseline"]["commit"] == PINNED_NANOCHAT
+    assert artifact["baseline_newest"]["commit"] == profiles.NEWEST_NANOCHAT
+    assert artifact["baseline_newest"]["status"] == "run"
     assert artifact["same_tokenizer"] and artifact["same_greedy_tokens"]
     profile = Profile.from_flat(artifact["config"])
     rows = scorecard.scorecard(profile, artifact["runs"], Baseline(**artifact["baseline"]),
-                               artifact["reproducibility"], artifact.get("quality"))
+                               artifact["reproducibility"], artifact.get("quality"),
+                               Baseline(**artifact["baseline_newest"]))
     decided = [{k: r[k] for k in ("row", "status", "value", "threshold")} for r in rows]  # not the prose
     assert decided == [{k: r[k] for k in ("row", "status", "value", "threshold")} for r in artifact["scorecard"]]
 
@@ -344,7 +423,8 @@ def test_smoke_bench_offline_runs_ours_alone(tmp_path, monkeypatch, capsys):
     assert main(["bench", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
     data = check_artifact(tmp_path)
     assert data["baseline"]["status"] == "not run" and "cloning" in data["baseline"]["reason"]
-    assert [r["status"] for r in data["scorecard"][:2]] == ["baseline: not run"] * 2
+    assert data["baseline_newest"]["status"] == "not run" and "--nanochat-newest" in data["baseline_newest"]["reason"]
+    assert [r["status"] for r in data["scorecard"][:4]] == ["baseline: not run"] * 4
     assert data["runs"]["nanochat"] is None
     report = next(tmp_path.glob("bench_smoke_*.md")).read_text()
     assert "| quality | baseline: not run |" in report and "Baseline not run:" in report
@@ -359,8 +439,9 @@ NANOCHAT = os.environ.get("NANOCHAT_NEXT_TEST_NANOCHAT")
                                          "NANOCHAT_NEXT_TEST_NANOCHAT_PYTHON to run the smoke profile against it")
 def test_smoke_bench_against_nanochat(tmp_path):
     python = os.environ.get("NANOCHAT_NEXT_TEST_NANOCHAT_PYTHON", sys.executable)
+    newest = os.environ.get("NANOCHAT_NEXT_TEST_NANOCHAT_NEWEST")  # a checkout at 92d63d4, if given
     assert main(["bench", "--profile", "smoke", "--nanochat", NANOCHAT, "--nanochat-python", python, "--out",
-                 str(tmp_path), "--no-progress"]) == 0
+                 str(tmp_path), "--no-progress", *(["--nanochat-newest", newest] if newest else ["--no-newest"])]) == 0
     data = check_artifact(tmp_path)
     assert data["baseline"]["status"] == "run" and data["same_tokenizer"] and data["same_greedy_tokens"]
     assert data["baseline"]["versions"]["torch"], "the Python that ran nanochat is on record"
@@ -374,6 +455,8 @@ def test_bench_cli_bad_input_is_one_clear_line(tmp_path, capsys):
 
     cases = [(["--profile", "smoke", "--nanochat", str(tmp_path)], "not a nanochat checkout"),
              (["--profile", "smoke", "--nanochat", str(tmp_path), "--no-baseline"], "contradict"),
+             (["--profile", "smoke", "--nanochat-newest", str(tmp_path), "--no-newest"], "contradict"),
+             (["--profile", "smoke", "--nanochat-newest", str(tmp_path)], "--nanochat-newest"),
              (["--profile", "smoke", "--nanochat-ref", "not-a-sha"], "commit hash"),
              (["--profile", "smoke", "--steps", "-3"], "--steps: expected a positive integer")]
     if not torch.cuda.is_available():
@@ -405,8 +488,9 @@ def test_a_failing_baseline_is_reported_and_ours_still_runs(tmp_path, monkeypatc
     smoke = PROFILES["smoke"]
     monkeypatch.setitem(PROFILES, "smoke", replace(smoke, run=replace(smoke.run, compile=False)))
     checkout = fake_nanochat(tmp_path / "nanochat")
-    result = harness.run_bench(harness.BenchOptions("smoke", nanochat=str(checkout), out=str(tmp_path / "out"),
-                                                steps=3, progress=False), log=lambda _: None)
+    result = harness.run_bench(harness.BenchOptions("smoke", nanochat=str(checkout), newest_ref=None,
+                                                    out=str(tmp_path / "out"), steps=3, progress=False),
+                               log=lambda _: None)
     assert result["baseline"]["status"] == "failed"
     assert "tokenizer training failed" in result["baseline"]["reason"] and "tokenizer exploded" in \
         result["baseline"]["reason"]
