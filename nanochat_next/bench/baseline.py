@@ -167,6 +167,8 @@ STEP_LINE = re.compile(r"step (\d+)/\d+ \([\d.]+%\) \| loss: ([\d.]+) \| lrm: [\
                        r"tok/sec: ([\d,]+)")
 EVAL_LINE = re.compile(r"Step (\d+) \| Validation bpb: ([\d.]+)")
 PEAK_LINE = re.compile(r"Peak memory usage: ([\d.]+)MiB")
+FLOPS_LINE = re.compile(r"Estimated FLOPs per token: ([\d.e+]+)")
+DTYPE_LINE = re.compile(r"COMPUTE_DTYPE: torch\.(\w+)")  # 92d63d4 only
 
 
 def parse_nanochat_log(text: str) -> dict:
@@ -175,8 +177,9 @@ def parse_nanochat_log(text: str) -> dict:
              for s, loss, dt_ms, tps in STEP_LINE.findall(text)]
     if not steps:
         raise ValueError("no step lines in nanochat's output (is it base_train at the pinned ref?)")
-    peak = PEAK_LINE.search(text)
-    return {"smooth_losses": [s[1] for s in steps], "dt": [s[2] for s in steps], "tok_per_s": [s[3] for s in steps],
+    peak, flops, dtype = PEAK_LINE.search(text), FLOPS_LINE.search(text), DTYPE_LINE.search(text)
+    return {"flops_per_token": float(flops.group(1)) if flops else None, "compute_dtype": dtype and dtype.group(1),
+            "smooth_losses": [s[1] for s in steps], "dt": [s[2] for s in steps], "tok_per_s": [s[3] for s in steps],
             "evals": [{"step": int(s), "val_bpb": float(b)} for s, b in EVAL_LINE.findall(text)],
             "reported_peak_memory_mb": float(peak.group(1)) if peak else None}
 

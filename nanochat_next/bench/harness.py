@@ -11,8 +11,11 @@
    seed (the losses must be identical), and, when our recipe is not nanochat's, our nanochat recipe and our
    nanochat-92d63d4 recipe on the same seeds: the paired t-tests against them are what a claim of "better"
    than each baseline needs (p < 0.01);
-4. measures greedy decode tok/s of both engines on the same trained weights (``decode_runner``);
-5. writes ``OUT/bench_<profile>_<UTC>.json`` and ``.md`` with the scorecard (``scorecard``).
+4. measures greedy decode tok/s on the same trained weights (``decode_runner``), at batch 1 and 8: our engine
+   as ``--compile`` gives it (the compiled one-token step), our eager engine, and nanochat's Engine;
+5. measures this machine's peaks (matmul FLOP/s in each dtype that ran, copy bandwidth), so that every run's
+   MFU and every decode's MBU are numbers against what the machine can do, not against a data sheet;
+6. writes ``OUT/bench_<profile>_<UTC>.json`` and ``.md`` with the scorecard (``scorecard``).
 
 nanochat's ``base_train`` has no seed flag; its seed is 42, so the first seed of every profile is 42 (the
 same seed gives ours nanochat's initial weights bit for bit, see docs/parity.md).
@@ -183,8 +186,10 @@ def train_nanochat(profile: Profile, baseline: Baseline, work: Path, target: flo
     dtype = "bfloat16 autocast" if cuda else "float32"
     if key == "nanochat_newest" and cuda:  # 92d63d4: an explicit COMPUTE_DTYPE, bf16 from SM 8.0, no autocast
         dtype = "bfloat16 (SM >= 8.0) else float32, no autocast"
+    if raw["compute_dtype"]:  # 92d63d4 prints the dtype it computes in
+        dtype = raw["compute_dtype"]
     return {**summarize(raw, profile.warmup_steps, target), "smooth_losses": raw["smooth_losses"],
-            "dtype": dtype, "compile": True, "commit": baseline.commit,
+            "dtype": dtype, "compile": True, "commit": baseline.commit, "flops_per_token": raw["flops_per_token"],
             "peak_memory_mb": raw["reported_peak_memory_mb"] if cuda else proc["peak_rss_mb"],
             "wall_seconds": proc["wall_seconds"], "target": target}
 
@@ -201,12 +206,20 @@ def train_ours(profile: Profile, key: str, seed: int, work: Path, target: float 
     return {**summarize(raw, profile.warmup_steps, target), "seed": seed, "losses": raw["losses"],
             "smooth_losses": smooth(raw["losses"]), "dtype": summary["dtype"], "compile": profile.run.compile,
             "peak_memory_mb": summary.get("peak_memory_mb") if cuda else proc["peak_rss_mb"],
-            "wall_seconds": proc["wall_seconds"], "num_params": summary["num_params"]}
+            "wall_seconds": proc["wall_seconds"], "num_params": summary["num_params"],
+            "flops_per_token": summary.get("flops_per_token")}
+
+
+DECODE_BATCHES = (1, 8)
+# the decode engines: (row key, side of decode_runner); the first is what a user gets with --compile
+DECODE_ENGINES = (("ours", "ours-compiled"), ("ours_eager", "ours"))
 
 
 def measure_decode(profile: Profile, baseline: Baseline, work: Path, runs: dict) -> dict:
-    """Greedy decode of both engines on the same weights, our first seed's: of the nanochat-recipe run when there
-    is one (nanochat's model cannot hold the `next` recipe's features), else of ours; the speeds go into ``runs``."""
+    """Greedy decode on the same weights, our first seed's: of the nanochat-recipe run when there is one
+    (nanochat's model cannot hold the `next` recipe's features), else of ours. Our compiled engine, our eager one
+    and nanochat's Engine (if it ran), at batch 1 and 8; the compiled engine's batch-1 speed goes into
+    ``runs["ours"]["decode_tok_s"]``, nanochat's into its run."""
     import torch
     from safetensors.torch import load_file
 
@@ -214,27 +227,78 @@ def measure_decode(profile: Profile, baseline: Baseline, work: Path, runs: dict)
 
     model_dir = work / ("nanochat_recipe_seed1" if (work / "nanochat_recipe_seed1").is_dir() else "ours") / "model"
     weights = work / "decode_weights.pt"
-    torch.save(load_file(str(model_dir / "model.safetensors")), weights)
+    state = load_file(str(model_dir / "model.safetensors"))
+    torch.save(state, weights)
     tokenizer = BPETokenizer.load(work / "tokenizer")
     prompt = tokenizer.encode(first_validation_text(work / "ncbase" / "base_data"), prepend_bos=True)
+    model_config = json.loads((model_dir / "config.json").read_text())["model_config"]
     decode_cfg = work / "decode.json"
     decode_cfg.write_text(json.dumps({
-        "model_config": json.loads((model_dir / "config.json").read_text())["model_config"],
-        "prompt": prompt[:profile.decode_prompt_tokens], "new_tokens": profile.decode_new_tokens,
-        "repeats": profile.decode_repeats, "device": profile.run.device, "dtype": profile.run.dtype,
-        "nanochat": baseline.checkout}))
-    decode = {"ours": decode_speed(sys.executable, "ours", weights, decode_cfg, Path.cwd(), work / "decode_ours.log")}
+        "model_config": model_config, "prompt": prompt[:profile.decode_prompt_tokens],
+        "new_tokens": profile.decode_new_tokens, "repeats": profile.decode_repeats, "device": profile.run.device,
+        "dtype": profile.run.dtype, "nanochat": baseline.checkout, "batches": list(DECODE_BATCHES)}))
+    decode = {key: decode_speed(sys.executable, side, weights, decode_cfg, Path.cwd(), work / f"decode_{key}.log")
+              for key, side in DECODE_ENGINES}
     if runs["nanochat"] is not None:
         try:
             decode["nanochat"] = decode_speed(baseline.python, "nanochat", weights, decode_cfg,
                                               Path(baseline.checkout), work / "decode_nanochat.log")
         except RuntimeError as exc:
             decode["nanochat"] = {"error": str(exc)}
-    for side, result in decode.items():
-        runs[side]["decode_tok_s"] = result["by_batch"][1]["decode_tok_s"] if "by_batch" in result else None
-        if "error" in result:
-            runs[side]["decode_error"] = result["error"]
+    for side in ("ours", "nanochat"):
+        result = decode.get(side, {})
+        if side in runs and runs[side] is not None:
+            runs[side]["decode_tok_s"] = result["by_batch"][1]["decode_tok_s"] if "by_batch" in result else None
+            if "error" in result:
+                runs[side]["decode_error"] = result["error"]
+    # what one decode step must read (MBU's numerator): the blocks' and the head's weights once, and each row's
+    # keys and values of every position so far (on average, the prompt plus half the new tokens)
+    c = model_config
+    head_dim = c["n_embd"] // c["n_head"]
+    decode["bytes"] = {
+        "weights": 4 * sum(t.numel() for k, t in state.items() if k.startswith(("transformer.h.", "lm_head."))),
+        "kv_per_position": 4 * 2 * c["n_layer"] * c["n_kv_head"] * head_dim,
+        "mean_positions": min(len(prompt), profile.decode_prompt_tokens) + profile.decode_new_tokens / 2}
     return decode
+
+
+def without_tokens(decode: dict) -> dict:
+    """The decode results as the artifact keeps them: speeds and MBU, not the decoded token ids."""
+    return {key: result if "by_batch" not in result else
+            {**result, "by_batch": {b: {f: x for f, x in r.items() if f != "tokens"}
+                                    for b, r in result["by_batch"].items()}}
+            for key, result in decode.items()}
+
+
+def measure_peaks(device: str, dtypes: set[str]) -> dict:
+    """This machine's matmul FLOP/s in each dtype the runs used and its copy bandwidth (bytes/s), measured now
+    (after the runs, on the machine the runs had)."""
+    import torch
+
+    from nanochat_next.runtime import measure_matmul_flops, measure_memory_bandwidth
+
+    return {"matmul_flops": {d: measure_matmul_flops(device, getattr(torch, d)) for d in sorted(dtypes)},
+            "memory_bandwidth_bytes_s": measure_memory_bandwidth(device)}
+
+
+def run_dtype(run: dict) -> str:
+    """The dtype a run's matmuls ran in, as a torch name."""
+    return next((d for d in ("bfloat16", "float16") if run["dtype"].startswith(d)), "float32")
+
+
+def add_utilisation(runs: dict, decode: dict, peaks: dict) -> None:
+    """Each training run's MFU (nanochat's FLOPs per token x median tok/s / the measured peak in its dtype) and
+    each decode's MBU (bytes a step reads x steps per second / the measured bandwidth), in place."""
+    for run in runs.values():
+        if run and run.get("flops_per_token"):
+            run["mfu"] = run["flops_per_token"] * run["tok_per_s"]["median"] / peaks["matmul_flops"][run_dtype(run)]
+    sizes = decode.get("bytes")
+    for key, result in decode.items():
+        if key == "bytes" or "by_batch" not in result:
+            continue
+        for batch, r in result["by_batch"].items():
+            step_bytes = sizes["weights"] + batch * sizes["mean_positions"] * sizes["kv_per_position"]
+            r["mbu"] = step_bytes * r["decode_tok_s"] / batch / peaks["memory_bandwidth_bytes_s"]
 
 
 # Our runs of each baseline's recipe: (run key prefix, config file, recipe name), for the paired tests
@@ -360,9 +424,11 @@ def run_bench(options: BenchOptions, log=print) -> dict:
             phases.start(f"{key} (seed {seed})")
             runs[key] = train_ours(profile, key, seed, work, target, phases, config_name)
             phases.done()
-        # --- decode speed on the same weights
+        # --- decode speed on the same weights, then the machine's peaks
         phases.start("decode")
         decode = measure_decode(profile, baseline, work, runs)
+        peaks = measure_peaks(profile.run.device, {run_dtype(r) for r in runs.values() if r})
+        add_utilisation(runs, decode, peaks)
         phases.done()
     except BaseException:
         phases.close()
@@ -375,7 +441,8 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     quality = quality_test(profile, runs)
     same_tokens = None
     if "by_batch" in decode.get("nanochat", {}):
-        same_tokens = decode["ours"]["by_batch"][1]["tokens"] == decode["nanochat"]["by_batch"][1]["tokens"]
+        same_tokens = all(decode[key]["by_batch"][b]["tokens"] == decode["nanochat"]["by_batch"][b]["tokens"]
+                          for key, _ in DECODE_ENGINES for b in DECODE_BATCHES)
     data = {
         "benchmark": "bench", "profile": profile.name,
         "config": {**profile.flat(), "our_dtype": profile.run.dtype}, "seeds": list(seeds), "target_bpb": target,
@@ -387,6 +454,8 @@ def run_bench(options: BenchOptions, log=print) -> dict:
                        "time_ratio_target": profile.time_ratio_target,
                        "repro_tolerance": profile.repro_tolerance, "warmup_steps": profile.warmup_steps},
         "quality": quality, "scorecard": scorecard(profile, runs, baseline, repro, quality, newest),
+        "decode": without_tokens(decode),
+        "peaks": peaks,
         "reproducibility": repro, "runs": runs,
         "wall_seconds": time.perf_counter() - phases.t0,
     }

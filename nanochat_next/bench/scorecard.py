@@ -223,6 +223,31 @@ def dtype_why(cfg: dict) -> str:
     return f" ({cfg['dtype_reason']})" if cfg.get("dtype_reason") else ""
 
 
+DECODE_NAMES = {"ours": "ours, compiled step (`--compile`)", "ours_eager": "ours, eager", "nanochat": "nanochat Engine"}
+
+
+def decode_section(data: dict) -> list[str]:
+    """The decode table (every engine at each batch size, with MBU and the ratio to nanochat) and the peaks MFU
+    and MBU are measured against; nothing for an artifact from before they were measured."""
+    decode, peaks = data.get("decode"), data.get("peaks")
+    if not decode or not peaks:
+        return []
+    nc = decode.get("nanochat", {}).get("by_batch", {})
+    lines = ["## Decode", "", "| engine | batch | decode tok/s | MBU | vs nanochat |", "|---|---:|---:|---:|---:|"]
+    for key, name in DECODE_NAMES.items():
+        for batch, r in decode.get(key, {}).get("by_batch", {}).items():
+            ref = nc.get(batch)
+            ratio = f"{r['decode_tok_s'] / ref['decode_tok_s']:.2f}x" if ref and key != "nanochat" else "-"
+            lines.append(f"| {name} | {batch} | {r['decode_tok_s']:,.0f} | {100 * r['mbu']:.1f}% | {ratio} |")
+    flops = ", ".join(f"{d} {v / 1e9:,.0f} GFLOP/s" for d, v in peaks["matmul_flops"].items())
+    lines += ["", f"Peaks measured on this machine after the runs: matmul {flops}; copy bandwidth "
+              f"{peaks['memory_bandwidth_bytes_s'] / 1e9:.1f} GB/s. MFU = FLOPs per token (each side's own count, "
+              "nanochat's estimate: 6 x matmul parameters + attention) x median tok/s / the matmul peak in the run's "
+              "dtype. MBU = the bytes a decode step reads (the blocks' and head's weights once, each row's keys and "
+              "values so far) x steps/s / the copy bandwidth.", ""]
+    return lines
+
+
 def report(data: dict, metadata: dict) -> str:
     """The .md for people: scorecard first, then the runs, reproducibility and where it ran."""
     cfg, runs, base = data["config"], data["runs"], data["baseline"]
@@ -253,8 +278,8 @@ def report(data: dict, metadata: dict) -> str:
     evals = [e["step"] for e in runs["ours"]["evals"]]
     lines += ["## Runs", "",
               "| run | tok/s median (min-max) | " + " | ".join(f"bpb @{s}" for s in evals)
-              + " | time to target (s) | peak memory (MB) | decode tok/s |",
-              "|---|---:|" + "---:|" * len(evals) + "---:|---:|---:|"]
+              + " | time to target (s) | peak memory (MB) | MFU | decode tok/s |",
+              "|---|---:|" + "---:|" * len(evals) + "---:|---:|---:|---:|"]
     recipe = data.get("recipe", "nanochat")
     seeds = data["seeds"]
     names = [("nanochat", nanochat_name), ("nanochat_newest", newest_name),
@@ -272,6 +297,7 @@ def report(data: dict, metadata: dict) -> str:
         bpbs = " | ".join(_fmt(e["val_bpb"]) for e in run["evals"])
         lines.append(f"| {name} | {t['median']:,.0f} ({t['min']:,.0f}-{t['max']:,.0f}) | {bpbs} | "
                      f"{_fmt(run['time_to_target_s'], '.1f')} | {_fmt(run['peak_memory_mb'], ',.0f')} | "
+                     f"{_fmt(run.get('mfu') and 100 * run['mfu'], '.1f')}{'%' * bool(run.get('mfu'))} | "
                      f"{_fmt(run.get('decode_tok_s'), ',.0f')} |")
     memory = ("peak CUDA memory allocated" if cfg["device"] == "cuda"
               else "peak RSS of the training process (its own high-water mark, read by a small launcher)")
@@ -289,6 +315,7 @@ def report(data: dict, metadata: dict) -> str:
            "bytes of its decoded text: the two differ only for tokens that are not whole UTF-8 characters."
            if newest else ""),
         "",
+        *decode_section(data),
         "## Reproducibility",
         "",
         f"- Seed {data['seeds'][0]} twice: max |loss difference| {_fmt(repro['max_abs_loss_diff'], '.3g')} over "

@@ -209,6 +209,33 @@ def test_parse_nanochat_log_recorded_from_its_newest_commit():
     assert min(e["val_bpb"] for e in parsed["evals"]) == minimum
 
 
+def test_flops_and_dtype_read_from_both_commits_logs():
+    pinned = baseline.parse_nanochat_log((FIXTURES / "nanochat_smoke_train.log").read_text())
+    newest = baseline.parse_nanochat_log((FIXTURES / "nanochat_newest_smoke_train.log").read_text())
+    assert pinned["compute_dtype"] is None and newest["compute_dtype"] == "float32"  # only 92d63d4 prints it
+    # both count FLOPs per token as estimate_flops does; the same depth-2 shape: within the smear gate's few
+    assert pinned["flops_per_token"] == pytest.approx(3.146112e6) and newest["flops_per_token"] == pytest.approx(
+        pinned["flops_per_token"], rel=1e-3)
+
+
+def test_mfu_and_mbu_against_the_measured_peaks():
+    runs = {"ours": {"dtype": "bfloat16", "flops_per_token": 1e6, "tok_per_s": {"median": 5000.0}},
+            "nanochat": {"dtype": "float32", "flops_per_token": 1e6, "tok_per_s": {"median": 4000.0}},
+            "nanochat_newest": None}
+    decode = {"ours": {"by_batch": {1: {"decode_tok_s": 100.0}, 8: {"decode_tok_s": 400.0}}},
+              "nanochat": {"error": "it failed"},
+              "bytes": {"weights": 1_000_000, "kv_per_position": 1000, "mean_positions": 50}}
+    peaks = {"matmul_flops": {"float32": 1e10, "bfloat16": 5e10}, "memory_bandwidth_bytes_s": 1e9}
+    harness.add_utilisation(runs, decode, peaks)
+    assert runs["ours"]["mfu"] == pytest.approx(1e6 * 5000 / 5e10)  # against the bf16 peak
+    assert runs["nanochat"]["mfu"] == pytest.approx(1e6 * 4000 / 1e10)
+    # batch 1: 100 steps/s x (1 MB of weights + 50 positions x 1 kB); batch 8: 50 steps/s x (1 MB + 8 x 50 kB)
+    assert decode["ours"]["by_batch"][1]["mbu"] == pytest.approx(100 * 1_050_000 / 1e9)
+    assert decode["ours"]["by_batch"][8]["mbu"] == pytest.approx(50 * 1_400_000 / 1e9)
+    assert harness.run_dtype({"dtype": "bfloat16 autocast"}) == "bfloat16"
+    assert harness.run_dtype({"dtype": "float32"}) == "float32"
+
+
 def test_summarize_time_axis_and_target():
     raw = {"tok_per_s": [1, 100, 100, 100], "dt": [9.0, 1.0, 2.0, 1.0],
            "evals": [{"step": 0, "val_bpb": 3.0}, {"step": 2, "val_bpb": 2.0}, {"step": 4, "val_bpb": 1.0}]}
@@ -414,6 +441,12 @@ def check_artifact(out: Path) -> dict:
     assert [e["step"] for e in ours["evals"]] == [0, 10, 20, 30]
     assert ours["evals"][-1]["val_bpb"] < ours["evals"][0]["val_bpb"] - 0.1
     assert ours["peak_memory_mb"] > 50 and ours["decode_tok_s"] > 0
+    assert 0 < ours["mfu"] < 1, "against the matmul peak measured in the same run"
+    for engine in ("ours", "ours_eager"):  # the compiled step (what --compile gives) and the eager engine
+        by_batch = data["decode"][engine]["by_batch"]
+        assert set(by_batch) == {"1", "8"} and all(0 < r["mbu"] < 2 for r in by_batch.values())
+    assert ours["decode_tok_s"] == data["decode"]["ours"]["by_batch"]["1"]["decode_tok_s"]
+    assert "## Decode" in json_path.with_suffix(".md").read_text()
     return data
 
 
