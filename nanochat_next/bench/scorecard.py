@@ -306,7 +306,9 @@ def report(data: dict, metadata: dict) -> str:
         "",
         f"tok/s leaves out the first {data['thresholds']['warmup_steps']} steps (compilation, warm-up). Time to "
         f"target = training time (evals excluded, warm-up steps counted at the steady step time) until the first "
-        f"eval at val bpb <= {_fmt(data['target_bpb'])}. Memory: {memory}. Decode: greedy, batch 1, "
+        f"eval at val bpb <= {_fmt(data['target_bpb'])}. Memory: {memory}. Our copies of nanochat's recipes "
+        f"orthogonalise Muon's update as ours does (`muon_dtype` {cfg.get('muon_dtype', 'auto')}), not in "
+        f"2f09686's fixed bf16 (the two agree within 2.3e-4 bpb: results/muon_dtype.md). Decode: greedy, batch 1, "
         f"{cfg['decode_new_tokens']} tokens after a {cfg['decode_prompt_tokens']}-token prompt, both engines on the "
         f"same weights (ours, {'nanochat recipe, ' if data.get('recipe', 'nanochat') != 'nanochat' else ''}seed "
         f"{data['seeds'][0]}); identical tokens: {data['same_greedy_tokens']}."
