@@ -461,6 +461,35 @@ assert all(abs(sum(row[: q + 1]) - 1) < 1e-9 and not any(row[q + 1 :]) for m in 
 #    look at other positions than the first's?
 # 2. **Why divide by `sqrt(head_dim)`?** With random unit-variance queries and keys of width 64, compare the
 #    softmax over 16 positions with and without the scale. How much weight does the largest score take?
+#
+# Exercise 2 starts with a cell for your attempt: one query's attention weights over a few keys, in plain Python;
+# `check` compares them with torch's `scaled_dot_product_attention` (asked for its weights: with the identity
+# matrix as the values, output column `j` is key `j`'s weight) on several queries and prints the first that
+# differs. Then use your function for the comparison the exercise asks for.
+
+# %%
+from nanochat_next.exercises import check  # your function vs the library's on each case: prints the first difference
+
+
+def torch_weights(q: list[float], keys: list[list[float]]) -> list[float]:
+    """torch's attention weights of one query over ``keys`` (the values are the identity: out[j] = weight j)."""
+    q_t, k_t = torch.tensor([[q]], dtype=torch.float64), torch.tensor([keys], dtype=torch.float64)
+    return F.scaled_dot_product_attention(q_t, k_t, torch.eye(len(keys), dtype=torch.float64)[None])[0, 0].tolist()
+
+
+case_rng = random.Random(0)
+weight_cases = [([case_rng.gauss(0, 1) for _ in range(width_)], [[case_rng.gauss(0, 1) for _ in range(width_)]
+                                                                 for _ in range(positions_)])
+                for width_, positions_ in ((4, 3), (8, 5), (64, 16))]
+
+
+# Your attempt (exercise 2): replace the body
+def attention_weights(q: list[float], keys: list[list[float]]) -> list[float]:
+    scores = [sum(a * b for a, b in zip(q, k)) for k in keys]
+    return softmax_data(scores)  # TODO: scale the scores first
+
+
+check(attention_weights, torch_weights, weight_cases)
 
 # %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: two layers
@@ -483,6 +512,14 @@ assert val2 < 2.7  # well below the uniform log(27) = 3.30 after 600 steps
 
 # %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: why divide by sqrt(head_dim)?
+def scaled_weights(q: list[float], keys: list[list[float]]) -> list[float]:
+    scale = 1 / math.sqrt(len(q))  # the scores' variance grows with the width: bring it back to ~1
+    return softmax_data([scale * sum(a * b for a, b in zip(q, k)) for k in keys])
+
+
+assert check(scaled_weights, torch_weights, weight_cases)
+untouched = lambda q, keys: softmax_data([sum(a * b for a, b in zip(q, k)) for k in keys])  # noqa: E731 - the stub
+assert not check(untouched, torch_weights, weight_cases)
 gen = random.Random(seed)
 width, positions = 64, 16
 q_ = [gen.gauss(0, 1) for _ in range(width)]

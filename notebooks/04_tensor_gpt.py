@@ -507,6 +507,30 @@ for style, r in results.items():
 # 2. **Count the parameters by hand** for `config_for_depth(4, ...)` from the description above (embeddings,
 #    per-block attention with GQA and MLP, value embeddings on alternating layers with their gates, per-layer
 #    scalars, the head), then check against the model.
+#
+# Exercise 2 has a cell for your attempt: write the count as a function of the config and run the cell; `check`
+# compares it with the real model's parameter count at depths 2, 4 and 6 and prints the first depth where they
+# differ.
+
+# %%
+from nanochat_next.exercises import check  # your function vs the library's on each case: prints the first difference
+
+
+def model_parameters(c) -> int:
+    """What the library says: build the model and count."""
+    return sum(p.numel() for p in GPT(c).parameters())
+
+
+depth_configs = [config_for_depth(d, tok.vocab_size, head_dim=64, max_seq_len=max_seq_len) for d in (2, 4, 6)]
+
+
+# Your attempt (exercise 2): replace the body
+def count_parameters(c) -> int:
+    """GPT(c)'s number of parameters, from the config's numbers alone (c.n_embd, c.n_layer, ...)."""
+    return c.padded_vocab_size * c.n_embd  # TODO: only the token embedding so far; add the rest
+
+
+check(count_parameters, model_parameters, depth_configs)
 
 # %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: toggle one feature
@@ -526,13 +550,19 @@ assert all(2.0 < v < 3.5 for v in toggled.values())
 # @title Solution 2: count the parameters by hand
 from nanochat_next.model.gpt import has_value_embedding
 
+
+def counted_by_hand(c) -> int:
+    C, V, L, KV = c.n_embd, c.padded_vocab_size, c.n_layer, c.n_kv_head * c.head_dim
+    attention = C * C + 2 * C * KV + C * C  # c_q, c_k and c_v (GQA: KV wide), c_proj
+    mlp = C * 4 * C + 4 * C * C  # c_fc, c_proj
+    ve_layers = [i for i in range(L) if has_value_embedding(i, L)]
+    value_embeddings = len(ve_layers) * (V * KV + c.ve_gate_channels * c.n_kv_head)  # table + gate
+    return V * C + L * (attention + mlp) + value_embeddings + 2 * L + C * V  # wte, blocks, ve, lambdas, lm_head
+
+
 c4 = config_for_depth(4, tok.vocab_size, head_dim=64, max_seq_len=max_seq_len)
-C, V, L, KV = c4.n_embd, c4.padded_vocab_size, c4.n_layer, c4.n_kv_head * c4.head_dim
-attention = C * C + 2 * C * KV + C * C  # c_q, c_k and c_v (GQA: KV wide), c_proj
-mlp = C * 4 * C + 4 * C * C  # c_fc, c_proj
-ve_layers = [i for i in range(L) if has_value_embedding(i, L)]
-value_embeddings = len(ve_layers) * (V * KV + c4.ve_gate_channels * c4.n_kv_head)  # table + gate
-by_hand = V * C + L * (attention + mlp) + value_embeddings + 2 * L + C * V  # wte, blocks, ve, lambdas, lm_head
-actual = sum(p.numel() for p in GPT(c4).parameters())
-print(f"by hand {by_hand:,}, the model {actual:,}; value embeddings on layers {ve_layers}")
-assert by_hand == actual
+print(f"depth 4: by hand {counted_by_hand(c4):,}, the model {model_parameters(c4):,}; value embeddings on layers "
+      f"{[i for i in range(c4.n_layer) if has_value_embedding(i, c4.n_layer)]}")
+assert check(counted_by_hand, model_parameters, depth_configs)
+untouched = lambda c: c.padded_vocab_size * c.n_embd  # noqa: E731 - the stub, as given
+assert not check(untouched, model_parameters, depth_configs)

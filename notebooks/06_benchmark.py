@@ -208,13 +208,16 @@ def plot_bench(result: dict, title: str) -> None:
     """A bench artifact's curves: loss and val bpb per step, val bpb per training second, tok/s per run."""
     runs = {key: run for key, run in result["runs"].items() if run is not None}
     seeds = result["seeds"]
-    labels = {"nanochat": "nanochat (its own code)", "ours": f"ours seed {seeds[0]}",
-              "ours_rerun": f"ours seed {seeds[0]} again"}
-    styles = {"nanochat": dict(color="black", lw=2), "ours": dict(color="C0"), "ours_rerun": dict(color="C0", ls=":")}
+    labels = {"nanochat": "nanochat 2f09686 (its own code)", "nanochat_newest": "nanochat 92d63d4 (its own code)",
+              "ours": f"ours seed {seeds[0]}", "ours_rerun": f"ours seed {seeds[0]} again"}
+    styles = {"nanochat": dict(color="black", lw=2), "nanochat_newest": dict(color="dimgray", lw=2, ls="--"),
+              "ours": dict(color="C0"), "ours_rerun": dict(color="C0", ls=":")}
     for i, seed in enumerate(seeds):
         labels[f"ours_seed{i + 1}"], styles[f"ours_seed{i + 1}"] = f"ours seed {seed}", dict(color="C0", alpha=0.6)
         labels[f"nanochat_recipe_seed{i + 1}"] = f"ours, nanochat recipe, seed {seed}"
         styles[f"nanochat_recipe_seed{i + 1}"] = dict(color="C1", alpha=0.6)
+        labels[f"newest_recipe_seed{i + 1}"] = f"ours, nanochat-92d63d4 recipe, seed {seed}"
+        styles[f"newest_recipe_seed{i + 1}"] = dict(color="C2", alpha=0.6)
     dots = dict(marker="o", ms=3)
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     for key, run in runs.items():
@@ -239,8 +242,8 @@ def plot_bench(result: dict, title: str) -> None:
         ax.set(title=name, xlabel=xlabel, ylabel=ylabel)
         if ax is not axes[1, 1]:
             ax.legend(fontsize=7)
-    dtypes = f"ours {result['config']['our_dtype']}" + (
-        f", nanochat {runs['nanochat']['dtype']}" if "nanochat" in runs else "")
+    dtypes = f"ours {result['config']['our_dtype']}" + "".join(
+        f", {labels[k].split(' (')[0]} {runs[k]['dtype']}" for k in ("nanochat", "nanochat_newest") if k in runs)
     fig.suptitle(f"{title}: {result['config']['device']}, {dtypes}")
     fig.tight_layout()
     plt.show()
@@ -252,9 +255,11 @@ plot_bench(result, f"this run (profile {profile})")
 # ## The committed comparison: nanochat beside ours
 #
 # The run above is this machine's, on the profile chosen at the top (and, offline, without nanochat). The
-# comparison this project claims is the cpu profile run with nanochat's own code at its pinned commit, three
-# seeds a side, committed in `results/` (beside a clone, or fetched from the repository on Colab). Its
-# scorecard and curves, read the same way: the black curve is nanochat, the blue ones ours.
+# comparison this project claims is the cpu profile run with nanochat's own code at its pinned commit and at its
+# newest commit we pin, three seeds a side, committed in `results/` (beside a clone, or fetched from the
+# repository on Colab). Its scorecard and curves, read the same way: the black curve is nanochat 2f09686, the
+# dashed grey one nanochat 92d63d4, the blue ones ours (`next`), orange and green our copies of the two nanochat
+# recipes on the same seeds (the paired tests' references).
 
 # %% tags=["nbval-ignore-output"]
 import json

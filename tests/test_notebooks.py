@@ -78,7 +78,8 @@ def test_test_plumbing_stays_out_of_the_learners_code(script):
         assert "About the outputs" in nb.cells[0].source, f"{script.stem}: say once why some outputs differ"
 
 
-ATTEMPTS = {"01_tokenizer": 3, "02_bigram": 1, "06_benchmark": 1, "07_ablation": 1, "10_rl": 2}
+ATTEMPTS = {"01_tokenizer": 3, "02_bigram": 1, "03_mini_gpt": 1, "04_tensor_gpt": 1, "06_benchmark": 1,
+            "07_ablation": 1, "10_rl": 2}
 
 
 @pytest.mark.parametrize("stem", ATTEMPTS)
