@@ -31,7 +31,7 @@ from nanochat_next.bench.harness import decode_speed
 from nanochat_next.bench.profiles import PINNED_NANOCHAT
 from nanochat_next.provenance import git_state, write_results
 from nanochat_next.runtime import measure_matmul_flops, measure_memory_bandwidth
-from nanochat_next.train.config import TensorRun, build_model, model_config
+from nanochat_next.train.config import TensorRun, build_model, model_config, recipe_values
 
 PROMPT_LEN, NEW_TOKENS, VOCAB, REPEATS = 64, 128, 4096, 5
 
@@ -42,7 +42,8 @@ def main() -> None:
     parser.add_argument("--nanochat-python", required=True)
     parser.add_argument("--out", default="results")
     args = parser.parse_args()
-    run = TensorRun(depth=4, head_dim=64, max_seq_len=256, window_pattern="L")
+    # nanochat's own model (its recipe's features): nanochat's GPT must load the same weights
+    run = TensorRun(**recipe_values("nanochat"), depth=4, head_dim=64, max_seq_len=256, window_pattern="L")
     torch.manual_seed(0)
     model = build_model(run, VOCAB)
     work = Path(tempfile.mkdtemp(prefix="inference-bench-"))
