@@ -375,6 +375,29 @@ def run_description(profile: Profile, baseline: Baseline, newest: Baseline | Non
             {k: getattr(newest, k) for k in ("ref", "commit", "dirty", "checkout", "python")}}
 
 
+def same_greedy_tokens(decode: dict) -> bool | None:
+    """Whether every engine of ours decoded nanochat's tokens at every batch size (None if nanochat's did not run)."""
+    if "by_batch" not in decode.get("nanochat", {}):
+        return None
+    return all(decode[key]["by_batch"][b]["tokens"] == decode["nanochat"]["by_batch"][b]["tokens"]
+               for key, _ in DECODE_ENGINES for b in DECODE_BATCHES)
+
+
+def thresholds(profile: Profile) -> dict:
+    return {"quality_margin_bpb": profile.quality_margin, "speed_ratio": SPEED_THRESHOLD,
+            "time_ratio_target": profile.time_ratio_target, "repro_tolerance": profile.repro_tolerance,
+            "warmup_steps": profile.warmup_steps}
+
+
+def resolve_baselines(options: BenchOptions) -> tuple[Baseline, Baseline | None]:
+    """nanochat at the pinned ref, and at its newest commit unless that was not asked for (None)."""
+    baseline = resolve_baseline(options.nanochat, options.nanochat_ref, options.nanochat_python)
+    if options.newest is None and options.newest_ref is None:
+        return baseline, None
+    return baseline, resolve_baseline(options.newest, options.newest_ref, options.nanochat_python,
+                                      flag="--nanochat-newest")
+
+
 def run_bench(options: BenchOptions, log=print) -> dict:
     """Run the benchmark; write OUT/bench_<profile>_<UTC>.json and .md; return the JSON data (with the paths
     under ``"artifacts"``)."""
@@ -387,15 +410,10 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     profile = resolve_profile(options.profile, options.steps, options.device, options.recipe)
     writable_dir(options.out, create=False)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    baseline = resolve_baseline(options.nanochat, options.nanochat_ref, options.nanochat_python)
-    newest = None
-    if options.newest is not None or options.newest_ref is not None:
-        newest = resolve_baseline(options.newest, options.newest_ref, options.nanochat_python,
-                                  flag="--nanochat-newest")
+    baseline, newest = resolve_baselines(options)
     baselines = {"nanochat": baseline, **({"nanochat_newest": newest} if newest else {})}
     metadata = run_metadata()  # now: the git state of the code that runs, even if the tree changes meanwhile
     work = Path(tempfile.mkdtemp(prefix=f"bench-{profile.name}-"))
-    seeds = profile.seeds
     ours = our_runs(profile, newest=newest is not None and newest.status == "ready")
     names = ["data + tokenizer", *[f"{key} train" for key, b in baselines.items() if b.status == "ready"],
              *[f"{key} (seed {seed})" for key, seed, _ in ours], "decode"]
@@ -443,32 +461,20 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     metadata["run"] = run_description(profile, baseline, newest)
     repro = reproducibility(profile, runs, metadata, baseline)
     quality = quality_test(profile, runs)
-    same_tokens = None
-    if "by_batch" in decode.get("nanochat", {}):
-        same_tokens = all(decode[key]["by_batch"][b]["tokens"] == decode["nanochat"]["by_batch"][b]["tokens"]
-                          for key, _ in DECODE_ENGINES for b in DECODE_BATCHES)
     data = {
         "benchmark": "bench", "profile": profile.name,
-        "config": {**profile.flat(), "our_dtype": profile.run.dtype}, "seeds": list(seeds), "target_bpb": target,
+        "config": {**profile.flat(), "our_dtype": profile.run.dtype}, "seeds": list(profile.seeds),
+        "target_bpb": target,
         "baseline": asdict(baseline), "baseline_newest": asdict(newest) if newest else None,
-        "same_tokenizer": same_tokenizer, "same_greedy_tokens": same_tokens,
-        "data": data_info,
-        "recipe": profile.run.recipe,
-        "thresholds": {"quality_margin_bpb": profile.quality_margin, "speed_ratio": SPEED_THRESHOLD,
-                       "time_ratio_target": profile.time_ratio_target,
-                       "repro_tolerance": profile.repro_tolerance, "warmup_steps": profile.warmup_steps},
+        "same_tokenizer": same_tokenizer, "same_greedy_tokens": same_greedy_tokens(decode),
+        "data": data_info, "recipe": profile.run.recipe, "thresholds": thresholds(profile),
         "quality": quality, "scorecard": scorecard(profile, runs, baseline, repro, quality, newest),
-        "decode": without_tokens(decode),
-        "peaks": peaks,
-        "reproducibility": repro, "runs": runs,
+        "decode": without_tokens(decode), "peaks": peaks, "reproducibility": repro, "runs": runs,
         "wall_seconds": time.perf_counter() - phases.t0,
     }
     json_path, md_path = write_results(options.out, f"bench_{profile.name}_{stamp}", data, report(data, metadata),
-                                       metadata=metadata)
+                                       metadata)
     keep = options.keep_work or "failed" in (baseline.status, newest and newest.status)  # its logs say why
-    if keep:
-        log(f"runs and logs kept in {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
+    log(f"runs and logs kept in {work}") if keep else shutil.rmtree(work, ignore_errors=True)
     return {**data, "metadata": metadata, "artifacts": {"json": str(json_path), "md": str(md_path),
                                                         "work": str(work) if keep else None}}

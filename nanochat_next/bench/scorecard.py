@@ -248,33 +248,9 @@ def decode_section(data: dict) -> list[str]:
     return lines
 
 
-def report(data: dict, metadata: dict) -> str:
-    """The .md for people: scorecard first, then the runs, reproducibility and where it ran."""
-    cfg, runs, base = data["config"], data["runs"], data["baseline"]
-    newest = data.get("baseline_newest")
-    nanochat_name = f"nanochat {base['commit'][:7]}" if base.get("commit") else "nanochat"
-    newest_name = f"nanochat {(newest or {}).get('commit') or NEWEST_NANOCHAT}"[:16]
-    lines = [
-        f"# Benchmark `{data['profile']}`: ours vs nanochat"
-        + (f" at its pinned ref and at {newest_name.split()[1]}" if newest else ""),
-        "",
-        f"{PROFILES[data['profile']].description}. Device {metadata['run']['device_name']}; "
-        f"ours {cfg['our_dtype']}{dtype_why(cfg)}, compile {cfg['compile']}. "
-        f"Same data ({cfg['corpus']}, nanochat's parquet layout), "
-        f"same tokenizer (vocab {cfg['vocab_size']}; identical: {data['same_tokenizer']}), same config (depth "
-        f"{cfg['depth']}, seq {cfg['max_seq_len']}, batch {cfg['device_batch_size']} x {cfg['max_seq_len']}, "
-        f"{cfg['total_batch_size']:,} tokens/step, window {cfg['window_pattern']}, {cfg['steps']} steps), seed "
-        f"{data['seeds'][0]}.",
-        "",
-        "## Scorecard",
-        "",
-        scorecard_table(data["scorecard"]),
-        "",
-    ]
-    if base["status"] != "run":
-        lines += [f"Baseline {base['status']}: {base['reason']}. Quality and speed are not judged without it.", ""]
-    if newest and newest["status"] != "run":
-        lines += [f"Second baseline ({newest_name}) {newest['status']}: {newest['reason']}.", ""]
+def runs_table(data: dict, nanochat_name: str, newest_name: str) -> list[str]:
+    """The ## Runs section's table: every run's tok/s, val bpb at each eval, time to target, memory, MFU."""
+    runs, lines = data["runs"], []
     evals = [e["step"] for e in runs["ours"]["evals"]]
     lines += ["## Runs", "",
               "| run | tok/s median (min-max) | " + " | ".join(f"bpb @{s}" for s in evals)
@@ -299,6 +275,37 @@ def report(data: dict, metadata: dict) -> str:
                      f"{_fmt(run['time_to_target_s'], '.1f')} | {_fmt(run['peak_memory_mb'], ',.0f')} | "
                      f"{_fmt(run.get('mfu') and 100 * run['mfu'], '.1f')}{'%' * bool(run.get('mfu'))} | "
                      f"{_fmt(run.get('decode_tok_s'), ',.0f')} |")
+    return lines
+
+
+def report(data: dict, metadata: dict) -> str:
+    """The .md for people: scorecard first, then the runs, reproducibility and where it ran."""
+    cfg, base = data["config"], data["baseline"]
+    newest = data.get("baseline_newest")
+    nanochat_name = f"nanochat {base['commit'][:7]}" if base.get("commit") else "nanochat"
+    newest_name = f"nanochat {(newest or {}).get('commit') or NEWEST_NANOCHAT}"[:16]
+    lines = [
+        f"# Benchmark `{data['profile']}`: ours vs nanochat"
+        + (f" at its pinned ref and at {newest_name.split()[1]}" if newest else ""),
+        "",
+        f"{PROFILES[data['profile']].description}. Device {metadata['run']['device_name']}; "
+        f"ours {cfg['our_dtype']}{dtype_why(cfg)}, compile {cfg['compile']}. "
+        f"Same data ({cfg['corpus']}, nanochat's parquet layout), "
+        f"same tokenizer (vocab {cfg['vocab_size']}; identical: {data['same_tokenizer']}), same config (depth "
+        f"{cfg['depth']}, seq {cfg['max_seq_len']}, batch {cfg['device_batch_size']} x {cfg['max_seq_len']}, "
+        f"{cfg['total_batch_size']:,} tokens/step, window {cfg['window_pattern']}, {cfg['steps']} steps), seed "
+        f"{data['seeds'][0]}.",
+        "",
+        "## Scorecard",
+        "",
+        scorecard_table(data["scorecard"]),
+        "",
+    ]
+    if base["status"] != "run":
+        lines += [f"Baseline {base['status']}: {base['reason']}. Quality and speed are not judged without it.", ""]
+    if newest and newest["status"] != "run":
+        lines += [f"Second baseline ({newest_name}) {newest['status']}: {newest['reason']}.", ""]
+    lines += runs_table(data, nanochat_name, newest_name)
     memory = ("peak CUDA memory allocated" if cfg["device"] == "cuda"
               else "peak RSS of the training process (its own high-water mark, read by a small launcher)")
     repro = data["reproducibility"]
