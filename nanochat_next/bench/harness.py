@@ -398,6 +398,14 @@ def resolve_baselines(options: BenchOptions) -> tuple[Baseline, Baseline | None]
                                       flag="--nanochat-newest")
 
 
+def keep_or_remove(work: Path, keep: bool, log) -> None:
+    """Keep the work directory (and say where), or delete it."""
+    if keep:
+        log(f"runs and logs kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def run_bench(options: BenchOptions, log=print) -> dict:
     """Run the benchmark; write OUT/bench_<profile>_<UTC>.json and .md; return the JSON data (with the paths
     under ``"artifacts"``)."""
@@ -475,6 +483,6 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     json_path, md_path = write_results(options.out, f"bench_{profile.name}_{stamp}", data, report(data, metadata),
                                        metadata)
     keep = options.keep_work or "failed" in (baseline.status, newest and newest.status)  # its logs say why
-    log(f"runs and logs kept in {work}") if keep else shutil.rmtree(work, ignore_errors=True)
+    keep_or_remove(work, keep, log)
     return {**data, "metadata": metadata, "artifacts": {"json": str(json_path), "md": str(md_path),
                                                         "work": str(work) if keep else None}}

@@ -283,7 +283,7 @@ def report(data: dict, metadata: dict) -> str:
     cfg, base = data["config"], data["baseline"]
     newest = data.get("baseline_newest")
     nanochat_name = f"nanochat {base['commit'][:7]}" if base.get("commit") else "nanochat"
-    newest_name = f"nanochat {(newest or {}).get('commit') or NEWEST_NANOCHAT}"[:16]
+    newest_name = f"nanochat {((newest or {}).get('commit') or NEWEST_NANOCHAT)[:7]}"
     lines = [
         f"# Benchmark `{data['profile']}`: ours vs nanochat"
         + (f" at its pinned ref and at {newest_name.split()[1]}" if newest else ""),
