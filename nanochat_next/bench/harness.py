@@ -72,6 +72,7 @@ class BenchOptions:
     recipe: str | None = None  # our side's recipe (default: the profile's, next)
     out: str = DEFAULT_OUT
     steps: int | None = None
+    seeds: tuple[int, ...] | None = None  # None: the profile's
     keep_work: bool = False
     progress: bool = True
 
@@ -415,7 +416,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     from nanochat_next.run_config import write_config
 
     # --- setup: profile, output directory (checked before hours of work), baseline, metadata
-    profile = resolve_profile(options.profile, options.steps, options.device, options.recipe)
+    profile = resolve_profile(options.profile, options.steps, options.device, options.recipe, options.seeds)
     writable_dir(options.out, create=False)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     baseline, newest = resolve_baselines(options)

@@ -105,15 +105,20 @@ def profile_for_gpu(name: str | None, capability: tuple[int, int] | None) -> str
 
 
 def resolve_profile(name: str, steps: int | None = None, device: str | None = None,
-                    recipe: str | None = None) -> Profile:
+                    recipe: str | None = None, seeds: tuple[int, ...] | None = None) -> Profile:
     """The profile with the command line's overrides; the device resolved (absent = an error). A device other
-    than the profile's gets our default dtype for it. ``recipe``: our side's (default: the profile's, next)."""
+    than the profile's gets our default dtype for it. ``recipe``: our side's (default: the profile's, next).
+    ``seeds``: ours and our runs of nanochat's recipes (nanochat's own base_train has no seed flag: always 42)."""
     from nanochat_next.runtime import choose_dtype, resolve_device
     from nanochat_next.train.config import run_shapes
 
     if name not in PROFILES:
         raise UserError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")
     profile = PROFILES[name]
+    if seeds is not None:
+        if len(set(seeds)) != len(seeds) or not seeds:
+            raise UserError(f"--seeds: expected distinct seeds, got {','.join(map(str, seeds)) or 'none'}")
+        profile = replace(profile, seeds=tuple(seeds))
     run = profile.run
     if steps is not None:
         run = replace(run, steps=steps)  # validated by TensorRun

@@ -22,8 +22,12 @@ def register(sub, fmt) -> None:
     p.add_argument("--no-compile-check", action="store_true", help="skip the torch.compile test (it takes seconds)")
     p.add_argument("--measure", action="store_true", help="also measure matmul GFLOP/s per dtype (about 2 s)")
     p.set_defaults(func=cmd_doctor)
+    register_bench(sub, fmt)
+    register_ablate(sub, fmt)
+    register_ladder(sub, fmt)
 
-    from nanochat_next.bench.ablate import PRESETS
+
+def register_bench(sub, fmt) -> None:
     from nanochat_next.bench.harness import DEFAULT_OUT
     from nanochat_next.bench.profiles import NEWEST_NANOCHAT, PINNED_NANOCHAT, PROFILES
     from nanochat_next.train.config import RECIPES
@@ -54,6 +58,9 @@ def register(sub, fmt) -> None:
     p.add_argument("--device", choices=DEVICES,
                    help="override the profile's device (our dtype then follows our default rule)")
     p.add_argument("--steps", type=positive_int, help="override the profile's number of steps")
+    p.add_argument("--seeds", metavar="S1,S2,...",
+                   help="our seeds, e.g. 101,102,103,104,105 (default: the profile's, 42,43,44): more seeds for a "
+                        "firmer p-value, or seeds no tuning step used; nanochat's own runs always use its seed 42")
     p.add_argument("--recipe", choices=list(RECIPES), default=None,
                    help="our side's recipe (default: the profile's, next); with next, our nanochat recipe also runs "
                         "on the same seeds for the significance test")
@@ -62,6 +69,11 @@ def register(sub, fmt) -> None:
     p.add_argument("--keep-work", action="store_true", help="keep the temporary runs, logs and checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench)
+
+
+def register_ablate(sub, fmt) -> None:
+    from nanochat_next.bench.ablate import PRESETS
+    from nanochat_next.bench.profiles import PROFILES
 
     p = sub.add_parser("ablate", help="a grid over train flags, several seeds each: means, CIs, p-values, a plot",
                        formatter_class=fmt,
@@ -88,7 +100,6 @@ def register(sub, fmt) -> None:
     p.add_argument("--name", help="the sweep's name in its artifact names (default: the grid's keys)")
     p.add_argument("--out", default=None, help="the sweep directory (default: out/ablate/NAME)")
     p.set_defaults(func=cmd_ablate)
-    register_ladder(sub, fmt)
 
 
 def register_ladder(sub, fmt) -> None:
@@ -153,7 +164,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                     newest=args.nanochat_newest,
                                     newest_ref=None if no_newest or args.nanochat_newest else args.nanochat_newest_ref,
                                     nanochat_python=args.nanochat_python, device=args.device, out=args.out,
-                                    steps=args.steps, recipe=args.recipe, keep_work=args.keep_work,
+                                    steps=args.steps, seeds=comma_list(args.seeds, "--seeds"),
+                                    recipe=args.recipe, keep_work=args.keep_work,
                                     progress=not args.no_progress))
     print(scorecard_table(result["scorecard"]))
     for name, base in (("baseline", result["baseline"]), ("second baseline", result["baseline_newest"])):

@@ -371,6 +371,17 @@ def test_our_runs_add_the_newest_recipe_on_every_seed_only_when_it_runs():
     assert recipe == NANOCHAT_NEWEST == f"nanochat-{profiles.NEWEST_NANOCHAT[:7]}"
 
 
+def test_seeds_override_every_run_of_ours_and_the_rerun_uses_the_first():
+    profile = profiles.resolve_profile("cpu", seeds=(101, 102, 103, 104, 105))
+    assert profile.seeds == (101, 102, 103, 104, 105) and profile.run == profiles.resolve_profile("cpu").run
+    runs = harness.our_runs(profile, newest=True)
+    assert [(k, s) for k, s, _ in runs[:3]] == [("ours", 101), ("ours_rerun", 101), ("ours_seed2", 102)]
+    for prefix, seeds in (("ours_seed", [102, 103, 104, 105]), ("nanochat_recipe_seed", [101, 102, 103, 104, 105]),
+                          ("newest_recipe_seed", [101, 102, 103, 104, 105])):
+        assert sorted(s for k, s, _ in runs if k.startswith(prefix)) == seeds
+    assert len(runs) == 2 + 4 + 5 + 5
+
+
 def test_reproducibility_rules():
     runs = runs_for((2.02, 2.025, 2.015), (2.05, 2.056, 2.044))
     assert statuses(runs, {**REPRO, "identical_rerun": False, "max_abs_loss_diff": 1e-6})[2] == "fail"
@@ -491,7 +502,9 @@ def test_bench_cli_bad_input_is_one_clear_line(tmp_path, capsys):
              (["--profile", "smoke", "--nanochat-newest", str(tmp_path), "--no-newest"], "contradict"),
              (["--profile", "smoke", "--nanochat-newest", str(tmp_path)], "--nanochat-newest"),
              (["--profile", "smoke", "--nanochat-ref", "not-a-sha"], "commit hash"),
-             (["--profile", "smoke", "--steps", "-3"], "--steps: expected a positive integer")]
+             (["--profile", "smoke", "--steps", "-3"], "--steps: expected a positive integer"),
+             (["--profile", "smoke", "--seeds", "101,x"], "--seeds: expected comma-separated ints"),
+             (["--profile", "smoke", "--seeds", "101,102,101"], "--seeds: expected distinct seeds")]
     if not torch.cuda.is_available():
         cases.append((["--profile", "a100"], "runs on cuda"))
     for args, message in cases:
