@@ -120,7 +120,7 @@ if save_to == "download" and IN_COLAB:
 # ```
 # !python /content/nanochat-next/colab/run_batch.py --out /content/drive/MyDrive/nanochat-next/batch \
 #     --profiles t4 smoke --nanochat /content/nanochat-checkouts/nanochat-2f096867244e3d00a50284d1be05fa3f5dcfb84b \
-#     --notebooks 04_tensor_gpt 05_sampling -p device=cuda
+#     --notebooks 04b_training 05_sampling -p device=cuda
 # ```
 #
 # Commit the `bench_*.json/.md` it writes into `results/` to cite a GPU number in the README: numbers

@@ -18,7 +18,7 @@ import torch
 def shown(value: Any) -> Any:
     """A value as a learner reads it: tensors as nested lists, floats rounded to 6 significant digits."""
     if isinstance(value, torch.Tensor):
-        return value.tolist()
+        return shown(value.tolist())  # its floats rounded too (a float32 tensor's tolist has 17 digits)
     if isinstance(value, float):
         return float(f"{value:.6g}")
     if isinstance(value, (list, tuple)):

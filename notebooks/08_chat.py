@@ -242,6 +242,37 @@ assert "nanochat-next" in tokenizer.decode(engine.generate_batch(
 #    error message. (`nanochat-next sft --mix 'your.jsonl'` trains on such a file.)
 # 2. **Why is spelling hard?** Count the tokens of a few words and of their spelled-out answers. How many letters
 #    does one token of the word hide, that the model must have memorised to spell it?
+#
+# Exercise 1 has a cell for your attempt: count the tokens SFT trains on in a conversation from the tokenizer
+# alone (which tokens does the loss mask keep?); `check` compares your count with the mask the library renders, on
+# conversations of one, two and three exchanges, and prints the first one where they differ.
+
+# %%
+from nanochat_next.exercises import check  # your function vs the library's on each case: prints the first difference
+
+
+def library_count(conversation: dict) -> int:
+    """The library's answer: render the conversation and add up its loss mask."""
+    return sum(render_conversation(conversation, tokenizer)[1])
+
+
+def conversation_of(*turns: str) -> dict:
+    return {"messages": [{"role": ("user", "assistant")[i % 2], "content": t} for i, t in enumerate(turns)]}
+
+
+count_cases = [conversation_of("Who wrote Hamlet?", "Shakespeare."),
+               conversation_of("Hi", "Hello!", "Spell the word rose", "r-o-s-e"),
+               conversation_of("What is 2 + 3?", "5", "And 10 + 4?", "14", "Thanks", "You are welcome.")]
+
+
+# Your attempt (exercise 1): replace the body
+def trained_tokens(conversation: dict) -> int:
+    """How many of the conversation's tokens the SFT loss trains on, counted with tokenizer.encode
+    (conversation["messages"] is a list of {"role": "user" or "assistant", "content": text})."""
+    return 0  # TODO: count from the assistant's replies
+
+
+check(trained_tokens, library_count, count_cases)
 
 # %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: your own data
@@ -256,8 +287,15 @@ path = write_conversations(out / "mine.jsonl", mine)
 for conversation in read_conversations(path):
     ids, mask = render_conversation(conversation, tokenizer)
     print(f"{len(ids)} tokens, {sum(mask)} trained (every assistant reply + its end token)")
-replies = [m["content"] for m in mine[1]["messages"] if m["role"] == "assistant"]
-assert sum(render_conversation(mine[1], tokenizer)[1]) == sum(len(tokenizer.encode(r)) + 1 for r in replies)
+
+
+def trained_by_hand(conversation: dict) -> int:
+    replies = [m["content"] for m in conversation["messages"] if m["role"] == "assistant"]
+    return sum(len(tokenizer.encode(r)) + 1 for r in replies)  # each reply's tokens + its end token
+
+
+assert check(trained_by_hand, library_count, count_cases + mine)
+assert not check(lambda conversation: 0, library_count, count_cases)  # the stub
 path.write_text(path.read_text() + json.dumps({"messages": [{"role": "user", "content": "Hello?"}]}) + "\n")
 try:
     read_conversations(path)

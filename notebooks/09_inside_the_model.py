@@ -237,8 +237,13 @@ def mean_entropy(maps_: list[torch.Tensor]) -> float:
     return sum(entropy(w) for heads in maps_ for w in heads) / sum(len(heads) for heads in maps_)
 
 
+def uniform_causal_map(T: int) -> torch.Tensor:
+    """The (T, T) map of a head that spreads evenly: row t gives 1 / (t + 1) to each of positions 0..t."""
+    return torch.ones(T, T).tril() / torch.arange(1, T + 1)[:, None]
+
+
 T = idx.size(1)
-uniform = sum(math.log2(t + 1) for t in range(T)) / T  # row t spread evenly over t + 1 positions
+uniform = entropy(uniform_causal_map(T))  # the most spread a causal head can be
 print(f"uniform causal attention: {uniform:.2f} bits")
 for layer, heads in enumerate(maps):
     for head, w in enumerate(heads):
@@ -262,14 +267,41 @@ assert mean_entropy(maps) < uniform  # softmax weights of unequal scores: below 
 #
 # Try each one before opening its solution (the hidden cell under it; the tests run every solution).
 #
-# 1. **Untrained vs trained.** Build the same model untrained (`GPT(model.config)` after `torch.manual_seed`),
-#    compute its maps on the same line and compare the mean entropy with the trained model's and with uniform
-#    attention. Which head did training focus most?
+# 1. **Untrained vs trained.** First the ceiling: write the entropy of uniform causal attention as a function of
+#    the length T alone (row t spreads over t + 1 positions). Then build the same model untrained
+#    (`GPT(model.config)` after `torch.manual_seed`), compute its maps on the same line and compare the mean
+#    entropy with the trained model's and with uniform attention. Which head did training focus most?
 # 2. **Compute-optimal, read off the plot.** For each evaluation budget (FLOPs) of the right-hand plot, which depth
 #    had the lowest loss at about that budget? Does the best depth grow with the budget?
+#
+# Exercise 1 starts with a cell for your attempt: `check` compares your formula with `entropy` of the uniform map
+# for several lengths and prints the first length where they differ.
+
+# %%
+from nanochat_next.exercises import check  # your function vs the notebook's on each case: prints the first difference
+
+
+def measured_on_the_map(T: int) -> float:
+    """The reference: the mean entropy of the explicit uniform causal map, measured as the cells above measure."""
+    return entropy(uniform_causal_map(T))
+
+
+# Your attempt (exercise 1): replace the body
+def uniform_entropy(T: int) -> float:
+    """Mean over the T rows of the bits of a row that spreads evenly over the positions it may see."""
+    return math.log2(T)  # TODO: only the last row's; average over the rows
+
+
+check(uniform_entropy, measured_on_the_map, [1, 2, 3, 10, T], rel=1e-5)
 
 # %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: untrained vs trained
+def uniform_by_formula(T: int) -> float:
+    return sum(math.log2(t + 1) for t in range(T)) / T  # row t: log2 of the t + 1 positions it spreads over
+
+
+assert check(uniform_by_formula, measured_on_the_map, [1, 2, 3, 10, T])
+assert not check(lambda T: math.log2(T), measured_on_the_map, [1, 2, 3, 10, T])  # the stub
 torch.manual_seed(seed)
 untrained = GPT(model.config).to(dev).eval()
 with torch.no_grad():

@@ -78,8 +78,8 @@ def test_test_plumbing_stays_out_of_the_learners_code(script):
         assert "About the outputs" in nb.cells[0].source, f"{script.stem}: say once why some outputs differ"
 
 
-ATTEMPTS = {"01_tokenizer": 3, "02_bigram": 1, "03_mini_gpt": 1, "04_tensor_gpt": 1, "06_benchmark": 1,
-            "07_ablation": 1, "10_rl": 2}
+ATTEMPTS = {"01_tokenizer": 3, "02_bigram": 1, "03_mini_gpt": 1, "04_tensor_gpt": 1, "04b_training": 1,
+            "05_sampling": 2, "06_benchmark": 1, "07_ablation": 1, "08_chat": 1, "09_inside_the_model": 1, "10_rl": 2}
 
 
 @pytest.mark.parametrize("stem", ATTEMPTS)
@@ -117,7 +117,7 @@ def test_exercises_with_hidden_tested_solutions(script):
         assert re.search(r"^assert ", cell.source, re.M), f"{script.stem} solution {number} checks nothing"
 
 
-@pytest.mark.parametrize("name", ["04_tensor_gpt", "05_sampling", "07_ablation", "08_chat", "09_inside_the_model",
+@pytest.mark.parametrize("name", ["04b_training", "05_sampling", "07_ablation", "08_chat", "09_inside_the_model",
                                   "10_rl"])
 def test_training_notebooks_pick_a_gpu_preset(name):
     """Notebooks that train a model worth scaling take preset="auto": the CPU config, a larger one on CUDA."""

@@ -26,6 +26,12 @@ def test_a_wrong_attempt_is_shown_where_it_differs(capsys):
                                                "expected [0.5, -0.5, -0.5, 0.5]")
 
 
+def test_tensor_floats_are_shown_rounded_like_python_floats(capsys):
+    assert not check(lambda x: x.softmax(-1), lambda x: x, [torch.tensor([2.0, 1.0])])
+    out = capsys.readouterr().out.strip()
+    assert out == "not yet: for [2.0, 1.0] you gave [0.731059, 0.268941], expected [2.0, 1.0]"
+
+
 def test_an_attempt_that_raises_is_reported_not_raised(capsys):
     def unfinished(r):
         raise NotImplementedError("TODO")
