@@ -152,7 +152,7 @@ print(f"spread of our seeds: {spread:.4f} bpb; mean paired difference {paired['d
       f"p = {paired['p_value']:.3g} ({paired['test']}; accepted below {q['accept_p']})")
 if len(q["ours_by_seed"]) < 3:  # one degree of freedom: the t-test's p means little (exercise 2 asks how many)
     print(f"only {len(q['ours_by_seed'])} seeds: too few for this p-value to carry a claim; the committed "
-          "comparison below has 3, and the tuning sweeps (notebook 07) 5")
+          "comparison below has 5, on seeds no tuning sweep used (notebook 07's sweeps use 5 others)")
 assert set(q["ours_by_seed"]) == set(q["nanochat_recipe_by_seed"]) == {str(s_) for s_ in result["seeds"]}
 
 # %% [markdown]
