@@ -27,7 +27,7 @@
 # QK-norm, RMSNorm, ReLU², the logit soft-cap, grouped-query attention, sliding windows, value embeddings and the
 # per-layer scalars. Each is shown on a small example, then all of them go into one forward pass written on screen
 # and checked against the library's. Nothing is trained here: notebook 04b trains this model (Muon, the training
-# loop, a comparison with a GPT-2 style model). About a minute on a laptop CPU.
+# loop, a comparison with a GPT-2 style model). Under a minute on a laptop CPU.
 #
 # [parity]: https://github.com/ricardofrantz/nanochat-next/blob/main/docs/parity.md
 #

@@ -27,7 +27,7 @@
 # library's `train` bit for bit, then a real run beside a GPT-2 style `classic` model on Shakespeare with the same
 # budget, and samples from both.
 #
-# With the default parameters this runs on a laptop CPU in about 2 minutes; on a GPU (Colab) `preset="auto"`
+# With the default parameters this runs on a laptop CPU in about 3 minutes; on a GPU (Colab) `preset="auto"`
 # picks a larger model and a longer run, and prints what it chose.
 #
 # *About the outputs:* cells that print what a trained model did (losses, samples, timings) show the
