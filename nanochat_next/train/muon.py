@@ -8,7 +8,9 @@ One ``torch.optim.Optimizer`` with two kinds of parameter group:
   2. orthogonalisation by 5 Polar Express iterations (Amsel et al. 2025, arXiv:2505.16932), after scaling the
      matrix to spectral norm <= 1 (Frobenius norm x 1.02), in the group's ``ortho_dtype``: bfloat16 as nanochat
      2f09686 always does, or float32 where the machine runs bf16 slowly (``runtime.choose_muon_dtype``: on a
-     CPU without native bf16 the bf16 iterations are emulated and cost 40-60x fp32's time);
+     CPU without native bf16 the bf16 iterations are emulated and cost 40-60x fp32's time). In float32 a long
+     matrix (an MLP's, 4:1) iterates on its small Gram matrix (``polar_express_gram``: a third fewer FLOPs, the
+     same polynomial);
   3. NorMuon variance reduction (arXiv:2510.05491): a factored second moment per row (tall matrices) or
      per column (wide ones), rescaled so the update's overall norm is kept;
   4. cautious weight decay: decay only where the update and the weight have the same sign;
@@ -38,6 +40,8 @@ POLAR_EXPRESS = [
 
 
 ORTHO_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+GRAM_RATIO = 2  # long side / short side from which the float32 iteration runs on the Gram matrix
+GRAM_RESTART = 3  # the Gram form recomputes A from x before this step (its float32 rounding otherwise compounds)
 
 
 def orthogonalize(g: Tensor, steps: int = 5, dtype: torch.dtype = torch.bfloat16, norm_factor: float = 1.02) -> Tensor:
@@ -49,15 +53,52 @@ def orthogonalize(g: Tensor, steps: int = 5, dtype: torch.dtype = torch.bfloat16
     x = g.to(dtype)
     # spectral norm <= Frobenius norm: s in [0, 1] (the factor keeps a margin: 1.02 in 2f09686, 1.01 in 92d63d4)
     x = x / (x.norm(dim=(-2, -1), keepdim=True) * norm_factor + 1e-6)
-    tall = g.size(-2) > g.size(-1)
+    short, long = sorted(g.shape[-2:])
+    if dtype == torch.float32 and long >= GRAM_RATIO * short:
+        return polar_express_gram(x, steps)
+    return polar_express(x, steps)
+
+
+def polar_express(x: Tensor, steps: int) -> Tensor:
+    """The iteration as nanochat writes it: each step x <- a x + (b A + c A^2) x with A = x x^T, the small Gram
+    matrix (rows x rows; cols x cols for a tall matrix)."""
+    tall = x.size(-2) > x.size(-1)
     for a, b, c in POLAR_EXPRESS[:steps]:
-        if tall:  # work with the small Gram matrix: (cols x cols) when rows > cols
+        if tall:
             gram = x.mT @ x
             x = a * x + x @ (b * gram + c * (gram @ gram))
         else:
             gram = x @ x.mT
             x = a * x + (b * gram + c * (gram @ gram)) @ x
     return x
+
+
+def polar_express_gram(x: Tensor, steps: int) -> Tensor:
+    """The same iteration carried out on the Gram matrix (m x m, m the short side): fewer FLOPs when the matrix
+    is much longer than it is wide (an MLP's 256 x 1024: a third fewer).
+
+    Each step multiplies x on the short side by Q = a I + b A + c A^2, a polynomial in A = x x^T. So the new Gram
+    matrix is Q A Q^T = Q^2 A (Q is symmetric and commutes with A), and several steps are one product
+    Q_k ... Q_1 applied to x at the end: the m x m products iterate without touching the long side of x. Exact in
+    exact arithmetic; in float32 the Gram matrix's rounding grows with Q^2 each step and is never corrected, so
+    after ``GRAM_RESTART`` steps the product is applied and A recomputed from x (measured, relative to a float64
+    reference, spectra down to 1e-3: 1e-5 with the restart, 2-4e-4 without, 5-7e-6 step by step; bf16 ~1e-2).
+    Used in float32 only (in bf16 the squared conditioning of A is too coarse)."""
+    tall = x.size(-2) > x.size(-1)
+    if tall:
+        x = x.mT
+    eye = torch.eye(x.size(-2), dtype=x.dtype, device=x.device)
+    gram, product = x @ x.mT, None
+    for i, (a, b, c) in enumerate(POLAR_EXPRESS[:steps]):
+        if i == GRAM_RESTART:  # apply what we have to x and start again from its exact Gram matrix
+            x = product @ x
+            gram, product = x @ x.mT, None
+        q = a * eye + b * gram + c * (gram @ gram)
+        product = q if product is None else q @ product
+        if i < steps - 1 and i + 1 != GRAM_RESTART:
+            gram = q @ (q @ gram)  # the Gram matrix of the new x: Q^2 A
+    x = product @ x
+    return x.mT if tall else x
 
 
 def equalize_rows(g: Tensor) -> Tensor:
