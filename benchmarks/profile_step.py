@@ -30,6 +30,7 @@ KINDS = {  # operation name fragments -> kind (first match wins)
     "compiled kernels": ("Torch-Compiled", "CompiledFunction", "inductor", "cpp_fused"),
 }
 STEPS, WARMUP, TIMED = 5, 3, 10
+MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 
 
 def kind_of(name: str) -> str:
@@ -93,10 +94,13 @@ def worker(side: str, dtype: str, mode: str, nanochat: str | None) -> dict:
         t0 = time.perf_counter()
         step()
         wall.append(1e3 * (time.perf_counter() - t0))
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU]) as prof:  # times: no shape recording (it slows eager ops)
         for _ in range(STEPS):
             step()
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as flop_prof:  # FLOPs: one step is enough
+        step()
     events = prof.key_averages()
+    matmul = matmul_by_phase(flop_prof.events(), steps=1)
     phases = {e.key: e.cpu_time_total / STEPS / 1e3 for e in events if e.key in ("forward", "backward", "optimizer")}
     kinds: dict[str, float] = {}
     for e in events:
@@ -104,7 +108,26 @@ def worker(side: str, dtype: str, mode: str, nanochat: str | None) -> dict:
             kinds[kind_of(e.key)] = kinds.get(kind_of(e.key), 0.0) + e.self_cpu_time_total / STEPS / 1e3
     table = events.table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=48)
     return {"phases_ms": phases, "kinds_ms": kinds, "step_ms": statistics.median(wall), "step_ms_timed": wall,
-            "profiled_step_ms": sum(phases.values()), "table": table}
+            "profiled_step_ms": sum(phases.values()), "matmul_by_phase": matmul, "table": table}
+
+
+def matmul_by_phase(events, steps: int = STEPS) -> dict:
+    """Per phase (forward, backward, optimizer): the matmuls' FLOPs and self time per step (ms), from the
+    profiler's FLOP count of each mm/bmm/addmm/baddbmm call, attributed to the record_function scope above it.
+    (The times of a FLOP-counting profile carry its shape-recording overhead: the roofline takes the matmul time
+    from the profile without it.)"""
+    out: dict[str, dict[str, float]] = {}
+    for e in events:
+        if e.name not in MATMULS:
+            continue
+        scope = e.cpu_parent
+        while scope is not None and scope.name not in ("forward", "backward", "optimizer"):
+            scope = scope.cpu_parent
+        phase = scope.name if scope is not None else "other"  # autograd's backward runs on its own thread
+        slot = out.setdefault(phase, {"gflop": 0.0, "ms": 0.0})
+        slot["gflop"] += (e.flops or 0) / steps / 1e9
+        slot["ms"] += e.self_cpu_time_total / steps / 1e3
+    return out
 
 
 def main() -> None:
@@ -113,6 +136,11 @@ def main() -> None:
     parser.add_argument("--nanochat-newest", help="a checkout of nanochat at its newest commit we pin")
     parser.add_argument("--nanochat-python")
     parser.add_argument("--out", default="results")
+    parser.add_argument("--sides", help="comma-separated labels to run (default: all), e.g. "
+                        "'ours float32 compiled,nanochat 92d63d4 float32 compiled'")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run every side this many times, interleaved (the machine's drift hits all sides alike); "
+                             "its step is the median of every timed step, its profile the last run's")
     parser.add_argument("--worker", nargs=3, metavar=("SIDE", "DTYPE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -125,18 +153,67 @@ def main() -> None:
         if checkout:
             sides += [(f"{label} float32 {mode}", "nanochat", "float32", mode, python, checkout)
                       for mode in ("eager", "compiled")]
-    results = {}
-    for label, side, dtype, mode, exe, checkout in sides:
-        cmd = [exe, __file__, "--worker", side, dtype, mode, *(["--nanochat", checkout] if checkout else [])]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path.cwd())
-        if proc.returncode != 0:
-            sys.exit(f"{label} failed:\n{proc.stderr[-2000:]}")
-        results[label] = json.loads(proc.stdout.split("RESULT", 1)[1])
-        print(f"{label}: {results[label]['step_ms']:.0f} ms per step", flush=True)
-    write(results, args.out)
+    if args.sides:
+        wanted = [w.strip() for w in args.sides.split(",")]
+        unknown = sorted(set(wanted) - {s[0] for s in sides})
+        if unknown:
+            sys.exit(f"unknown sides {unknown}; known: {[s[0] for s in sides]}")
+        sides = [s for s in sides if s[0] in wanted]
+    results: dict[str, dict] = {}
+    timed: dict[str, list[float]] = {}
+    medians: dict[str, list[float]] = {}  # each run's median step
+    for repeat in range(args.repeats):
+        for label, side, dtype, mode, exe, checkout in sides:
+            cmd = [exe, __file__, "--worker", side, dtype, mode, *(["--nanochat", checkout] if checkout else [])]
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path.cwd())
+            if proc.returncode != 0:
+                sys.exit(f"{label} failed:\n{proc.stderr[-2000:]}")
+            results[label] = json.loads(proc.stdout.split("RESULT", 1)[1])
+            timed.setdefault(label, []).extend(results[label]["step_ms_timed"])
+            medians.setdefault(label, []).append(results[label]["step_ms"])
+            print(f"[{repeat + 1}/{args.repeats}] {label}: {results[label]['step_ms']:.0f} ms per step", flush=True)
+    import statistics
+
+    for label, r in results.items():  # every run's timed steps together
+        r["step_ms_timed"], r["step_ms"] = timed[label], statistics.median(timed[label])
+        r["run_medians_ms"] = medians[label]
+    import torch
+
+    from nanochat_next.runtime import measure_matmul_flops
+
+    peaks = {d: measure_matmul_flops("cpu", getattr(torch, d), seconds=2.0) for d in ("float32", "bfloat16")}
+    write(results, peaks, args.out)
 
 
-def write(results: dict, out: str) -> None:
+def roofline(results: dict, peaks: dict) -> tuple[list[str], dict]:
+    """How far each side's step is from its matmuls alone: the matmul FLOPs per step (model and Newton-Schulz),
+    the time they took, the time they would take at this machine's measured peak, and the speed-up left if every
+    non-matmul millisecond vanished (step / matmul time): the ceiling of any elementwise or fusion work."""
+    names, rows = list(results), {}
+    for n, r in results.items():
+        mm = r.get("matmul_by_phase", {})
+        gflop, ms = sum(v["gflop"] for v in mm.values()), r["kinds_ms"].get("matmul", 0.0)
+        peak = peaks["bfloat16" if "bfloat16" in n else "float32"]
+        rows[n] = {"matmul_gflop": gflop, "optimizer_gflop": mm.get("optimizer", {}).get("gflop", 0.0),
+                   "matmul_ms": ms, "matmul_gflop_s": gflop / ms * 1e3 if ms else 0.0,
+                   "at_peak_ms": gflop * 1e12 / peak if peak else 0.0,  # GFLOP x 1e9 / (FLOP/s) x 1e3 ms
+                   "ceiling": r["profiled_step_ms"] / ms if ms else 0.0}
+    table = {"matmul GFLOP per step": "matmul_gflop", "of which the optimizer (Newton-Schulz)": "optimizer_gflop",
+             "matmul self ms": "matmul_ms", "matmul GFLOP/s achieved": "matmul_gflop_s",
+             "matmul ms at the measured peak": "at_peak_ms", "ceiling: profiled step / matmul ms": "ceiling"}
+    lines = ["", "## Roofline: what is left once the matmuls are counted", "",
+             f"Measured peak (1024 x 1024 matmul, this machine): {peaks['float32'] / 1e9:.0f} GFLOP/s float32, "
+             f"{peaks['bfloat16'] / 1e9:.0f} GFLOP/s bfloat16. Matmul FLOPs are the profiler's count of every "
+             "mm/bmm/addmm/baddbmm call; the ceiling is the speed-up a step could get if everything that is not a "
+             "matmul took no time at all.", "",
+             "| per step | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for label, key in table.items():
+        fmt = "{:.2f}x" if key == "ceiling" else "{:.1f}"
+        lines.append(f"| {label} | " + " | ".join(fmt.format(rows[n][key]) for n in names) + " |")
+    return lines, rows
+
+
+def write(results: dict, peaks: dict, out: str) -> None:
     from nanochat_next.provenance import write_results
 
     names = list(results)
@@ -154,11 +231,22 @@ def write(results: dict, out: str) -> None:
     for kind in kinds:
         lines.append(f"| {kind} (self) | " + " | ".join(f"{results[n]['kinds_ms'].get(kind, 0):.1f}" for n in names)
                      + " |")
+    lines += ["", "Each run's median step (ms), runs interleaved side by side: " + "; ".join(
+        f"{n}: {', '.join(f'{m:.0f}' for m in results[n].get('run_medians_ms', [results[n]['step_ms']]))}"
+        for n in names) + "."]
+    speed = {}
+    for ours, theirs in (("ours float32 compiled", "nanochat 92d63d4 float32 compiled"),
+                         ("ours float32 eager", "nanochat 92d63d4 float32 eager")):
+        if ours in results and theirs in results:
+            speed[f"{ours} vs {theirs}"] = results[theirs]["step_ms"] / results[ours]["step_ms"]
+            lines.append(f"**{ours} is {speed[f'{ours} vs {theirs}']:.2f}x {theirs}'s speed** (step time ratio).")
+    roof_lines, roof = roofline(results, peaks)
+    lines += roof_lines
     for name in names:
         lines += ["", f"## {name}: top operations", "", "```", results[name]["table"], "```"]
     data = {"benchmark": "profile_step", "config": {"depth": 4, "n_embd": 256, "vocab": 4096, "batch": [8, 256]},
-            "steps_profiled": STEPS, "sides": {n: {k: v for k, v in r.items() if k != "table"}
-                                               for n, r in results.items()}}
+            "steps_profiled": STEPS, "peaks_flops": peaks, "roofline": roof, "speed_ratio": speed,
+            "sides": {n: {k: v for k, v in r.items() if k != "table"} for n, r in results.items()}}
     json_path, md_path = write_results(out, "profile_step", data, "\n".join(lines))
     print("\n".join(lines[:20]))
     print(f"wrote {json_path} and {md_path}")
