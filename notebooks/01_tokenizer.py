@@ -209,6 +209,39 @@ print(ids)
 print([tok.decode([i]) for i in ids])
 assert tok.decode(ids[1:]) == line
 
+# %% [markdown]
+# The same line as the model sees it: one box per token, its id beneath. Common words with their leading
+# space are one token; a word the training text rarely used is cut into pieces the vocabulary does have
+# (`␣window` is `␣wind` + `ow`). On the right, how long the vocabulary's merged tokens are, in the order they
+# were learned: early merges join two bytes, later ones whole words (the line is the mean of each 256 ids).
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 2.6), width_ratios=[3, 1])
+x = 0.0
+for i, token_id in enumerate(ids[1:]):
+    piece = tok.decode([token_id])
+    width = max(len(piece), 2) * 0.6
+    ax1.add_patch(plt.Rectangle((x, 0), width - 0.1, 1, fc=plt.cm.Pastel1(i % 9), ec="grey", lw=0.5))
+    ax1.text(x + width / 2, 0.55, piece.replace(" ", "␣"), ha="center", va="center", family="monospace", fontsize=9)
+    ax1.text(x + width / 2, -0.35, str(token_id), ha="center", va="center", fontsize=7, color="dimgrey")
+    x += width
+ax1.set_xlim(0, x)
+ax1.set_ylim(-0.7, 1.1)
+ax1.axis("off")
+ax1.set_title(f"{len(line.encode('utf-8'))} bytes -> {len(ids) - 1} tokens (␣ = space)")
+merge_lengths = [len(tok.token_bytes[i]) for i in range(256, 256 + tok.num_merges)]
+ax2.scatter(range(256, 256 + tok.num_merges), merge_lengths, s=2, alpha=0.2)
+bins = [merge_lengths[i: i + 256] for i in range(0, len(merge_lengths), 256)]
+ax2.plot([256 + 256 * k + 128 for k in range(len(bins))], [sum(b) / len(b) for b in bins], color="black")
+ax2.set_xlabel("token id (order learned)")
+ax2.set_ylabel("bytes in the token")
+ax2.set_title("merges grow longer")
+plt.tight_layout()
+plt.show()
+assert merge_lengths[0] == 2  # the first merge joins two bytes
+
 # %%
 tricky = "a document that mentions <|bos|> in its text"
 plain, allowed = tok.encode(tricky), tok.encode(tricky, allow_special=True)

@@ -173,6 +173,22 @@ draw_effects(data, right)
 fig.tight_layout()
 
 # %% [markdown]
+# The pairing as a picture, for the smaller change: each seed's final bpb, baseline on the left, variant on the
+# right, one line per seed. The spread up and down the axis is the seed noise; what the paired test reads is
+# the slope of the lines. Lines that all tilt the same way are evidence even when the two columns of dots
+# overlap.
+
+# %% tags=["nbval-ignore-output"]
+small = "warmdown_ratio=0.55"
+fig, ax = plt.subplots(figsize=(4.5, 3.2))
+for seed, value in base_row["by_seed"].items():
+    ax.plot([0, 1], [value, data["variants"][small]["by_seed"][seed]], "o-", label=f"seed {seed}")
+ax.set(xticks=[0, 1], xticklabels=["baseline", small], xlim=(-0.3, 1.3), ylabel="final val bpb",
+       title=f"paired by seed: p = {data['variants'][small]['paired']['p_value']:.2g}")
+ax.legend(fontsize=8)
+fig.tight_layout()
+
+# %% [markdown]
 # ## The sweeps behind the `next` recipe
 #
 # The same runner, at the `cpu` bench profile (depth 4, seq 256, 200 steps of 2,048 tokens on

@@ -130,6 +130,26 @@ assert abs(float(adv.sum())) < 1e-6, "advantages sum to zero: the group's mean i
 stream.pop_stats()
 
 # %% [markdown]
+# The same group as a picture: each reply's reward (grey), the group's mean (the dashed line: the baseline), and
+# the advantage = reward - mean that weighs the reply's tokens in the loss (green pushes its tokens up, red
+# down). The bars above and below zero cancel: the update moves probability between replies, not all up.
+
+# %% tags=["nbval-ignore-output"]
+rewards = group["rewards"]
+fig, ax = plt.subplots(figsize=(11, 2.8))
+slots = range(len(rewards))
+ax.bar([i - 0.2 for i in slots], rewards, 0.4, color="lightgrey", label="reward (checker: 1 right, 0 wrong)")
+ax.bar([i + 0.2 for i in slots], adv.tolist(), 0.4, color=["tab:green" if a > 0 else "tab:red" for a in adv.tolist()],
+       label="advantage = reward - group mean")
+ax.axhline(sum(rewards) / len(rewards), color="black", ls="--", lw=1, label="group mean reward")
+ax.axhline(0, color="black", lw=0.5)
+ax.set(xticks=list(slots), xticklabels=[repr(r) for r in group["replies"]], xlabel="sampled reply",
+       title=f"one rollout group: {group['question']!r}")
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not over them
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## 3. The REINFORCE loss, by hand
 #
 # The gradient of the expected reward is the expected `advantage x gradient of log p(reply)` (the policy
