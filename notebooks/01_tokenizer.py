@@ -357,7 +357,7 @@ def my_bytes_per_token(docs: list[str]) -> float:
 
 check(my_bytes_per_token, lambda docs: compression(tok, docs)["bytes_per_token"], [val_docs[:50], ["emma", "olivia"]])
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: encode from the merges
 ranks = {token: rank for rank, token in enumerate(tok.token_bytes[: tok.bos_id])}  # special tokens excluded
 
@@ -382,7 +382,7 @@ assert check(solution_encode, tok.encode, encode_cases)
 assert all(solution_encode(d) == tok.encode(d) for d in val_docs[:200])  # identical to tiktoken on 200 documents
 assert not check(lambda text: list(text.encode("utf-8")), tok.encode, encode_cases)  # the untouched stub is caught
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: decode by hand
 ids = tok.encode("naïve café ☕")
 by_hand = b"".join(tok.token_bytes[i] for i in ids).decode("utf-8")
@@ -400,7 +400,7 @@ def solution_decode(ids: list[int]) -> str:
 assert check(solution_decode, tok.decode, [tok.encode(text) for text in encode_cases])
 assert not check(lambda ids: "".join(chr(i) for i in ids), tok.decode, [tok.encode(t) for t in encode_cases])
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 3: out of domain
 names_text, names_rule = load_corpus("names")
 names = compression(tok, split_documents(names_text, names_rule))["bytes_per_token"]

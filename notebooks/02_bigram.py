@@ -317,7 +317,7 @@ def my_tanh(x: Scalar) -> Scalar:
 
 check(lambda a_, b_: tanh_gradients(my_tanh, a_, b_), library_gradients, tanh_cases)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: a trigram model
 def trigram_counts(names: list[list[int]]) -> torch.Tensor:
     n3 = torch.zeros(V, V, V, dtype=torch.float64)
@@ -335,7 +335,7 @@ nll_trigram = -(v3 * p3.log()).sum().item() / v3.sum().item()
 print(f"held-out NLL: bigram {nll_count_val:.4f}, trigram {nll_trigram:.4f} nats")
 assert nll_trigram < nll_count_val - 0.1
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: how much smoothing?
 alphas = [0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
 sweep = [(nll(count_probs(counts, s_), counts), nll(count_probs(counts, s_), val_counts)) for s_ in alphas]
@@ -350,7 +350,7 @@ best = alphas[min(range(len(alphas)), key=lambda i: sweep[i][1])]
 print(f"best smoothing on held-out names: {best}")
 assert all(x < y for (x, _), (y, _) in zip(sweep, sweep[1:]))  # more smoothing, worse fit to the training data
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 3: tanh for Scalar
 def scalar_tanh(x: Scalar) -> Scalar:
     t = math.tanh(x.data)

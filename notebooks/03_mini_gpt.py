@@ -491,7 +491,7 @@ def attention_weights(q: list[float], keys: list[list[float]]) -> list[float]:
 
 check(attention_weights, torch_weights, weight_cases)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: two layers
 config2 = MiniGPTConfig(tok.vocab_size, n_embd, n_head, 2, block_size)
 model2 = ScalarMiniGPT(config2, rng=random.Random(seed))
@@ -510,7 +510,7 @@ draw_maps(attention_maps(model2, example), example, "two layers: eight heads")
 assert model2.num_params() - model.num_params() == 12 * n_embd * n_embd  # 4 attention + 8 MLP matrices
 assert val2 < 2.7  # well below the uniform log(27) = 3.30 after 600 steps
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: why divide by sqrt(head_dim)?
 def scaled_weights(q: list[float], keys: list[list[float]]) -> list[float]:
     scale = 1 / math.sqrt(len(q))  # the scores' variance grows with the width: bring it back to ~1

@@ -274,7 +274,7 @@ def count_parameters(c) -> int:
 
 check(count_parameters, model_parameters, depth_configs)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: count the parameters by hand
 from nanochat_next.model.gpt import has_value_embedding
 
@@ -295,7 +295,7 @@ assert check(counted_by_hand, model_parameters, depth_configs)
 untouched = lambda c: c.padded_vocab_size * c.n_embd  # noqa: E731 - the stub, as given
 assert not check(untouched, model_parameters, depth_configs)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: one key/value head for all queries
 configs = {kv: GPTConfig(sequence_len=16, vocab_size=tok.vocab_size, n_layer=3, n_head=4, n_kv_head=kv, n_embd=64,
                          window_pattern="SL") for kv in (4, 1)}

@@ -383,7 +383,7 @@ print(f"val bpb after 200 steps: smear on {toggled[True]:.4f}, off {toggled[Fals
 assert all(2.0 < v < 3.5 for v in toggled.values())
 # one seed: the difference mixes the feature's effect with seed noise of a similar size (notebook 07 measures it)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: the learning-rate schedule
 def multiplier_by_hand(step: int, num_steps: int, warmdown_ratio: float) -> float:
     warmdown = round(warmdown_ratio * num_steps)

@@ -353,7 +353,7 @@ def solution_paired_p(ours: list[float], theirs: list[float]) -> float:
 assert check(solution_paired_p, library_paired_p, paired_cases)
 assert not check(lambda ours, theirs: 1.0, library_paired_p, paired_cases)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: how many seeds?
 for n_seeds in range(3, 11):
     t_expected = 0.01 / (0.01 / math.sqrt(n_seeds))  # = sqrt(n) when the effect equals the noise

@@ -274,7 +274,7 @@ def trained_tokens(conversation: dict) -> int:
 
 check(trained_tokens, library_count, count_cases)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: your own data
 from nanochat_next.chat.conversations import read_conversations, write_conversations
 from nanochat_next.errors import UserError
@@ -302,7 +302,7 @@ try:
 except UserError as err:
     print("UserError:", str(err).replace(str(out), "OUT"))
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: why is spelling hard?
 for word in ("king", "queen", "thou", "gentleman"):
     word_tokens = tokenizer.encode(" " + word)

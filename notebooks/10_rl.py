@@ -291,7 +291,7 @@ def my_normaliser(targets: torch.Tensor) -> torch.Tensor:
 
 check(my_normaliser, trained_tokens, target_cases)  # prints where your function differs
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: advantages
 def solution_advantages(rewards: torch.Tensor) -> torch.Tensor:
     return rewards - rewards.mean()
@@ -301,7 +301,7 @@ assert check(solution_advantages, advantages, reward_cases)
 assert not check(lambda r: r, advantages, reward_cases)  # the untouched attempt is caught
 print("eight right samples:", solution_advantages(torch.ones(8)).tolist(), "-> nothing to learn")
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: token-level normalisation
 def solution_normaliser(targets: torch.Tensor) -> torch.Tensor:
     return (targets >= 0).sum()
