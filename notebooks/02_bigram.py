@@ -287,13 +287,40 @@ plt.show()
 # 3. **Teach `Scalar` a new operation**: `tanh`, whose local derivative is `1 - tanh(x)²`. Check
 #    `d tanh(a * b) / da` against the library's `Value`.
 #
-# Exercise 3 has a cell for your attempt: replace the function's body and run the cell; `check` compares the
-# gradients your `tanh` gives with the library's on several inputs and prints the first one where they differ.
+# Each exercise has a cell for your attempt: replace the function's body and run the cell; `check` compares your
+# function with the library on several inputs and prints the first one where they differ. Exercise 1 has no
+# trigram in the library to compare with, so its check uses what a trigram table must contain: summed over the
+# first of its three characters, it gives back the bigram counts (the library's `bigram_counts`). Exercise 2's
+# compares your smoothed probabilities with `count_probs`; exercise 3's, your `tanh`'s gradients with `Value`'s.
 
 # %%
 from nanochat_next.exercises import check  # your function vs the library's on each case: prints the first difference
 
+name_cases = [train_tokens[:1], train_tokens[:50], val_tokens]
 
+
+# Your attempt (exercise 1): replace the body
+def my_trigram_counts(names: list[list[int]]) -> torch.Tensor:
+    """counts[a, b, c]: how often c follows the two characters a, b, over names padded with one more <|bos|>."""
+    return torch.zeros(V, V, V)  # TODO: count every (a, b, c) of [bos, *name]
+
+
+check(lambda names: my_trigram_counts(names).sum(0).tolist(), lambda names: bigram_counts(names, V), name_cases)
+
+# %%
+smoothing_cases = [([[3, 1, 0], [0, 2, 2], [1, 1, 1]], 1.0), ([[3, 1, 0], [0, 2, 2], [1, 1, 1]], 0.5),
+                   (counts, 10.0)]
+
+
+# Your attempt (exercise 2): replace the body
+def my_count_probs(counts: list[list[int]], smoothing: float) -> list[list[float]]:
+    """Each row's counts plus `smoothing`, normalised to sum to 1."""
+    return [[c / sum(row) for c in row] for row in counts]  # TODO: add the smoothing first
+
+
+check(my_count_probs, count_probs, smoothing_cases)
+
+# %%
 def tanh_gradients(tanh, a_: float, b_: float) -> tuple[float, float]:
     """d tanh(a * b) / da and / db, with this tanh on our Scalar."""
     a, b = Scalar(a_), Scalar(b_)
@@ -334,9 +361,20 @@ v3 = trigram_counts(val_tokens)
 nll_trigram = -(v3 * p3.log()).sum().item() / v3.sum().item()
 print(f"held-out NLL: bigram {nll_count_val:.4f}, trigram {nll_trigram:.4f} nats")
 assert nll_trigram < nll_count_val - 0.1
+marginal = lambda names: trigram_counts(names).sum(0).tolist()  # noqa: E731 - summed over the first character
+assert check(marginal, lambda names: bigram_counts(names, V), name_cases)
+assert not check(lambda names: torch.zeros(V, V, V).sum(0).tolist(), lambda names: bigram_counts(names, V),
+                 name_cases)  # the stub
 
 # %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: how much smoothing?
+def smoothed_probs(counts: list[list[int]], smoothing: float) -> list[list[float]]:
+    return [[(c + smoothing) / (sum(row) + smoothing * len(row)) for c in row] for row in counts]
+
+
+assert check(smoothed_probs, count_probs, smoothing_cases)
+assert not check(lambda counts, smoothing: [[c / sum(row) for c in row] for row in counts], count_probs,
+                 smoothing_cases)  # the stub
 alphas = [0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
 sweep = [(nll(count_probs(counts, s_), counts), nll(count_probs(counts, s_), val_counts)) for s_ in alphas]
 plt.figure(figsize=(6, 3))

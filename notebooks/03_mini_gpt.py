@@ -462,14 +462,29 @@ assert all(abs(sum(row[: q + 1]) - 1) < 1e-9 and not any(row[q + 1 :]) for m in 
 # 2. **Why divide by `sqrt(head_dim)`?** With random unit-variance queries and keys of width 64, compare the
 #    softmax over 16 positions with and without the scale. How much weight does the largest score take?
 #
-# Exercise 2 starts with a cell for your attempt: one query's attention weights over a few keys, in plain Python;
-# `check` compares them with torch's `scaled_dot_product_attention` (asked for its weights: with the identity
-# matrix as the values, output column `j` is key `j`'s weight) on several queries and prints the first that
-# differs. Then use your function for the comparison the exercise asks for.
+# Each exercise starts with a cell for your attempt. Exercise 1's: the number of parameters as a function of the
+# config, from the shapes printed in section 1; `check` compares it with the library's model (`num_params()`) for
+# several widths and depths and prints the first config where they differ. Exercise 2's: one query's attention
+# weights over a few keys, in plain Python; `check` compares them with torch's `scaled_dot_product_attention`
+# (asked for its weights: with the identity matrix as the values, output column `j` is key `j`'s weight) on several
+# queries and prints the first that differs. Then use your function for the comparison the exercise asks for.
 
 # %%
 from nanochat_next.exercises import check  # your function vs the library's on each case: prints the first difference
 
+config_cases = [MiniGPTConfig(tok.vocab_size, 16, 4, 1, 16), MiniGPTConfig(tok.vocab_size, 16, 4, 2, 16),
+                MiniGPTConfig(tok.vocab_size, 32, 4, 3, 8)]
+
+
+# Your attempt (exercise 1): replace the body
+def my_num_params(c: MiniGPTConfig) -> int:
+    """The scalar GPT's parameters from c.vocab_size, c.n_embd, c.n_layer and c.block_size alone."""
+    return 2 * c.vocab_size * c.n_embd  # TODO: wte and lm_head so far; add wpe and every layer's matrices
+
+
+check(my_num_params, lambda c: ScalarMiniGPT(c).num_params(), config_cases)
+
+# %%
 
 def torch_weights(q: list[float], keys: list[list[float]]) -> list[float]:
     """torch's attention weights of one query over ``keys`` (the values are the identity: out[j] = weight j)."""
@@ -508,6 +523,15 @@ val2 = evaluate(model2, val_tokens, 200)
 print(f"held-out loss after {short} steps: {val2:.4f}")
 draw_maps(attention_maps(model2, example), example, "two layers: eight heads")
 assert model2.num_params() - model.num_params() == 12 * n_embd * n_embd  # 4 attention + 8 MLP matrices
+
+
+def params_by_hand(c: MiniGPTConfig) -> int:
+    C = c.n_embd  # wte, lm_head and wpe; per layer q, k, v, o (C x C each) and the MLP's C x 4C and 4C x C
+    return 2 * c.vocab_size * C + c.block_size * C + c.n_layer * (4 * C * C + 8 * C * C)
+
+
+assert check(params_by_hand, lambda c: ScalarMiniGPT(c).num_params(), config_cases)
+assert not check(lambda c: 2 * c.vocab_size * c.n_embd, lambda c: ScalarMiniGPT(c).num_params(), config_cases)
 assert val2 < 2.7  # well below the uniform log(27) = 3.30 after 600 steps
 
 # %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}

@@ -250,9 +250,10 @@ assert gap < 1e-4  # fp32, two summation orders (explicit softmax vs the fused a
 #    gives the library's logits, and count what it saves: parameters, and the KV cache's bytes per token in bf16
 #    (every layer keeps a key and a value vector per KV head).
 #
-# Exercise 1 has a cell for your attempt: write the count as a function of the config and run the cell; `check`
-# compares it with the real model's parameter count at depths 2, 4 and 6 and prints the first depth where they
-# differ.
+# Each exercise has a cell for your attempt. Exercise 1: write the count as a function of the config and run the
+# cell; `check` compares it with the real model's parameter count at depths 2, 4 and 6 and prints the first depth
+# where they differ. Exercise 2: the KV cache's bytes per token as a function of the config and the bytes of one
+# number; `check` compares it with the cache the library's engine allocates (`KVCache`) for several configs.
 
 # %%
 from nanochat_next.exercises import check  # your function vs the library's on each case: prints the first difference
@@ -273,6 +274,30 @@ def count_parameters(c) -> int:
 
 
 check(count_parameters, model_parameters, depth_configs)
+
+# %%
+from nanochat_next.infer.kv_cache import KVCache
+
+
+def library_cache_bytes(c, bytes_per_number: int) -> int:
+    """What the library allocates: a cache for one sequence of 16 positions, its bytes per position."""
+    dtype = {2: torch.bfloat16, 4: torch.float32}[bytes_per_number]
+    cache = KVCache(c.n_layer, 1, 16, c.n_kv_head, c.head_dim, dtype=dtype)
+    return (cache.k.nbytes + cache.v.nbytes) // 16
+
+
+cache_cases = [(config_for_depth(4, tok.vocab_size, head_dim=64, max_seq_len=max_seq_len), 4),
+               (GPTConfig(sequence_len=16, vocab_size=tok.vocab_size, n_layer=3, n_head=4, n_kv_head=4, n_embd=64), 2),
+               (GPTConfig(sequence_len=16, vocab_size=tok.vocab_size, n_layer=3, n_head=4, n_kv_head=1, n_embd=64), 2)]
+
+
+# Your attempt (exercise 2): replace the body
+def kv_cache_bytes_per_token(c, bytes_per_number: int) -> int:
+    """Bytes the KV cache keeps per token: every layer, a key and a value vector per KV head."""
+    return c.n_embd * bytes_per_number  # TODO: one vector so far; count keys and values of every layer and KV head
+
+
+check(kv_cache_bytes_per_token, library_cache_bytes, cache_cases)
 
 # %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: count the parameters by hand
@@ -309,3 +334,5 @@ cache = {kv: 2 * c.n_layer * c.n_kv_head * c.head_dim * 2 for kv, c in configs.i
 print(f"multi-query: max |by hand - library| = {gap:.2e}; parameters {params[4]:,} -> {params[1]:,}; KV cache "
       f"{cache[4]:,} -> {cache[1]:,} bytes per token")
 assert gap < 1e-4 and params[1] < params[4] and cache[4] == 4 * cache[1]
+assert check(lambda c, b: 2 * c.n_layer * c.n_kv_head * c.head_dim * b, library_cache_bytes, cache_cases)
+assert not check(lambda c, b: c.n_embd * b, library_cache_bytes, cache_cases)  # the stub

@@ -336,19 +336,50 @@ for style, r in results.items():
 #
 # Try each one before opening its solution (the hidden cell under it; the tests run every solution).
 #
-# 1. **Toggle one feature.** Train nanochat's model twice for 200 steps, identical except for `smear` (the
-#    `next` recipe's change that mixes the previous token's embedding into each position; `smear=False` is
-#    nanochat's model). Which is lower, and by how much? Why can one seed not settle it (notebook 07)?
+# 1. **Toggle one feature.** `smear` is the `next` recipe's change that mixes the previous token's embedding into
+#    each position: `x[t] + lambda * sigmoid(w . x[t, :24]) * x[t - 1]` (position 0 is left alone; `lambda` and the
+#    24 gate weights `w` are learned). Write it, then train nanochat's model twice for 200 steps, identical except
+#    for `smear` (`smear=False` is nanochat's model). Which is lower, and by how much? Why can one seed not settle
+#    it (notebook 07)?
 # 2. **The learning-rate schedule.** nanochat's (2f09686) has no warmup, holds the peak for the first half and
 #    then falls in a straight line to 0 at the end (`warmdown_ratio=0.5`). Write the multiplier of the peak LR at
 #    a step, then plot nanochat's schedule beside the `next` recipe's over one run.
 #
-# Exercise 2 has a cell for your attempt: `check` compares your multiplier with the library's `LRSchedule` (what
-# `set_step_hyperparameters` used in the loop above) on steps of the plateau, its edge and the warmdown, and
-# prints the first step where they differ.
+# Each exercise has a cell for your attempt. Exercise 1's: `check` compares your smear with the library model's
+# (`GPT.smear`, given the same `lambda` and gate weights) on a few random batches of embeddings. Exercise 2's:
+# `check` compares your multiplier with the library's `LRSchedule` (what `set_step_hyperparameters` used in the loop
+# above) on steps of the plateau, its edge and the warmdown. Each prints the first case where they differ.
 
 # %%
 from nanochat_next.exercises import check  # your function vs the library's on each case: prints the first difference
+from nanochat_next.model.gpt import GPTConfig
+
+smear_model = GPT(GPTConfig(sequence_len=16, vocab_size=tok.vocab_size, n_layer=1, n_head=1, n_kv_head=1, n_embd=64,
+                            smear=True))
+
+
+def library_smear(x: torch.Tensor, lam: float, w: torch.Tensor) -> torch.Tensor:
+    """The library's smear with the given strength and gate weights."""
+    with torch.no_grad():
+        smear_model.smear_lambda.fill_(lam)
+        smear_model.smear_gate.weight.copy_(w[None])
+        return smear_model.smear(x)
+
+
+gen = torch.Generator().manual_seed(0)
+smear_cases = [(torch.randn(1, 4, 64, generator=gen), 0.5, torch.randn(24, generator=gen)),
+               (torch.randn(2, 3, 64, generator=gen), -1.0, torch.randn(24, generator=gen))]
+
+
+# Your attempt (exercise 1): replace the body
+def my_smear(x: torch.Tensor, lam: float, w: torch.Tensor) -> torch.Tensor:
+    """x: (B, T, C) embeddings; each x[:, t] plus lam * sigmoid(w . x[:, t, :24]) * x[:, t - 1], for t >= 1."""
+    return x.clone()  # TODO: add the gated previous embedding at positions 1, 2, ...
+
+
+check(my_smear, library_smear, smear_cases)
+
+# %%
 from nanochat_next.schedule import LRSchedule
 
 
@@ -371,6 +402,13 @@ check(lr_multiplier, library_multiplier, schedule_cases)
 
 # %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: toggle one feature
+def smear_by_hand(x: torch.Tensor, lam: float, w: torch.Tensor) -> torch.Tensor:
+    gate = lam * torch.sigmoid(x[..., :24] @ w)[..., None]  # (B, T, 1): how much of the previous token to add
+    return torch.cat([x[:, :1], x[:, 1:] + gate[:, 1:] * x[:, :-1]], dim=1)
+
+
+assert check(smear_by_hand, library_smear, smear_cases)
+assert not check(lambda x, lam, w: x.clone(), library_smear, smear_cases)  # the stub
 toggled = {}
 for smear in (True, False):
     run = TensorRun(**{**NANOCHAT, "smear": smear}, depth=depth, head_dim=64, max_seq_len=max_seq_len,

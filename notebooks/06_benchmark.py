@@ -307,8 +307,10 @@ else:
 # 2. **How many seeds?** Suppose the true improvement were 0.01 bpb with a paired-difference standard deviation
 #    of 0.01. Roughly how many seeds until the expected t-statistic clears p < 0.01? (Try n = 3 ... 10.)
 #
-# Exercise 1 has a cell for your attempt: replace the function's body and run the cell; `check` compares your
-# p-value with scipy's paired t-test on several pairs of runs and prints the first one where they differ.
+# Each exercise has a cell for your attempt: replace the function's body and run the cell. Exercise 1's `check`
+# compares your p-value with scipy's paired t-test on several pairs of runs; exercise 2's compares your expected
+# p-value (from the effect, its standard deviation and n alone) with the same test run on n differences that have
+# exactly that mean and standard deviation. Each prints the first case where they differ.
 
 # %%
 from scipy import stats as scipy_stats
@@ -330,10 +332,35 @@ def my_paired_p(ours: list[float], theirs: list[float]) -> float:
 
 check(my_paired_p, library_paired_p, paired_cases)
 
+
+# %%
+import statistics
+
+
+def differences_with(effect: float, sd: float, n: int) -> list[float]:
+    """n paired differences whose mean is exactly ``effect`` and whose standard deviation is exactly ``sd``."""
+    z = [i - (n - 1) / 2 for i in range(n)]
+    return [effect + sd * zi / statistics.stdev(z) for zi in z]
+
+
+def library_expected_p(effect: float, sd: float, n: int) -> float:
+    return library_paired_p(differences_with(effect, sd, n), [0.0] * n)
+
+
+expected_cases = [(0.01, 0.01, 3), (0.01, 0.01, 10), (0.03, 0.01, 5)]
+
+
+# Your attempt (exercise 2): replace the body
+def my_expected_p(effect: float, sd: float, n: int) -> float:
+    """The two-sided p-value of n paired differences with mean ``effect`` and standard deviation ``sd``."""
+    return 1.0  # TODO: t from the mean, the standard deviation and n; then the t distribution with n - 1 dof
+
+
+check(my_expected_p, library_expected_p, expected_cases)
+
 # %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: the paired t-test by hand
 import math
-import statistics
 
 diffs = [q["ours_by_seed"][k] - q["nanochat_recipe_by_seed"][k] for k in q["ours_by_seed"]]
 n = len(diffs)
@@ -362,3 +389,11 @@ for n_seeds in range(3, 11):
 needed = next(k for k in range(3, 30) if 2 * scipy_stats.t.sf(math.sqrt(k), k - 1) < 0.01)
 print(f"about {needed} seeds when the effect is as large as the noise")
 assert needed > 3
+
+
+def expected_p_by_formula(effect: float, sd: float, n: int) -> float:
+    return float(2 * scipy_stats.t.sf(effect / (sd / math.sqrt(n)), n - 1))
+
+
+assert check(expected_p_by_formula, library_expected_p, expected_cases)
+assert not check(lambda effect, sd, n: 1.0, library_expected_p, expected_cases)  # the stub

@@ -238,8 +238,11 @@ print(f"{len(committed)} committed sweeps from {results}" if committed else
 #    is a useless change called significant at 0.05, and at 0.01? With 20 candidates in a sweep, how many false
 #    "improvements" would each threshold let into a recipe?
 #
-# Exercise 1 has a cell for your attempt: replace the function's body and run the cell; `check` compares your
-# verdict with the library's (`nanochat_next.bench.stats`) on several sweeps and prints the first difference.
+# Each exercise has a cell for your attempt: replace the function's body and run the cell. Exercise 1's `check`
+# compares your verdict with the library's (`nanochat_next.bench.stats`) on several sweeps. Exercise 2's compares
+# the fraction of useless changes your simulation calls significant with what a valid test must give: `alpha`
+# itself (that is what a p-value means), within the simulation's own noise (4,000 trials: +-0.025 at alpha 0.2).
+# Each prints the first case where they differ.
 
 # %%
 from nanochat_next.bench.stats import compare, verdict
@@ -261,6 +264,22 @@ def my_verdict(ours: list[float], baseline: list[float]) -> str:
 
 
 check(my_verdict, library_verdict, verdict_cases)
+
+
+# %%
+def valid_test_rate(alpha: float) -> float:
+    """The reference: a valid test calls a change that does nothing significant in a fraction alpha of trials."""
+    return alpha
+
+
+# Your attempt (exercise 2): replace the body
+def my_false_positive_rate(alpha: float, trials: int = 4000, n_seeds: int = 3) -> float:
+    """Simulate ``trials`` useless changes (variant and baseline: the same seed effect plus each run's own noise),
+    test each with the paired t-test, return the fraction with p < alpha."""
+    return 0.0  # TODO: draw the runs, scipy.stats.ttest_rel(..., axis=1), count the p-values below alpha
+
+
+check(my_false_positive_rate, valid_test_rate, [0.2, 0.05, 0.01], rel=0, abs_=0.025)
 
 # %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: the verdict by hand
@@ -297,3 +316,14 @@ for alpha in (0.05, 0.01):
     print(f"p < {alpha}: {rate:.1%} of useless changes pass; of 20 candidates, {20 * rate:.1f} false positives")
 assert (p_values < 0.05).mean() > (p_values < 0.01).mean()  # the stricter rule lets fewer through
 assert abs((p_values < 0.05).mean() - 0.05) < 0.02  # a valid test: about alpha of the null changes pass
+
+
+def simulated_rate(alpha: float, trials: int = 4000, n_seeds: int = 3) -> float:
+    g = torch.Generator().manual_seed(1)
+    seed_effect_ = torch.randn(trials, n_seeds, generator=g)
+    a_, b_ = (seed_effect_ + 0.3 * torch.randn(trials, n_seeds, generator=g) for _ in range(2))
+    return float((scipy_stats.ttest_rel(a_.numpy(), b_.numpy(), axis=1).pvalue < alpha).mean())
+
+
+assert check(simulated_rate, valid_test_rate, [0.2, 0.05, 0.01], rel=0, abs_=0.025)
+assert not check(lambda alpha, trials=4000, n_seeds=3: 0.0, valid_test_rate, [0.2, 0.05, 0.01], rel=0, abs_=0.025)

@@ -243,9 +243,11 @@ assert "nanochat-next" in tokenizer.decode(engine.generate_batch(
 # 2. **Why is spelling hard?** Count the tokens of a few words and of their spelled-out answers. How many letters
 #    does one token of the word hide, that the model must have memorised to spell it?
 #
-# Exercise 1 has a cell for your attempt: count the tokens SFT trains on in a conversation from the tokenizer
-# alone (which tokens does the loss mask keep?); `check` compares your count with the mask the library renders, on
-# conversations of one, two and three exchanges, and prints the first one where they differ.
+# Each exercise has a cell for your attempt. Exercise 1: count the tokens SFT trains on in a conversation from the
+# tokenizer alone (which tokens does the loss mask keep?); `check` compares your count with the mask the library
+# renders, on conversations of one, two and three exchanges. Exercise 2: the number of tokens of a word's
+# spelled-out answer, from the tokenizer alone; `check` compares it with the reply the `spelling` task trains on
+# (its loss mask, less the end token). Each prints the first case where they differ.
 
 # %%
 from nanochat_next.exercises import check  # your function vs the library's on each case: prints the first difference
@@ -273,6 +275,31 @@ def trained_tokens(conversation: dict) -> int:
 
 
 check(trained_tokens, library_count, count_cases)
+
+
+# %%
+import random
+
+from nanochat_next.chat.tasks import conversation as task_conversation
+from nanochat_next.chat.tasks import make_spelling
+
+
+def library_answer_tokens(word: str) -> int:
+    """The spelling task's example for this word, rendered: the tokens of the reply the loss trains on."""
+    _, question, answer = make_spelling(random.Random(0), [word], 0)
+    return sum(render_conversation(task_conversation("spelling", question, answer), tokenizer)[1]) - 1  # no end token
+
+
+spelling_cases = ["king", "queen", "thou", "gentleman"]
+
+
+# Your attempt (exercise 2): replace the body
+def answer_tokens(word: str) -> int:
+    """How many tokens the spelled-out answer to "Spell the word <word>" takes (tokenizer.encode)."""
+    return len(tokenizer.encode(word))  # TODO: the tokens of the answer, not of the word
+
+
+check(answer_tokens, library_answer_tokens, spelling_cases)
 
 # %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: your own data
@@ -310,3 +337,5 @@ for word in ("king", "queen", "thou", "gentleman"):
     print(f"{word!r}: {len(word_tokens)} token(s) {[tokenizer.decode([t]) for t in word_tokens]} -> "
           f"spelled in {len(answer_tokens)} tokens; {len(word) / len(word_tokens):.1f} letters per token to recall")
 assert len(tokenizer.encode(" gentleman")) < len("gentleman")  # the model never sees most words' letters
+assert check(lambda word: len(tokenizer.encode("-".join(word))), library_answer_tokens, spelling_cases)
+assert not check(lambda word: len(tokenizer.encode(word)), library_answer_tokens, spelling_cases)  # the stub

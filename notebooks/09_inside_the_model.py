@@ -274,8 +274,10 @@ assert mean_entropy(maps) < uniform  # softmax weights of unequal scores: below 
 # 2. **Compute-optimal, read off the plot.** For each evaluation budget (FLOPs) of the right-hand plot, which depth
 #    had the lowest loss at about that budget? Does the best depth grow with the budget?
 #
-# Exercise 1 starts with a cell for your attempt: `check` compares your formula with `entropy` of the uniform map
-# for several lengths and prints the first length where they differ.
+# Each exercise starts with a cell for your attempt. Exercise 1's `check` compares your formula with `entropy` of
+# the uniform map for several lengths. Exercise 2's: the lowest val bpb any depth reached within a budget of
+# FLOPs; `check` compares it with the envelope the library's compute-multiplier code draws over the same
+# evaluations (`best_so_far`, the curve that never rises). Each prints the first case where they differ.
 
 # %%
 from nanochat_next.exercises import check  # your function vs the notebook's on each case: prints the first difference
@@ -293,6 +295,34 @@ def uniform_entropy(T: int) -> float:
 
 
 check(uniform_entropy, measured_on_the_map, [1, 2, 3, 10, T], rel=1e-5)
+
+
+# %%
+from nanochat_next.bench.compute_multiplier import best_so_far
+
+# every evaluation of every depth above: (FLOPs spent so far, val bpb, depth)
+points = [(e["step"] * total_batch_size * r["flops_per_token"], e["val_bpb"], depth)
+          for depth, r in runs.items() for e in r["evals"] if e["step"] > 0]
+
+
+def library_lowest(budget: float, points: list[tuple[float, float, int]]) -> float:
+    """The library's envelope over all evaluations in FLOPs order, read at the last one within the budget."""
+    envelope = best_so_far(sorted((flops, bpb) for flops, bpb, _ in points))
+    return [bpb for flops, bpb in envelope if flops <= budget][-1]
+
+
+toy_points = [(1.0, 3.0, 2), (2.0, 2.5, 2), (2.0, 2.7, 4), (4.0, 2.2, 4), (3.0, 2.6, 2)]
+budget_cases = [(2.0, toy_points), (3.5, toy_points), (4.0, toy_points),
+                *((budget, points) for budget in sorted({f for f, _, _ in points})[1::3])]
+
+
+# Your attempt (exercise 2): replace the body
+def lowest_within(budget: float, points: list[tuple[float, float, int]]) -> float:
+    """The lowest val bpb among the evaluations that spent at most ``budget`` FLOPs, any depth."""
+    return points[0][1]  # TODO: only the first evaluation so far
+
+
+check(lowest_within, library_lowest, budget_cases)
 
 # %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 1: untrained vs trained
@@ -317,8 +347,8 @@ assert len(change) == n_layers * n_heads
 
 # %% tags=["solution", "nbval-ignore-output"] cellView="form" jupyter={"source_hidden": true}
 # @title Solution 2: compute-optimal, read off the plot
-points = [(e["step"] * total_batch_size * r["flops_per_token"], e["val_bpb"], depth)
-          for depth, r in runs.items() for e in r["evals"] if e["step"] > 0]
+assert check(lambda budget, points: min(bpb for f, bpb, _ in points if f <= budget), library_lowest, budget_cases)
+assert not check(lambda budget, points: points[0][1], library_lowest, budget_cases)  # the stub
 budgets = sorted({f for f, _, _ in points})
 best = []
 for budget in budgets[:: max(1, len(budgets) // 6)]:

@@ -79,22 +79,26 @@ def test_test_plumbing_stays_out_of_the_learners_code(script):
         assert "About the outputs" in nb.cells[0].source, f"{script.stem}: say once why some outputs differ"
 
 
-ATTEMPTS = {"01_tokenizer": 3, "02_bigram": 1, "03_mini_gpt": 1, "04_tensor_gpt": 1, "04b_training": 1,
-            "05_sampling": 2, "06_benchmark": 1, "07_ablation": 1, "08_chat": 1, "09_inside_the_model": 1, "10_rl": 2}
+def numbered_exercises(nb) -> list[str]:
+    header = [c for c in nb.cells if c.cell_type == "markdown" and "## Exercises" in c.source][-1]
+    return re.findall(r"^(\d+)\. \*\*", header.source.split("## Exercises", 1)[1], re.M)
 
 
-@pytest.mark.parametrize("stem", ATTEMPTS)
-def test_exercises_that_ask_for_a_function_check_the_learners_attempt(stem):
-    """A stub cell per such exercise calls the checker on the learner's function; the solutions assert that the
+@pytest.mark.parametrize("script", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_exercise_checks_the_learners_attempt(script):
+    """One stub cell per exercise calls the checker on the learner's function; the solutions assert that the
     checker accepts the solution and rejects the untouched stub (so the checker is seen to fail)."""
-    nb = nbformat.read(REPO / "notebooks" / f"{stem}.ipynb", as_version=4)
+    nb = nbformat.read(script.with_suffix(".ipynb"), as_version=4)
+    exercises = numbered_exercises(nb)
     attempts = [c for c in nb.cells if c.cell_type == "code" and "# Your attempt (exercise" in c.source]
-    assert len(attempts) == ATTEMPTS[stem] and all("check(" in c.source and "TODO" in c.source for c in attempts)
+    numbers = [re.search(r"# Your attempt \(exercise (\d+)\)", c.source).group(1) for c in attempts]
+    assert numbers == exercises, f"{script.stem}: attempt cells for exercises {numbers}, exercises {exercises}"
+    assert all("check(" in c.source and "TODO" in c.source for c in attempts)
     assert all("solution" not in c.metadata.get("tags", []) for c in attempts), "the attempt cell stays visible"
     solutions = "\n".join(c.source for c in nb.cells if "solution" in c.metadata.get("tags", []))
-    assert solutions.count("assert check(") >= ATTEMPTS[stem] and solutions.count("assert not check(") >= ATTEMPTS[stem]
+    assert solutions.count("assert check(") >= len(exercises) and solutions.count("assert not check(") >= len(exercises)
     outputs = "".join(o.get("text", "") for c in attempts for o in c.outputs)
-    assert outputs.count("not yet:") == ATTEMPTS[stem], "each stored stub run shows the checker failing it"
+    assert outputs.count("not yet:") == len(exercises), "each stored stub run shows the checker failing it"
 
 
 @pytest.mark.parametrize("script", NOTEBOOKS, ids=lambda p: p.stem)
