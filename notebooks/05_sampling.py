@@ -189,9 +189,10 @@ plt.show()
 # %% [markdown]
 # ## 3. Samples
 #
-# The same prompt, the same seed, five rules. Greedy takes the likeliest path, which here circles back on its own
-# words ("I am not a man, sir, I am a man") and may end at the first likely line break; a high temperature
-# invents words; top-k and top-p cut off the unlikely tail that produces most of the nonsense.
+# The same prompt, the same seed, five rules (the text differs from machine to machine, the pattern does not).
+# Greedy takes the likeliest path, which circles back on its own words (on this model, a line about being "a man"
+# that says it twice) and may end at the first likely line break; a high temperature invents words; top-k and
+# top-p cut off the unlikely tail that produces most of the nonsense.
 
 # %% tags=["nbval-ignore-output"]
 prompt_ids = tok.encode(prompt, prepend_bos=True)

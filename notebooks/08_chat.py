@@ -161,6 +161,11 @@ assert split_of("rose") == split_of("rose")
 # `<|assistant_end|>`, and runs the task's checker. The base model has never seen the template: it cannot do
 # any of this. Then SFT: nanochat's recipe (the base weights, Muon + AdamW at nanochat's SFT learning rates,
 # flat then decaying to 0), trained on the assistant tokens only.
+#
+# An accuracy means something only above what a *constant* reply scores on the same questions (`majority`, the
+# dashed line in the chart): for spelling and arith that is 0 (every answer differs), but half of the identity
+# questions are not about the assistant, so a model that never names itself already scores 0.50 there. The base
+# model's 0.50 on identity is that, not knowledge.
 
 # %%
 from nanochat_next.chat.evaluate import evaluate_tasks
@@ -191,13 +196,17 @@ ax1.set(xlabel="SFT step", ylabel="loss (assistant tokens)", title="fine-tuning"
 x = range(len(tasks))
 ax2.bar([i - 0.2 for i in x], [before[t]["accuracy"] for t in tasks], 0.4, label="base model")
 ax2.bar([i + 0.2 for i in x], [after[t]["accuracy"] for t in tasks], 0.4, label="after SFT")
+for i, t in enumerate(tasks):  # the best a constant reply scores on the same questions: accuracy must beat it
+    ax2.hlines(after[t]["majority"], i - 0.45, i + 0.45, colors="black", linestyles="dashed",
+               label="best constant reply" if i == 0 else None)
 ax2.set(xticks=list(x), xticklabels=tasks, ylabel="accuracy on held-out questions", ylim=(0, 1.05))
 ax2.legend()
 fig.tight_layout()
 
 # %% tags=["nbval-ignore-output"]
 for name in tasks:
-    print(f"{name:9s} before {before[name]['accuracy']:.2f} -> after {after[name]['accuracy']:.2f}   e.g. "
+    print(f"{name:9s} before {before[name]['accuracy']:.2f} -> after {after[name]['accuracy']:.2f} "
+          f"(a constant reply: {after[name]['majority']:.2f})   e.g. "
           f"{after[name]['samples'][0]['question']!r} -> {after[name]['samples'][0]['reply']!r}")
 
 # %% [markdown]
