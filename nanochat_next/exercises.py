@@ -14,10 +14,25 @@ from typing import Any
 
 import torch
 
+SHOWN_ELEMENTS = 16  # a tensor with more values is shown by its shape, and a difference by its first place
+
+
+class Shape:
+    """How a large tensor is shown: ``tensor(2, 3, 64)``."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = shape
+
+    def __repr__(self) -> str:
+        return f"tensor{self.shape}" if len(self.shape) != 1 else f"tensor({self.shape[0]})"
+
 
 def shown(value: Any) -> Any:
-    """A value as a learner reads it: tensors as nested lists, floats rounded to 6 significant digits."""
+    """A value as a learner reads it: small tensors as nested lists, large ones by their shape, floats rounded to
+    6 significant digits."""
     if isinstance(value, torch.Tensor):
+        if value.numel() > SHOWN_ELEMENTS:
+            return Shape(tuple(value.shape))
         return shown(value.tolist())  # its floats rounded too (a float32 tensor's tolist has 17 digits)
     if isinstance(value, float):
         return float(f"{value:.6g}")
@@ -48,6 +63,15 @@ def same(got: Any, want: Any, rel: float = 1e-5, abs_: float = 1e-6) -> bool:
     return got == want
 
 
+def first_difference(got: torch.Tensor, want: torch.Tensor, rel: float, abs_: float) -> str:
+    """Where two tensors of one shape first differ: the index, both values and how many places differ."""
+    close = torch.isclose(got.double(), want.double(), rtol=rel, atol=abs_, equal_nan=True)
+    wrong = (~close).nonzero()
+    place = wrong[0].tolist()
+    return (f"at {place} you gave {shown(got[tuple(place)].item())}, expected {shown(want[tuple(place)].item())} "
+            f"({len(wrong):,} of {got.numel():,} values differ)")
+
+
 def check(mine: Callable, reference: Callable, cases: Sequence, rel: float = 1e-5, abs_: float = 1e-6) -> bool:
     """Call ``mine`` and ``reference`` on every case (a tuple is unpacked into arguments) and compare; print the
     first difference, or that all cases agree. Returns whether they all agree."""
@@ -61,7 +85,11 @@ def check(mine: Callable, reference: Callable, cases: Sequence, rel: float = 1e-
             return False
         want = reference(*args)
         if not same(got, want, rel, abs_):
-            print(f"not yet: for {label} you gave {brief(got)}, expected {brief(want)}")
+            large = all(isinstance(v, torch.Tensor) and v.numel() > SHOWN_ELEMENTS for v in (got, want))
+            if large and got.shape == want.shape:
+                print(f"not yet: for {label} your tensor differs {first_difference(got, want, rel, abs_)}")
+            else:
+                print(f"not yet: for {label} you gave {brief(got)}, expected {brief(want)}")
             return False
     print(f"right on all {len(cases)} cases")
     return True

@@ -52,3 +52,19 @@ def test_a_long_case_is_cut_to_a_readable_line(capsys):
     assert not check(lambda docs: 1.0, lambda docs: 2.0, [["a long document " * 20] * 5])
     line = capsys.readouterr().out.strip()
     assert len(line) < 200 and "more characters)" in line and line.endswith("you gave 1.0, expected 2.0")
+
+
+def test_a_large_tensor_is_shown_by_its_shape_and_first_difference(capsys):
+    """A (2, 3, 4) answer printed in full would be unreadable: the case shows its shape, the message the first
+    place where the values differ, both values and how many places differ."""
+    def reference(x):
+        return x + (torch.arange(x.numel()).view_as(x) % 7 == 5).float()  # differs at flat 5, 12 and 19
+
+    assert not check(lambda x: x.clone(), reference, [torch.zeros(2, 3, 4)])
+    out = capsys.readouterr().out.strip()
+    assert out == ("not yet: for tensor(2, 3, 4) your tensor differs at [0, 1, 1] you gave 0.0, expected 1.0 "
+                   "(3 of 24 values differ)")
+    assert not check(lambda x: x.reshape(4, 6), lambda x: x, [torch.zeros(2, 3, 4)])  # another shape: both by shape
+    out = capsys.readouterr().out.strip()
+    assert out == "not yet: for tensor(2, 3, 4) you gave tensor(4, 6), expected tensor(2, 3, 4)"
+    assert check(lambda x: x * 1.0, lambda x: x, [torch.ones(40)])
