@@ -20,6 +20,16 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, unless the help already says what the default is (argparse's
+    own formatter would add "(default: None)" after "(default: the preset's)")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.help and "(default" in action.help:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def checked(parse, ok, expected: str):
     """An argparse type: parse the text, then require ``ok(value)``; otherwise say what was expected."""
 
@@ -67,7 +77,8 @@ def add_config_flags(group, specs, *configs, describe=None) -> None:
         shown = describe(dest) if describe else ", ".join(str(d) for d in defaults.get(dest, ["-"]))
         if shown in ("None", ""):
             shown = "the base run's" if describe is None else shown
-        group.add_argument(*names, dest=dest, default=argparse.SUPPRESS, **kwargs, help=f"{text} (default: {shown})")
+        described = text if "(default" in text else f"{text} (default: {shown})"  # a help that says its own default
+        group.add_argument(*names, dest=dest, default=argparse.SUPPRESS, **kwargs, help=described)
 
 
 def int_list(text: str) -> list[int]:

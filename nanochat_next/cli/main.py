@@ -13,7 +13,7 @@ import sys
 
 from nanochat_next import __version__
 from nanochat_next.cli import chat_cmds, generate_cmds, model_cmds, system_cmds, tokenizer_cmds, train_cmds
-from nanochat_next.cli.args import Parser, add_threads_flag
+from nanochat_next.cli.args import HelpFormatter, Parser, add_threads_flag
 from nanochat_next.errors import UserError
 from nanochat_next.runtime import set_threads
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                     epilog="Run `nanochat-next COMMAND --help` for a command's options.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
     for family in (tokenizer_cmds, train_cmds, chat_cmds, generate_cmds, model_cmds, system_cmds):
         family.register(sub, fmt)
     for command in sub.choices.values():  # every command computes on the CPU at some point

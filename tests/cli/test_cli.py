@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -29,6 +30,8 @@ def test_help_lists_every_command_and_option():
             for flag in action.option_strings:
                 assert flag in text
             assert action.help, f"{name} {action.option_strings} has no help text"
+        # one default per option: a help that states its own default gets no second "(default: None)"
+        assert not re.search(r"\(default[^)]*\)\s*\(default", " ".join(text.split())), f"{name}: two defaults"
 
 
 def test_console_script_runs():
