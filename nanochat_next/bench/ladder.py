@@ -245,28 +245,37 @@ def headline(cm: dict, at_their_final: dict) -> dict:
     return summarize_cms(by_seed)
 
 
-def rung_finished(ladder: Ladder, depth: int, steps: int) -> bool:
+def finished_recipes(ladder: Ladder, depth: int, steps: int) -> list[str]:
+    """The recipes of this rung whose every seed has finished."""
     sweep = ladder.sweep(depth, steps)
-    return all(finished(run_dir(sweep, r, s), sweep.mode) for r in ladder.recipes for s in ladder.seeds)
+    return [r for r in ladder.recipes if all(finished(run_dir(sweep, r, s), sweep.mode) for s in ladder.seeds)]
 
 
 def report_ladder(ladder: Ladder) -> dict:
-    """The analysis of the rungs whose every run has finished, training nothing (``ladder --report``: a ladder
-    run in parts shows what it has so far); the other rungs are listed as ``pending``."""
-    done = [rung for rung in ladder.rungs() if rung_finished(ladder, *rung)]
+    """The analysis of what has finished, training nothing (``ladder --report``: a ladder run in parts shows what it
+    has so far). A rung is compared with a baseline once ours and that baseline have finished every seed; a rung
+    where some baseline has not is reported against the others and listed as ``partial``; one where ours or
+    every baseline is unfinished is ``pending``."""
+    done = {}
+    for rung in ladder.rungs():
+        names = finished_recipes(ladder, *rung)
+        if ladder.recipes[0] in names and len(names) > 1:
+            done[rung] = names
     if not done:
         raise UserError(f"no rung of this ladder has finished in {ladder.out}: run it without --report first")
     return analyse(ladder, training_tokens(ladder), done)
 
 
-def analyse(ladder: Ladder, tokens: int | None, rungs_done: list[tuple[int, int]] | None = None) -> dict:
+def analyse(ladder: Ladder, tokens: int | None, rungs_done: dict[tuple[int, int], list[str]] | None = None) -> dict:
     """Per rung: each recipe's final and best val bpb over seeds, and ours against every baseline (paired p-values,
-    compute multipliers). ``rungs_done``: analyse only these (the rest are ``pending``)."""
+    compute multipliers). ``rungs_done``: analyse only these rungs, each with the recipes that finished (ours
+    first); the other rungs are ``pending``, the baselines left out of a rung ``partial``."""
     ours_name, baselines = ladder.recipes[0], ladder.recipes[1:]
-    rungs, todo = [], ladder.rungs() if rungs_done is None else rungs_done
-    for depth, steps in todo:
+    todo = rungs_done if rungs_done is not None else {rung: list(ladder.recipes) for rung in ladder.rungs()}
+    rungs = []
+    for (depth, steps), names in todo.items():
         sweep = ladder.sweep(depth, steps)
-        runs = {r: {s: read_run(run_dir(sweep, r, s)) for s in ladder.seeds} for r in ladder.recipes}
+        runs = {r: {s: read_run(run_dir(sweep, r, s)) for s in ladder.seeds} for r in names}
         any_run = runs[ours_name][ladder.seeds[0]]
         seen = steps * any_run["tokens_per_step"]
         recipes = {}
@@ -280,7 +289,7 @@ def analyse(ladder: Ladder, tokens: int | None, rungs_done: list[tuple[int, int]
                              "curves": {s: r["curve"] for s, r in by_seed.items()},
                              "train_seconds": stats.describe([r["train_seconds"] for r in by_seed.values()])}
         versus = {}
-        for base in baselines:
+        for base in (b for b in baselines if b in runs):
             ours, theirs = runs[ours_name], runs[base]
             versus[base] = {
                 "final": stats.compare([ours[s]["final"] for s in ladder.seeds],
@@ -299,16 +308,18 @@ def analyse(ladder: Ladder, tokens: int | None, rungs_done: list[tuple[int, int]
             "training_tokens": tokens, "accept_p": stats.ACCEPT_P, "base_config": asdict(ladder.base),
             "cm_targets": {b: CM_TARGETS.get(b) for b in baselines}, "rungs": rungs,
             "summary": summary(rungs, baselines), "wall_seconds": wall_seconds(ladder, todo),
-            "pending": [f"d{d}_s{s}" for d, s in ladder.rungs() if (d, s) not in todo]}
+            "pending": [f"d{d}_s{s}" for d, s in ladder.rungs() if (d, s) not in todo],
+            "partial": {f"d{d}_s{s}": [b for b in baselines if b not in names] for (d, s), names in todo.items()
+                        if len(names) < len(ladder.recipes)}}
 
 
-def wall_seconds(ladder: Ladder, rungs: list[tuple[int, int]]) -> float:
-    """The wall time of these rungs: every run's process, from start to exit, over however many invocations it
-    took (a run finished before the times were recorded counts its training time)."""
+def wall_seconds(ladder: Ladder, rungs: dict[tuple[int, int], list[str]]) -> float:
+    """The wall time of these rungs' runs of these recipes: every run's process, from start to exit, over however
+    many invocations it took (a run finished before the times were recorded counts its training time)."""
     walls, total = read_walls(ladder), 0.0
-    for depth, steps in rungs:
+    for (depth, steps), recipes in rungs.items():
         sweep = ladder.sweep(depth, steps)
-        for recipe in ladder.recipes:
+        for recipe in recipes:
             for seed in ladder.seeds:
                 key = f"{sweep.out.name}/{recipe}/{seed}"
                 total += walls[key] if key in walls else read_run(run_dir(sweep, recipe, seed))["train_seconds"]
@@ -320,13 +331,15 @@ def summary(rungs: list[dict], baselines) -> dict:
     target, and the rungs where ours is significantly worse at the end."""
     out = {}
     for base in baselines:
-        cms = [r["versus"][base]["cm_headline"]["geomean"] for r in rungs
+        compared = [r for r in rungs if base in r["versus"]]  # a rung where this baseline has not finished: not here
+        cms = [r["versus"][base]["cm_headline"]["geomean"] for r in compared
                if r["versus"][base]["cm_headline"]["geomean"]]
         target = CM_TARGETS.get(base)
         out[base] = {"cm_min": min(cms, default=None), "cm_max": max(cms, default=None),
-                     "rungs_at_target": sum(c >= target for c in cms) if target else None, "rungs": len(rungs),
-                     "extrapolated": [r["rung"] for r in rungs if r["versus"][base]["cm_headline"]["extrapolated"]],
-                     "significantly_worse": [r["rung"] for r in rungs if r["versus"][base]["verdict"] == "regression"]}
+                     "rungs_at_target": sum(c >= target for c in cms) if target else None, "rungs": len(compared),
+                     "extrapolated": [r["rung"] for r in compared if r["versus"][base]["cm_headline"]["extrapolated"]],
+                     "significantly_worse": [r["rung"] for r in compared
+                                             if r["versus"][base]["verdict"] == "regression"]}
     return out
 
 

@@ -42,6 +42,10 @@ def report(data: dict, png_name: str) -> str:
     if data.get("pending"):
         lines += [f"**Not run yet** (the ladder is run in parts; these rungs have unfinished runs and are left out "
                   f"of every table and range below): {', '.join(data['pending'])}.", ""]
+    if data.get("partial"):
+        lines += ["**Partly run**: " + "; ".join(f"{rung} against {', '.join(f'`{b}`' for b in missing)}"
+                                                 for rung, missing in data["partial"].items())
+                  + " (those baselines' runs are unfinished: the rung is left out of their tables only).", ""]
     if data.get("training_tokens"):
         lines += [f"The corpus has {data['training_tokens']:,} training tokens; `epochs` = tokens seen / that.", ""]
     for base in data["baselines"]:
@@ -57,7 +61,7 @@ def report(data: dict, png_name: str) -> str:
                   "| rung | epochs | ours final | theirs final | diff | p | ours best (step) | theirs best | "
                   "diff | p | CM | CM nanochat | CM best |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
-        for r in data["rungs"]:
+        for r in (r for r in data["rungs"] if base in r["versus"]):
             a, b, v = r["recipes"][ours], r["recipes"][base], r["versus"][base]
             steps = sorted(set(a["best_step_by_seed"].values()))
             lines.append(
@@ -100,7 +104,7 @@ def plot(data: dict, path: Path) -> None:
     ax = axes.flat[len(rungs)]
     for i, base in enumerate(data["baselines"]):
         points = [(r["recipes"][data["ours"]]["flops_per_token"] * r["tokens"],
-                   r["versus"][base]["cm_headline"]["geomean"], r) for r in rungs]
+                   r["versus"][base]["cm_headline"]["geomean"], r) for r in rungs if base in r["versus"]]
         points = [pt for pt in points if pt[1]]
         ax.semilogx([x for x, _, _ in points], [y for _, y, _ in points], "s", color=f"C{i + 1}",
                   label=f"vs {base}")

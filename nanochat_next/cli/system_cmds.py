@@ -122,8 +122,9 @@ def register_ladder(sub, fmt) -> None:
     p.add_argument("--seeds", help="comma-separated, at least two (default: the preset's)")
     p.add_argument("--out", default=None, help="the ladder's directory, artifacts included (default: "
                                                "out/ladder/PRESET)")
-    p.add_argument("--report", action="store_true", help="train nothing: write the artifacts of the rungs "
-                                                         "finished so far (the rest listed as pending)")
+    p.add_argument("--report", action="store_true", help="train nothing: write the artifacts of what has "
+                                                         "finished so far (a rung is compared with each baseline "
+                                                         "that finished it; the rest listed as partial or pending)")
     p.set_defaults(func=cmd_ladder)
 
 
@@ -248,6 +249,8 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     json_path, md_path, png = write(data, out)
     if data["pending"]:
         print(f"pending (not every run finished): {', '.join(data['pending'])}")
+    for rung, missing in data.get("partial", {}).items():
+        print(f"partly run: {rung} without {', '.join(missing)} (its runs unfinished)")
     ours = data["ours"]
     for base, s in data["summary"].items():
         cms = f"{s['cm_min']:.2f} to {s['cm_max']:.2f}" if s["cm_min"] is not None else "undefined"

@@ -152,3 +152,27 @@ def test_report_writes_the_finished_rungs_and_lists_the_pending_ones(tmp_path, c
     fake_run(run_dir(ladder.sweep(1, 40), "next", 44), [(40, 2.0)])  # a third seed not run by the baseline:
     assert main([*args[:-5], "--seeds", "42,43,44", "--out", str(tmp_path), "--report"]) == 2  # no rung complete
     assert "no rung of this ladder has finished" in capsys.readouterr().err
+
+
+def test_report_compares_a_rung_with_the_baselines_that_finished_it(tmp_path, capsys):
+    """A ladder run in parts: at d1_s40 ours and nanochat finished every seed, nanochat-92d63d4 one seed of two.
+    The rung is compared with nanochat, listed as partly run, and left out of nanochat-92d63d4's table only."""
+    ladder = hand_made(tmp_path, {42: [(10, 3.0), (40, 2.0)], 43: [(10, 3.1), (40, 2.1)]},
+                       {42: [(10, 3.2), (40, 2.5)], 43: [(10, 3.3), (40, 2.6)]})
+    fake_run(run_dir(ladder.sweep(1, 40), "nanochat-92d63d4", 42), [(10, 3.0), (40, 2.2)])  # seed 43 missing
+    args = ["ladder", "--preset", "tiny", "--depths", "1", "--steps", "40", "--recipes",
+            "next,nanochat,nanochat-92d63d4", "--seeds", "42,43", "--out", str(tmp_path), "--report"]
+    assert main(args) == 0
+    assert "partly run: d1_s40 without nanochat-92d63d4" in capsys.readouterr().out
+    [json_path] = tmp_path.glob("ladder_tiny_*.json")
+    data = json.loads(json_path.read_text())
+    jsonschema.validate(data, SCHEMA)
+    [rung] = data["rungs"]
+    assert set(rung["recipes"]) == {"next", "nanochat"} and set(rung["versus"]) == {"nanochat"}
+    assert data["partial"] == {"d1_s40": ["nanochat-92d63d4"]} and data["pending"] == []
+    assert data["summary"]["nanochat"]["rungs"] == 1 and data["summary"]["nanochat-92d63d4"]["rungs"] == 0
+    assert data["wall_seconds"] == pytest.approx(4 * 2.0)  # the four finished runs, not the unfinished one
+    md = json_path.with_suffix(".md").read_text()
+    assert "**Partly run**: d1_s40 against `nanochat-92d63d4`" in md
+    newest_table = md.split("## `next` vs `nanochat-92d63d4`")[1]
+    assert "| d1 x 40 |" not in newest_table and "| d1 x 40 |" in md.split("## `next` vs `nanochat`")[1]
