@@ -109,7 +109,7 @@ def test_exercises_with_hidden_tested_solutions(script):
     nb = nbformat.read(script.with_suffix(".ipynb"), as_version=4)
     headers = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "## Exercises" in c.source]
     assert headers, f"{script.stem} has no ## Exercises section"
-    exercises = re.findall(r"^(\d+)\. \*\*", nb.cells[headers[-1]].source.split("## Exercises", 1)[1], re.M)
+    exercises = numbered_exercises(nb)
     solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
     assert 2 <= len(exercises) <= 4, f"{script.stem}: {len(exercises)} exercises (2-4)"
     assert exercises == [str(i) for i in range(1, len(exercises) + 1)]
