@@ -89,7 +89,10 @@ class DecodeStep(nn.Module):
 def previous_embedding(cache, model: GPT) -> torch.Tensor:
     """The ``prev`` input of a step: the cache's last embedding (zeros when the model has no smear)."""
     if cache.prev_embedding is not None:
-        return cache.prev_embedding
+        # after the prefill it is a view into the prompt's embeddings, with other strides than a step's output:
+        # copied with the standard strides (``.contiguous()`` keeps a one-row view as it is), or the graph would be
+        # compiled a second time for the first step's strides (measured)
+        return cache.prev_embedding.clone(memory_format=torch.contiguous_format)
     return torch.zeros(cache.batch_size, 1, model.config.n_embd, device=cache.k.device, dtype=cache.k.dtype)
 
 

@@ -52,8 +52,12 @@ def test_compiled_greedy_tokens_equal_the_eager_engine(model, samples):
     prompt = [95, 3, 17, 42, 8]
     eager = Engine(model).generate_batch(prompt, 40, samples, temperature=0.0, stop_tokens=set())
     fast = Engine(model, compile=True)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     compiled = fast.generate_batch(prompt, 40, samples, temperature=0.0, stop_tokens=set())
     assert compiled == eager
+    # one graph per model and batch size: smear's first input (a view of the prompt's embeddings) once had other
+    # strides than the later ones, and each smear model was compiled twice
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 1
     assert len(set(compiled[0])) > 3, "a degenerate sequence would prove little"
     assert fast.stop_reason == ["length"] * samples
 
