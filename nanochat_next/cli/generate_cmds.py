@@ -50,7 +50,8 @@ def register(sub, fmt) -> None:
 def add_compile_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true",
                    help="tensor, modern GPT: decode with one compiled graph per token (infer/decode_step.py); "
-                        "compiling takes seconds once, then each token is faster")
+                        "compiling takes up to a minute once per batch size on a CPU (it tunes its matmul kernels), "
+                        "then each token is faster")
 
 
 def checkpoint_mode(path: str) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from nanochat_next.errors import UserError
-from nanochat_next.infer.decode_step import compiled_step, previous_embedding, write
+from nanochat_next.infer.decode_step import compiled_step, previous_embedding, weights_version, write
 from nanochat_next.infer.kv_cache import KVCache
 
 SEED_RANGE = (0, 2**63 - 1)  # what torch.Generator.manual_seed takes without overflowing
@@ -66,7 +66,9 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
 class Engine:
     def __init__(self, model: torch.nn.Module, tokenizer=None, compile: bool = False):
         """``compile=True`` decodes with one compiled graph per step (``decode_step``; modern GPT only): the
-        first generation of each batch size pays the compilation (seconds), later ones run it."""
+        first generation of each batch size pays the compilation (up to a minute on a 2-core CPU, where it tunes
+        its matmul kernels), later ones run it. The graph holds the weights as they are now: generating after
+        they change is an error (make a new engine)."""
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
@@ -80,6 +82,7 @@ class Engine:
                 raise UserError(f"compiled decoding is for the modern GPT; decode the {model.style} model without "
                                 "--compile")
             self.step = compiled_step(model)
+            self.compiled_version = weights_version(model)  # the step freezes the weights it is compiled with
 
     def default_stop_tokens(self) -> set[int]:
         if self.tokenizer is None or not hasattr(self.tokenizer, "special_tokens"):
@@ -105,6 +108,9 @@ class Engine:
                             "shorten the prompt")
         if max_new_tokens < 1 or num_samples < 1:
             raise UserError("max new tokens and number of samples must be at least 1")
+        if self.step is not None and weights_version(self.model) != self.compiled_version:
+            raise UserError("the model's weights changed since this engine compiled its decode step (it decodes "
+                            "with the weights frozen at compile time): make a new Engine(model, compile=True)")
         stops = self.default_stop_tokens() if stop_tokens is None else set(stop_tokens)
         generator = torch.Generator(device=self.device).manual_seed(seed)
         # never past the context the model was trained on: a shorter budget, and the reason recorded

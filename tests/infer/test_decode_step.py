@@ -62,6 +62,23 @@ def test_compiled_greedy_tokens_equal_the_eager_engine(model, samples):
     assert fast.stop_reason == ["length"] * samples
 
 
+@pytest.mark.slow
+def test_the_compiled_engine_refuses_weights_changed_since_it_compiled():
+    """The CPU step freezes the weights into its graph: after an in-place change (an optimizer step) it would decode
+    with the old ones, so it says so instead."""
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(sequence_len=16, vocab_size=32, n_layer=1, n_head=2, n_kv_head=2, n_embd=32)).eval()
+    engine = Engine(m, compile=True)
+    engine.generate_batch([1, 2, 3], 4, temperature=0.0, stop_tokens=set())
+    with torch.no_grad():
+        m.lm_head.weight.mul_(2.0)
+    with pytest.raises(UserError, match="weights changed since this engine compiled"):
+        engine.generate_batch([1, 2, 3], 4, temperature=0.0, stop_tokens=set())
+    # a new engine compiles the new weights and decodes as the eager model does
+    fresh = Engine(m, compile=True).generate_batch([1, 2, 3], 6, temperature=0.0, stop_tokens=set())
+    assert fresh == Engine(m).generate_batch([1, 2, 3], 6, temperature=0.0, stop_tokens=set())
+
+
 def test_compiled_decoding_is_for_the_modern_gpt():
     classic = ClassicGPT(GPTConfig(sequence_len=16, vocab_size=32, n_layer=1, n_head=2, n_kv_head=2, n_embd=32))
     with pytest.raises(UserError, match="compiled decoding is for the modern GPT"):
