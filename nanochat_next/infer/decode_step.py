@@ -115,9 +115,12 @@ def write(cache, new_k: torch.Tensor, new_v: torch.Tensor, embedding: torch.Tens
 
 def compiled_step(model: GPT):
     """The decode step compiled for the model's device: CUDA graphs on CUDA; on CPU autotuned matmul kernels over
-    frozen weights (see the module's docstring)."""
-    if next(model.parameters()).device.type == "cuda":
+    frozen weights (see the module's docstring); elsewhere Inductor's defaults."""
+    device = next(model.parameters()).device.type
+    if device == "cuda":
         return torch.compile(DecodeStep(model), dynamic=False, fullgraph=True, mode="reduce-overhead")
+    if device != "cpu":  # e.g. Apple's mps: Inductor's defaults (the choices below were measured on CPUs only)
+        return torch.compile(DecodeStep(model), dynamic=False, fullgraph=True)
     return FrozenStep(torch.compile(DecodeStep(model), dynamic=False, fullgraph=True, options={"max_autotune": True}))
 
 
