@@ -20,10 +20,10 @@ One graph per batch size (``dynamic=False``). On CUDA with CUDA graphs (``mode="
 Inductor's own matrix-multiply kernels, picked by measuring each against ATen's at compile time
 (``max_autotune``), over frozen weights (``freezing``: the weights become constants of the graph, packed once for
 those kernels). At batch 8 a step is ~27 small matmuls (8 rows against a weight matrix) and ATen's spend most of
-their time in overhead, not arithmetic or memory; measured on an AVX2-only EPYC (depth 4, 256 wide, 128 new
-tokens): 333 -> 716 tok/s at batch 1 and 1,442 -> 2,624 at batch 8 (median of 7, same greedy tokens), for a
-compile of ~60 s instead of ~5 s the first time (~25 s once Inductor's cache has the kernels). Frozen weights
-mean a step compiled before the weights change would decode with the old ones: ``Engine`` checks
+their time in overhead, not arithmetic or memory. Measured on an AVX2-only EPYC (results/inference_epyc_avx2.md):
+decode 4.14x nanochat's Engine at batch 1 and 2.44x at batch 8 (1.65x and 1.20x before), same greedy tokens, for
+a compile of ~60 s instead of ~5 s the first time (~20-25 s once Inductor's cache has the kernels). Frozen
+weights mean a step compiled before the weights change would decode with the old ones: ``Engine`` checks
 (``weights_version``). The prompt is prefilled by the eager forward into the same cache. Greedy tokens
 equal the eager engine's (tests/infer/test_decode_step.py).
 """
@@ -137,7 +137,7 @@ class FrozenStep:
             return self.step(*args)
 
 
-def weights_version(model: nn.Module) -> int:
-    """A number that changes whenever a parameter is modified in place (an optimizer step, ``load_state_dict``):
-    the sum of their version counters."""
-    return sum(p._version for p in model.parameters())
+def weights_version(model: nn.Module) -> tuple[tuple[int, int], ...]:
+    """What changes whenever a parameter does: modified in place (an optimizer step, ``load_state_dict``: its
+    version counter) or replaced (``model.to(...)``: its storage)."""
+    return tuple((p.data_ptr(), p._version) for p in model.parameters())
