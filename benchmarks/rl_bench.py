@@ -97,7 +97,10 @@ def rl_time(run_dir: Path) -> dict:
     total = sum(m["dt"] for m in steps)
     return {"steps": len(steps), "seconds": round(total, 1), "rollout_seconds": round(rollout, 1),
             "update_seconds": round(total - rollout, 1), "rewards": [round(m["reward"], 4) for m in steps],
-            "zero_groups": [m["zero_groups"] for m in steps], "sampled_tokens": sum(m["sampled_tokens"] for m in steps)}
+            "zero_groups": [m["zero_groups"] for m in steps], "sampled_tokens": sum(m["sampled_tokens"] for m in steps),
+            # every group sampled, and the tied ones dynamic sampling replaced (older runs: one group per slot)
+            "groups": [m.get("groups", 0) for m in steps],
+            "resampled_groups": [m.get("resampled_groups", 0) for m in steps]}
 
 
 def main() -> None:  # noqa: PLR0915 - one benchmark, read top to bottom
@@ -109,6 +112,7 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, read top to bottom
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--init-lr-frac", type=float, default=0.05)
+    parser.add_argument("--resample-tied", type=int, default=0, help="rl's dynamic sampling (0: nanochat's rule)")
     parser.add_argument("--out", default="results")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -136,7 +140,8 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, read top to bottom
         start = time.perf_counter()
         if cli(["rl", "--base", str(model), "--mix", args.mix, "--steps", str(args.steps), "--questions",
                 str(args.questions), "--samples", str(args.samples), "--init-lr-frac", str(args.init_lr_frac),
-                "--seed", str(seed + RL_SEED_OFFSET), "--out", str(out), "--no-progress"]) != 0:
+                "--resample-tied", str(args.resample_tied), "--seed", str(seed + RL_SEED_OFFSET), "--out", str(out),
+                "--no-progress"]) != 0:
             raise SystemExit(f"rl seed {seed} failed")
         times[seed] = {"wall_seconds": round(time.perf_counter() - start, 1), **rl_time(out)}
         rl[seed] = evaluate(out)
@@ -167,11 +172,17 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, read top to bottom
     data = {"benchmark": "rl", "tasks": tasks, "seeds": seeds, "test_examples_per_task": COUNT,
             "pass_k": PASS_K, "metrics": list(METRICS),
             "settings": {"mix": args.mix, "steps": args.steps, "questions": args.questions, "samples": args.samples,
-                         "init_lr_frac": args.init_lr_frac, "rl_seed_offset": RL_SEED_OFFSET,
+                         "init_lr_frac": args.init_lr_frac, "resample_tied": args.resample_tied,
+                         "rl_seed_offset": RL_SEED_OFFSET,
                          "sft": str(args.sft or "trained here (sft_bench recipe)")},
             "time": times}
     json_path, md_path = write_results(args.out, "rl_cpu", data, report(data))
     print(f"wrote {json_path} and {md_path}")
+
+
+def drawn(t: dict, s: dict) -> int:
+    """The groups a seed's RL run sampled: every slot's, plus the tied ones dynamic sampling replaced."""
+    return sum(t.get("groups", [])) or len(t["rewards"]) * s["questions"]
 
 
 def report(data: dict) -> str:
@@ -179,7 +190,8 @@ def report(data: dict) -> str:
     lines = ["# RL on CPU: task accuracy of the SFT model before and after `nanochat-next rl`", "",
              f"`python benchmarks/rl_bench.py`: each seed's SFT model (benchmarks/sft_bench.py: depth 4, 300 SFT "
              f"steps) improved by `nanochat-next rl --mix {s['mix']} --steps {s['steps']} --questions "
-             f"{s['questions']} --samples {s['samples']} --init-lr-frac {s['init_lr_frac']} --seed SEED+"
+             f"{s['questions']} --samples {s['samples']} --init-lr-frac {s['init_lr_frac']} --resample-tied "
+             f"{s.get('resample_tied', 0)} --seed SEED+"
              f"{s['rl_seed_offset']}` for SFT seeds {', '.join(map(str, seeds))} (RL draws other questions than the "
              "ones SFT trained on); both models answer the same "
              f"{data['test_examples_per_task']} held-out "
@@ -205,25 +217,30 @@ def report(data: dict) -> str:
         lines.append("")
     lines += ["Where RL's time went (per seed):", "",
               "| seed | RL wall s | steps | rollout s | update s | sampled tokens | mean reward, first 10 steps | "
-              "last 10 | tied groups (all) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "last 10 | tied groups (of all sampled) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for seed, t in data["time"].items():
         r = t["rewards"]
         lines.append(f"| {seed} | {t['wall_seconds']:.0f} | {t['steps']} | {t['rollout_seconds']:.0f} | "
                      f"{t['update_seconds']:.0f} | {t['sampled_tokens']:,} | {statistics.mean(r[:10]):.3f} | "
-                     f"{statistics.mean(r[-10:]):.3f} | {sum(t['zero_groups'])} of {len(r) * s['questions']} |")
+                     f"{statistics.mean(r[-10:]):.3f} | {sum(t['zero_groups'])} of {drawn(t, s)} |")
     improved = [n for n, t in data["tasks"].items() if t["sampled"]["improved"] or t["greedy"]["improved"]]
     worse = [n for n, t in data["tasks"].items() if t["sampled"]["worse"] or t["greedy"]["worse"]]
     tied = sum(sum(t["zero_groups"]) for t in data["time"].values())
-    groups = sum(len(t["rewards"]) for t in data["time"].values()) * s["questions"]
+    groups = sum(drawn(t, s) for t in data["time"].values())
+    resampled = sum(sum(t.get("resampled_groups", [])) for t in data["time"].values())
+    slots = sum(len(t["rewards"]) for t in data["time"].values()) * s["questions"]
     lines += ["", "## Reading", "",
               f"Improved on: {', '.join(improved) or 'no task'}; significantly worse on: "
               f"{', '.join(worse) or 'no task'}. "
-              f"{tied / groups:.0%} of the rollout groups tied ({tied:,} of {groups:,}: every sample right, or every "
-              "one wrong) and taught nothing, so a step learned from about "
-              f"{s['questions'] * (1 - tied / groups):.1f} questions. A task the SFT model almost never gets right "
+              f"{tied / groups:.0%} of the rollout groups sampled tied ({tied:,} of {groups:,}: every sample right, or "
+              "every one wrong) and teach nothing; "
+              + (f"dynamic sampling (`--resample-tied {s['resample_tied']}`) replaced {resampled:,} of them by the "
+                 "next question's group, so " if resampled else "")
+              + f"a step learned from about {s['questions'] * (1 - (tied - resampled) / slots):.1f} of its "
+              f"{s['questions']} questions. A task the SFT model almost never gets right "
               "(arith) or almost always gets right (identity, and compare, which RL does not train) has nothing to "
               "reinforce. What a larger budget would change: nanochat's RL samples 16 x 16 per step for hundreds of "
-              "steps (~30x these 100 x 8 x 8 rollouts), at the same LRs; here that is about an hour per seed on 2 "
+              f"steps (~30x 100 x 8 x 8 rollouts), at the same LRs; here that is about an hour per seed on 2 "
               "cores, and more samples per question would also untie more groups. Tried on seed 42's SFT model before "
               "this run, scored on other held-out questions (test seed 1): LR x 0.2 for 60 steps and x 0.5 for 200 "
               "on the SFT run's own questions raised the training reward (0.33 -> 0.47 at x 0.5) while held-out "

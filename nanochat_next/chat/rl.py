@@ -16,6 +16,8 @@ nanochat's algorithm ("GRPO" in its file, in fact REINFORCE with a group baselin
 - a group whose samples all get the same reward has advantage 0 everywhere: it teaches nothing and is left out of
   the step (its tokens are not counted either: DAPO's dynamic-sampling filter; nanochat counts them in the
   normaliser); a step whose groups all tie makes no update at all. Such groups are counted (``zero_groups``);
+  with ``resample_tied`` N > 0 a tied group is replaced by the next question's, up to N times per slot (DAPO's
+  dynamic sampling: more rollouts, but every slot of the step carries signal; nanochat keeps the tied group);
 - learning rates: nanochat's chat_rl group LRs times ``init_lr_frac`` (0.05), decayed linearly to 0 over the run,
   no weight decay, no batch scaling;
 - the batch: ``questions`` questions x ``samples`` samples per step (nanochat: 16 x 16; the CPU default 8 x 8).
@@ -65,6 +67,7 @@ class RLSettings:
     top_k: int = 50
     max_new_tokens: int = 16  # replies of these tasks are short (nanochat: 256 for GSM8K's worked answers)
     init_lr_frac: float = 0.05  # nanochat's: RL fine-tunes gently
+    resample_tied: int = 0  # a tied group is replaced by the next question's, up to this many times (0: nanochat)
     seed: int = 42
     eval_every: int | None = None  # validation bpb of the held-out answers; None: the base run's
     save_every: int | None = None
@@ -75,6 +78,8 @@ class RLSettings:
         for name in ("steps", "questions", "samples", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.resample_tied < 0:
+            raise UserError(f"--resample-tied must be 0 or more, got {self.resample_tied}")
         if self.samples < 2:
             raise UserError("--samples must be at least 2: the advantage compares a question's samples")
         if not 0 < self.init_lr_frac <= 1 or not self.temperature > 0:
@@ -129,7 +134,8 @@ class RolloutStream(MicroBatchStream):
     def state_dict(self) -> dict:
         return {"micro_batch": self.micro_batch}
 
-    def _micro_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _group(self) -> tuple[dict, list[int], list[list[int]], torch.Tensor]:
+        """The next question's rollout group: (question, prompt, sampled rows, rewards). Seeded by its index."""
         s, index = self.settings, self.micro_batch
         question = self.questions[index % len(self.questions)]  # the questions in their (shuffled) order, cycled
         self.micro_batch += 1
@@ -146,7 +152,22 @@ class RolloutStream(MicroBatchStream):
         rows = [r + [end] if reason == "stop" else r for r, reason in zip(replies, self.engine.stop_reason)]
         rewards = torch.tensor([float(self.checks[index % len(self.questions)](self.tokenizer.decode(r),
                                                                                question["answer"])) for r in replies])
+        # the last group, as text: to read what the model tries (notebook 10 shows one)
+        self.last = {"question": question["messages"][0]["content"], "answer": question["answer"],
+                     "replies": [self.tokenizer.decode(r) for r in replies], "rewards": rewards.tolist()}
+        self.stats.append({"reward": rewards.mean().item(), "any": float(rewards.max().item() > 0),
+                           "tied": float(bool((rewards == rewards[0]).all())), "tokens": sum(map(len, rows)),
+                           "rollout_s": time.perf_counter() - t0})
+        return question, prompt, rows, rewards
+
+    def _micro_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        for attempt in range(self.settings.resample_tied + 1):  # dynamic sampling: a tied group is drawn again
+            _, prompt, rows, rewards = self._group()
+            if not (rewards == rewards[0]).all():
+                break
+            self.stats[-1]["resampled"] = float(attempt < self.settings.resample_tied)  # replaced, not trained
         adv = advantages(rewards)
+        end = self.tokenizer.special_id("<|assistant_end|>")
         width = len(prompt) + max(len(r) for r in rows)
         ids = torch.full((len(rows), width), end, dtype=torch.long)  # padding (never trained)
         targets = torch.full((len(rows), width), -1, dtype=torch.long)
@@ -154,12 +175,6 @@ class RolloutStream(MicroBatchStream):
             ids[row, :len(prompt) + len(reply)] = torch.tensor(prompt + reply)
             if adv[row] != 0:  # a tied group teaches nothing: its rows stay untrained (and uncounted)
                 targets[row, len(prompt):len(prompt) + len(reply)] = torch.tensor(reply)
-        # the last group, as text: to read what the model tries (notebook 10 shows one)
-        self.last = {"question": question["messages"][0]["content"], "answer": question["answer"],
-                     "replies": [self.tokenizer.decode(r) for r in replies], "rewards": rewards.tolist()}
-        self.stats.append({"reward": rewards.mean().item(), "any": float(rewards.max().item() > 0),
-                           "tied": float(bool((adv == 0).all())), "tokens": sum(map(len, rows)),
-                           "rollout_s": time.perf_counter() - t0})
         # next-token prediction: position t of the input predicts target t (= token t + 1 of the row)
         return ids[:, :-1].contiguous(), targets[:, 1:].contiguous(), adv
 
@@ -168,9 +183,10 @@ class RolloutStream(MicroBatchStream):
         stats, self.stats = self.stats, []
         if not stats:
             return {}
-        n = len(stats)
+        n = len(stats)  # every group sampled this step, the ones dynamic sampling replaced included
         return {"reward": sum(x["reward"] for x in stats) / n, f"pass@{self.settings.samples}":
                 sum(x["any"] for x in stats) / n, "zero_groups": int(sum(x["tied"] for x in stats)),
+                "resampled_groups": int(sum(x.get("resampled", 0.0) for x in stats)), "groups": n,
                 "sampled_tokens": sum(x["tokens"] for x in stats), "rollout_s": sum(x["rollout_s"] for x in stats)}
 
 

@@ -66,6 +66,8 @@ def register(sub, fmt) -> None:
         (("--top-k",), {"type": positive_int}, "rollouts sample among the k most likely tokens"),
         (("--max-new-tokens",), {"type": positive_int}, "longest sampled reply"),
         (("--init-lr-frac",), {"type": positive_float}, "the learning rates as a fraction of nanochat's chat_rl ones"),
+        (("--resample-tied",), {"type": non_negative_int}, "replace a question whose samples all get the same reward "
+         "by the next one, up to N times per slot (DAPO's dynamic sampling; 0: nanochat's rule, the group stays)"),
         (("--seed",), {"type": int}, "the questions' order and the rollouts' samples"),
         (("--eval-every",), {"type": int}, "validation bpb of the held-out answers every N steps"),
         (("--save-every",), {"type": non_negative_int}, "checkpoint every N steps"),

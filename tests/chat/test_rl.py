@@ -4,6 +4,7 @@ resumes exactly after kill -9 (same rewards, losses and weights as an uninterrup
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -74,6 +75,41 @@ def test_a_step_where_every_group_ties_updates_nothing(tmp_path, words):
     stats = job.loader.pop_stats()
     assert loss.item() == 0.0 and stats["zero_groups"] == 2 and stats["reward"] == 1.0
     assert all(torch.equal(before[k], v) for k, v in job.model.state_dict().items()), "weights moved"
+
+
+def alternating():
+    """A checker whose verdicts alternate from one sample to the next: every group it scores is mixed."""
+    calls = itertools.count()
+    return lambda reply, answer: next(calls) % 2 == 0
+
+
+def test_dynamic_sampling_replaces_tied_groups_by_the_next_questions(tmp_path, words):
+    """--resample-tied N: a group whose samples all tie is replaced by the next question's (DAPO's dynamic sampling),
+    at most N times per slot; the replaced groups are counted, the last draw of a slot is kept even when tied."""
+    questions = TASKS["letters"].examples("train", 4, 0, words)
+    settings = RLSettings(out=str(tmp_path), questions=2, samples=4, max_new_tokens=4, device="cpu", resample_tied=2)
+    job = job_for(tmp_path, questions, settings)
+    job.loader.checks = [lambda reply, answer: True, alternating(), lambda reply, answer: True, alternating()]
+    assert train_step(job, 0, 1.0).item() != 0.0  # both slots carry signal: questions 1 and 3
+    stats = job.loader.pop_stats()
+    assert (stats["groups"], stats["zero_groups"], stats["resampled_groups"]) == (4, 2, 2)
+    assert job.loader.state_dict() == {"micro_batch": 4}  # resumable: the index counts every group drawn
+
+    nanochat_rule = job_for(tmp_path, questions, replace(settings, resample_tied=0))  # the tie stays, untrained
+    nanochat_rule.loader.checks = job.loader.checks
+    train_step(nanochat_rule, 0, 1.0)
+    stats = nanochat_rule.loader.pop_stats()
+    assert (stats["groups"], stats["zero_groups"], stats["resampled_groups"]) == (2, 1, 0)
+
+    capped = job_for(tmp_path, questions, replace(settings, resample_tied=1))  # every question ties: 1 retry a slot
+    capped.loader.checks = [lambda reply, answer: False] * 4
+    before = {k: v.clone() for k, v in capped.model.state_dict().items()}
+    assert train_step(capped, 0, 1.0).item() == 0.0
+    stats = capped.loader.pop_stats()
+    assert (stats["groups"], stats["zero_groups"], stats["resampled_groups"]) == (4, 4, 2)
+    assert all(torch.equal(before[k], v) for k, v in capped.model.state_dict().items()), "weights moved"
+    with pytest.raises(UserError, match="resample-tied"):
+        replace(settings, resample_tied=-1)
 
 
 def test_rollouts_are_the_current_models_and_seeded(tmp_path, words):
