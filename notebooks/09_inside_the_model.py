@@ -162,7 +162,9 @@ print(f"fitted: val bpb ~ parameters^{slope:.3f} over this range")
 #
 # The library's attention runs in one fused kernel that never shows its weights, so we compute them by hand
 # (notebook 04's forward pass, recording `softmax(q·k / sqrt(d))` per head) and check that the logits agree with
-# the library's. Each map: rows are positions of the line, columns the positions it attends to.
+# the library's. Each map: rows are positions of the line, columns the positions it attends to. First every head
+# at a glance, with its spread in bits (defined below: lower = more focused), then the most focused head large
+# enough to read its tokens.
 
 # %%
 def forward_with_attention(model: GPT, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -204,17 +206,40 @@ print(f"depth {depths[-1]}: {len(maps)} layers x {maps[0].shape[0]} heads over {
 assert gap < 1e-3  # fp32 (the library may have trained in bf16; both run fp32 here): two summation orders
 
 # %%
+def entropy(w: torch.Tensor) -> float:
+    """Mean over the rows of one head's (T, T) map of -sum p log2 p: bits of spread per position."""
+    return -(w * w.clamp_min(1e-12).log2()).sum(-1).mean().item()
+
+
 labels = [tok.decode([t]).replace("\n", "\\n").replace("<|bos|>", "BOS") for t in idx[0].tolist()]
 n_layers, n_heads = len(maps), maps[0].shape[0]
-fig, axes = plt.subplots(n_layers, n_heads, figsize=(2.6 * n_heads, 2.6 * n_layers), squeeze=False)
+# every head at a glance (the tokens are on the large map below): row = a position (query), colour = its weights
+fig, axes = plt.subplots(n_layers, n_heads, figsize=(2.3 * n_heads + 1.2, 2.3 * n_layers + 0.6), squeeze=False)
 for layer in range(n_layers):
     for head in range(n_heads):
         ax = axes[layer][head]
         im = ax.imshow(maps[layer][head].cpu(), cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(f"layer {layer}, head {head}", fontsize=8)
-        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=5)
-        ax.set_yticks(range(len(labels)), labels, fontsize=5)
+        ax.set_title(f"layer {layer}, head {head}\n{entropy(maps[layer][head]):.2f} bits", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+for layer in range(n_layers):
+    axes[layer][0].set_ylabel("query position")
+for head in range(n_heads):
+    axes[-1][head].set_xlabel("key position")
 fig.colorbar(im, ax=axes, shrink=0.6, label="attention weight")
+fig.suptitle(f"every head of the depth-{depths[-1]} model on one line ({len(labels)} tokens; bits: the spread)")
+plt.show()
+
+# the most focused head (the lowest entropy), large enough to read which token looks at which
+layer, head = min(((la, he) for la in range(n_layers) for he in range(n_heads)),
+                  key=lambda lh: entropy(maps[lh[0]][lh[1]]))
+fig, ax = plt.subplots(figsize=(7, 6))
+im = ax.imshow(maps[layer][head].cpu(), cmap="viridis", vmin=0, vmax=1)
+ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=9)
+ax.set_yticks(range(len(labels)), labels, fontsize=9)
+ax.set(xlabel="attends to (key)", ylabel="position (query)",
+       title=f"the most focused head: layer {layer}, head {head} ({entropy(maps[layer][head]):.2f} bits)")
+fig.colorbar(im, ax=ax, shrink=0.8, label="attention weight")
 plt.show()
 
 # %% [markdown]
@@ -228,11 +253,6 @@ plt.show()
 # CPU minute: try `preset="gpu"` and compare.
 
 # %% tags=["nbval-ignore-output"]
-def entropy(w: torch.Tensor) -> float:
-    """Mean over the rows of one head's (T, T) map of -sum p log2 p: bits of spread per position."""
-    return -(w * w.clamp_min(1e-12).log2()).sum(-1).mean().item()
-
-
 def mean_entropy(maps_: list[torch.Tensor]) -> float:
     return sum(entropy(w) for heads in maps_ for w in heads) / sum(len(heads) for heads in maps_)
 
