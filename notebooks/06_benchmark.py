@@ -204,48 +204,64 @@ print("rows:", ", ".join(rows), "| identical reruns:", repro["identical_rerun"],
 # steady step time), and the median tok/s of every run with its min-max range.
 
 # %%
+FAMILIES = {"nanochat": "nanochat 2f09686 (its own code, seed 42)",
+            "nanochat_newest": "nanochat 92d63d4 (its own code, seed 42)", "ours": "ours (next)",
+            "ours_rerun": "ours, first seed again", "nanochat_recipe": "ours, nanochat 2f09686's recipe",
+            "newest_recipe": "ours, nanochat 92d63d4's recipe"}
+FAMILY_STYLES = {"nanochat 2f09686 (its own code, seed 42)": dict(color="black", lw=2.5),
+                 "nanochat 92d63d4 (its own code, seed 42)": dict(color="dimgray", lw=2.5, ls="--"),
+                 "ours (next)": dict(color="C0"), "ours, first seed again": dict(color="C0", ls=":"),
+                 "ours, nanochat 2f09686's recipe": dict(color="C1"),
+                 "ours, nanochat 92d63d4's recipe": dict(color="C2")}
+
+
+def run_family(key: str) -> str:
+    """Which side and recipe an artifact's run belongs to ("ours_seed2" -> ours (next)): its seeds are drawn alike."""
+    return FAMILIES[key] if key in FAMILIES else FAMILIES[key.rsplit("_seed", 1)[0]]
+
+
 def plot_bench(result: dict, title: str) -> None:
-    """A bench artifact's curves: loss and val bpb per step, val bpb per training second, tok/s per run."""
+    """A bench artifact's curves: loss and val bpb per step, val bpb per training second, tok/s per recipe. One
+    colour and one legend entry per side and recipe (each of its seeds is one line), so many seeds stay readable."""
     runs = {key: run for key, run in result["runs"].items() if run is not None}
-    seeds = result["seeds"]
-    labels = {"nanochat": "nanochat 2f09686 (its own code)", "nanochat_newest": "nanochat 92d63d4 (its own code)",
-              "ours": f"ours seed {seeds[0]}", "ours_rerun": f"ours seed {seeds[0]} again"}
-    styles = {"nanochat": dict(color="black", lw=2), "nanochat_newest": dict(color="dimgray", lw=2, ls="--"),
-              "ours": dict(color="C0"), "ours_rerun": dict(color="C0", ls=":")}
-    for i, seed in enumerate(seeds):
-        labels[f"ours_seed{i + 1}"], styles[f"ours_seed{i + 1}"] = f"ours seed {seed}", dict(color="C0", alpha=0.6)
-        labels[f"nanochat_recipe_seed{i + 1}"] = f"ours, nanochat recipe, seed {seed}"
-        styles[f"nanochat_recipe_seed{i + 1}"] = dict(color="C1", alpha=0.6)
-        labels[f"newest_recipe_seed{i + 1}"] = f"ours, nanochat-92d63d4 recipe, seed {seed}"
-        styles[f"newest_recipe_seed{i + 1}"] = dict(color="C2", alpha=0.6)
-    dots = dict(marker="o", ms=3)
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    families: dict[str, list[dict]] = {}
     for key, run in runs.items():
-        axes[0, 0].plot(run["smooth_losses"], label=labels[key], **styles[key])
-        axes[0, 1].plot([e["step"] for e in run["evals"]], [e["val_bpb"] for e in run["evals"]], label=labels[key],
-                        **dots, **styles[key])
-        axes[1, 0].plot([e["train_time_s"] for e in run["evals"]], [e["val_bpb"] for e in run["evals"]],
-                        label=labels[key], **dots, **styles[key])
+        families.setdefault(run_family(key), []).append(run)
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    for family, members in families.items():
+        style = {**FAMILY_STYLES[family], "alpha": 0.9 if len(members) == 1 else 0.55}
+        label = family + (f" x {len(members)} seeds" if len(members) > 1 else "")
+        for i, run in enumerate(members):
+            tag = {"label": label} if i == 0 else {}  # one legend entry per family
+            evals = run["evals"]
+            axes[0, 0].plot(run["smooth_losses"], **style, **tag)
+            axes[0, 1].plot([e["step"] for e in evals], [e["val_bpb"] for e in evals], marker="o", ms=3, **style, **tag)
+            axes[1, 0].plot([e["train_time_s"] for e in evals], [e["val_bpb"] for e in evals], marker="o", ms=3,
+                            **style)
     if result["target_bpb"] is not None:
         for ax in (axes[0, 1], axes[1, 0]):
             ax.axhline(result["target_bpb"], color="gray", lw=0.8, ls="--", label="target bpb")
-    names = list(runs)
-    medians = [runs[k]["tok_per_s"]["median"] for k in names]
-    spread = [[m - runs[k]["tok_per_s"]["min"] for k, m in zip(names, medians)],
-              [runs[k]["tok_per_s"]["max"] - m for k, m in zip(names, medians)]]
-    axes[1, 1].barh([labels[k] for k in names], medians, xerr=spread, capsize=4,
-                    color=[styles[k]["color"] for k in names])
+    names = list(families)  # throughput: the median of each family's runs, the bar from its slowest to fastest run
+    medians = [sorted(r["tok_per_s"]["median"] for r in families[f])[len(families[f]) // 2] for f in names]
+    low = [min(r["tok_per_s"]["median"] for r in families[f]) for f in names]
+    high = [max(r["tok_per_s"]["median"] for r in families[f]) for f in names]
+    axes[1, 1].barh(range(len(names)), medians, xerr=[[m - lo for m, lo in zip(medians, low)],
+                                                      [hi - m for m, hi in zip(medians, high)]],
+                    capsize=4, color=[FAMILY_STYLES[f]["color"] for f in names])
+    axes[1, 1].set_yticks(range(len(names)), [f"{f.split(' (its')[0]} ({len(families[f])} runs)" for f in names],
+                          fontsize=8)
+    axes[1, 1].invert_yaxis()
     for ax, (name, xlabel, ylabel) in zip(axes.flat, [("training loss (EMA)", "step", "loss"),
                                                       ("validation", "step", "val bpb"),
-                                                      ("validation vs time", "training seconds", "val bpb"),
-                                                      ("throughput (min-max)", "tok/s", "")]):
+                                                      ("validation vs training time", "training seconds", "val bpb"),
+                                                      ("throughput: median tok/s (range over runs)", "tok/s", "")]):
         ax.set(title=name, xlabel=xlabel, ylabel=ylabel)
-        if ax is not axes[1, 1]:
-            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    axes[0, 1].legend(fontsize=8)  # one legend: the same colours in every panel
     dtypes = f"ours {result['config']['our_dtype']}" + "".join(
-        f", {labels[k].split(' (')[0]} {runs[k]['dtype']}" for k in ("nanochat", "nanochat_newest") if k in runs)
+        f", {run_family(k).split(' (')[0]} {runs[k]['dtype']}" for k in ("nanochat", "nanochat_newest") if k in runs)
     fig.suptitle(f"{title}: {result['config']['device']}, {dtypes}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.96))  # room for the title above the panels
     plt.show()
 
 
@@ -261,8 +277,8 @@ plot_bench(result, f"this run (profile {profile})")
 # 42-46), so the claim is not measured on the seeds that did the choosing (the validation text is the same one;
 # the depth ladder's kjv corpus is the check on other text). nanochat's own runs have no seed flag: always 42.
 # Its scorecard and curves, read the same way: the black curve is nanochat 2f09686, the dashed grey one nanochat
-# 92d63d4, the blue ones ours (`next`), orange and green our copies of the two nanochat recipes on the same seeds
-# (the paired tests' references).
+# 92d63d4, the blue ones ours (`next`, one line per seed), orange and green our copies of the two nanochat recipes on
+# the same seeds (the paired tests' references).
 
 # %% tags=["nbval-ignore-output"]
 import json
