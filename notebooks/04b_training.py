@@ -161,7 +161,10 @@ assert (final > 0.5).float().mean() > 0.8 and final.max() < 1.5
 #
 # First, what one micro-batch of the loader looks like: rows of `max_seq_len` tokens, each filled with whole
 # documents (Shakespeare's speeches here) that start with `<|bos|>`, the best-fitting ones first (nanochat's
-# packing); the last document of a row is cropped where the row ends. No padding: every position is trained.
+# packing: from a buffer of documents, the longest that still fits the space left); the last document of a row is
+# cropped where the row ends. No padding: every position is trained. In the picture below the buffer held long
+# speeches, so one of them nearly fills each row; no buffered document fits the few positions left, so they take
+# the start of the shortest one, cropped (the second colour at the right end). Short documents give many colours.
 
 # %%
 from nanochat_next.train.packing import PackingLoader
