@@ -106,7 +106,9 @@ print(f"compute dtype on {dev}: {choice.name} ({choice.reason})")
 # odd polynomial `a X + b (X Xᵀ) X + c (X Xᵀ)² X` that pushes every singular value of `X` towards 1 (after
 # scaling `X` so that they all start below 1). One step by hand, checked against the library's
 # `orthogonalize` (nanochat's coefficients, in bfloat16 as nanochat runs it), then the singular values after
-# each of the five steps, on a real gradient of this model (8 rows of `max_seq_len` tokens):
+# each of the five steps, on a real gradient of this model (8 rows of `max_seq_len` tokens). Each step has its own
+# `a, b, c` (nanochat's "Polar Express" coefficients): the first has `a` about 8, so it lifts the small singular
+# values fast and overshoots the middle ones above 1; the later, gentler steps pull every one back near 1.
 
 # %%
 from nanochat_next.train.muon import POLAR_EXPRESS, orthogonalize
