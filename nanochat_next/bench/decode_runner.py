@@ -65,7 +65,7 @@ def our_stream(cfg: dict, state: dict, device, cache: bool = True,
     model = GPT(GPTConfig(**cfg["model_config"]), init=False)
     model.load_state_dict(state, strict=True)
     model.to(device).eval()
-    engine = Engine(model, compile=compile)
+    engine = Engine(model, compile=compile, autotune=cfg.get("autotune", True))
 
     def stream(batch: int) -> Iterator[list[int]]:
         yield from engine.generate(cfg["prompt"], cfg["new_tokens"], num_samples=batch, temperature=0.0,

@@ -237,7 +237,8 @@ def measure_decode(profile: Profile, baseline: Baseline, work: Path, runs: dict)
     decode_cfg.write_text(json.dumps({
         "model_config": model_config, "prompt": prompt[:profile.decode_prompt_tokens],
         "new_tokens": profile.decode_new_tokens, "repeats": profile.decode_repeats, "device": profile.run.device,
-        "dtype": profile.run.dtype, "nanochat": baseline.checkout, "batches": list(DECODE_BATCHES)}))
+        "dtype": profile.run.dtype, "nanochat": baseline.checkout, "batches": list(DECODE_BATCHES),
+        "autotune": profile.decode_autotune}))
     decode = {key: decode_speed(sys.executable, side, weights, decode_cfg, Path.cwd(), work / f"decode_{key}.log")
               for key, side in DECODE_ENGINES}
     if runs["nanochat"] is not None:

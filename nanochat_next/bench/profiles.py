@@ -40,6 +40,9 @@ class Profile:
     decode_prompt_tokens: int = 32
     decode_new_tokens: int = 64
     decode_repeats: int = 3
+    # the compiled decode step with its autotuned CPU kernels (what --compile gives); False: Inductor's defaults, for a
+    # profile whose decode row checks the pipeline rather than measures a speed (smoke: 20-60 s less per batch size)
+    decode_autotune: bool = True
     dtype_reason: str = ""  # why our side runs in its dtype (set when the profile is resolved on a machine)
 
     @classmethod
@@ -70,7 +73,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             _run(device="cpu", dtype="auto", vocab_size=512, depth=2, max_seq_len=128, device_batch_size=4,
                  total_batch_size=512, steps=30, eval_every=10, eval_tokens=4096),
             corpus="tinyshakespeare", target_bpb=4.5, quality_margin=-0.02, warmup_steps=5,
-            decode_prompt_tokens=16, decode_new_tokens=32),
+            decode_prompt_tokens=16, decode_new_tokens=32, decode_autotune=False),
     Profile("cpu", "the CPU comparison: depth 4, seq 256, 2048-token steps, 200 steps on tinyshakespeare",
             _run(device="cpu", dtype="auto", vocab_size=4096, depth=4, max_seq_len=256, device_batch_size=8,
                  total_batch_size=2048, steps=200, eval_every=25, eval_tokens=16384),

@@ -234,7 +234,10 @@ def decode_section(data: dict) -> list[str]:
         return []
     nc = decode.get("nanochat", {}).get("by_batch", {})
     lines = ["## Decode", "", "| engine | batch | decode tok/s | MBU | vs nanochat |", "|---|---:|---:|---:|---:|"]
-    for key, name in DECODE_NAMES.items():
+    names = dict(DECODE_NAMES)
+    if data.get("config", {}).get("decode_autotune") is False:  # a pipeline check (smoke), not the speed of --compile
+        names["ours"] = "ours, compiled step (Inductor's defaults, not autotuned: this profile checks the pipeline)"
+    for key, name in names.items():
         for batch, r in decode.get(key, {}).get("by_batch", {}).items():
             ref = nc.get(batch)
             ratio = f"{r['decode_tok_s'] / ref['decode_tok_s']:.2f}x" if ref and key != "nanochat" else "-"

@@ -113,13 +113,15 @@ def write(cache, new_k: torch.Tensor, new_v: torch.Tensor, embedding: torch.Tens
     cache.advance(1)
 
 
-def compiled_step(model: GPT):
+def compiled_step(model: GPT, autotune: bool = True):
     """The decode step compiled for the model's device: CUDA graphs on CUDA; on CPU autotuned matmul kernels over
-    frozen weights (see the module's docstring); elsewhere Inductor's defaults."""
+    frozen weights (see the module's docstring), or with ``autotune=False`` Inductor's defaults (a few seconds of
+    compilation instead of 20-60 per batch size, ATen's matmuls: for a check of the pipeline, not for speed);
+    elsewhere Inductor's defaults."""
     device = next(model.parameters()).device.type
     if device == "cuda":
         return torch.compile(DecodeStep(model), dynamic=False, fullgraph=True, mode="reduce-overhead")
-    if device != "cpu":  # e.g. Apple's mps: Inductor's defaults (the choices below were measured on CPUs only)
+    if device != "cpu" or not autotune:  # mps: Inductor's defaults (the choices below were measured on CPUs only)
         return torch.compile(DecodeStep(model), dynamic=False, fullgraph=True)
     return FrozenStep(torch.compile(DecodeStep(model), dynamic=False, fullgraph=True, options={"max_autotune": True}))
 

@@ -64,7 +64,7 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
 
 
 class Engine:
-    def __init__(self, model: torch.nn.Module, tokenizer=None, compile: bool = False):
+    def __init__(self, model: torch.nn.Module, tokenizer=None, compile: bool = False, autotune: bool = True):
         """``compile=True`` decodes with one compiled graph per step (``decode_step``; modern GPT only): the
         first generation of each batch size pays the compilation (up to a minute on a 2-core CPU, where it tunes
         its matmul kernels), later ones run it. The graph holds the weights as they are now: generating after
@@ -81,7 +81,7 @@ class Engine:
             if not isinstance(model, GPT):
                 raise UserError(f"compiled decoding is for the modern GPT; decode the {model.style} model without "
                                 "--compile")
-            self.step = compiled_step(model)
+            self.step = compiled_step(model, autotune)
             self.compiled_version = weights_version(model)  # the step freezes the weights it is compiled with
 
     def default_stop_tokens(self) -> set[int]:
