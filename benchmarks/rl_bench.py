@@ -224,6 +224,11 @@ def report(data: dict) -> str:
                      f"{t['update_seconds']:.0f} | {t['sampled_tokens']:,} | {statistics.mean(r[:10]):.3f} | "
                      f"{statistics.mean(r[-10:]):.3f} | {sum(t['zero_groups'])} of {drawn(t, s)} |")
     improved = [n for n, t in data["tasks"].items() if t["sampled"]["improved"] or t["greedy"]["improved"]]
+    # up on every seed and significant question by question, but not (yet) over seeds: worth a larger run
+    steady = [f"{n} ({m}: +{t[m]['gain']:.1%}, p seeds {t[m]['p_seeds']:.2g}, p questions {t[m]['p_questions']:.2g})"
+              for n, t in data["tasks"].items() for m in METRICS
+              if not t[m]["improved"] and all(a > b for a, b in zip(t[m]["rl"], t[m]["sft"]))
+              and t[m]["p_questions"] < 0.01]
     worse = [n for n, t in data["tasks"].items() if t["sampled"]["worse"] or t["greedy"]["worse"]]
     tied = sum(sum(t["zero_groups"]) for t in data["time"].values())
     groups = sum(drawn(t, s) for t in data["time"].values())
@@ -232,8 +237,10 @@ def report(data: dict) -> str:
     lines += ["", "## Reading", "",
               f"Improved on: {', '.join(improved) or 'no task'}; significantly worse on: "
               f"{', '.join(worse) or 'no task'}. "
-              f"{tied / groups:.0%} of the rollout groups sampled tied ({tied:,} of {groups:,}: every sample right, or "
-              "every one wrong) and teach nothing; "
+              + (f"Up on every seed and significant question by question (p < 0.01), but not over the "
+                 f"{len(seeds)} seeds: {'; '.join(steady)}. " if steady else "")
+              + f"{tied / groups:.0%} of the rollout groups sampled tied ({tied:,} of {groups:,}: every sample "
+              "right, or every one wrong) and teach nothing; "
               + (f"dynamic sampling (`--resample-tied {s['resample_tied']}`) replaced {resampled:,} of them by the "
                  "next question's group, so " if resampled else "")
               + f"a step learned from about {s['questions'] * (1 - (tied - resampled) / slots):.1f} of its "
