@@ -206,8 +206,12 @@ fig.tight_layout()
 # %% tags=["nbval-ignore-output"]
 for name in tasks:
     print(f"{name:9s} before {before[name]['accuracy']:.2f} -> after {after[name]['accuracy']:.2f} "
-          f"(a constant reply: {after[name]['majority']:.2f})   e.g. "
-          f"{after[name]['samples'][0]['question']!r} -> {after[name]['samples'][0]['reply']!r}")
+          f"(a constant reply: {after[name]['majority']:.2f})")
+    kept = after[name]["samples"]  # the first replies chat-eval keeps: one it got right and one it got wrong
+    for example in [next((e for e in kept if e["correct"] is ok), None) for ok in (True, False)]:
+        if example:
+            print(f"    {'right' if example['correct'] else 'wrong'}: {example['question']!r} -> {example['reply']!r}"
+                  + ("" if example["correct"] else f" (answer {example['answer']!r})"))
 
 # %% [markdown]
 # ## 5. Talk to it
