@@ -214,6 +214,10 @@ for name in tasks:
                   + ("" if example["correct"] else f" (answer {example['answer']!r})"))
 
 # %% [markdown]
+# How identity is scored: the reply must name nanochat-next exactly when the question asks who it is. On a
+# question that is not about the assistant any reply without the name counts as right ("Is the sun hot?" ->
+# "No." scores: the checker does not judge facts), which is why a constant reply already gets 0.50 there.
+#
 # ## 5. Talk to it
 #
 # The chat loop: render the conversation so far, append `<|assistant_start|>`, generate until
