@@ -163,7 +163,7 @@ class RolloutStream(MicroBatchStream):
     def _micro_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         for attempt in range(self.settings.resample_tied + 1):  # dynamic sampling: a tied group is drawn again
             _, prompt, rows, rewards = self._group()
-            if not (rewards == rewards[0]).all():
+            if not self.stats[-1]["tied"]:  # the group's own record: some samples right, some wrong
                 break
             self.stats[-1]["resampled"] = float(attempt < self.settings.resample_tied)  # replaced, not trained
         adv = advantages(rewards)
