@@ -1,14 +1,17 @@
 """RL benchmark: held-out task accuracy of an SFT model before and after ``nanochat-next rl``, over several seeds.
 
-    python benchmarks/rl_bench.py [--sft DIR] [--seeds 42,43,44] [--steps 60] [--init-lr-frac 0.05] [--out results]
+    python benchmarks/rl_bench.py [--sft DIR] [--seeds 42,43,44,45,46] [--steps 100] [--init-lr-frac 0.05]
+                                  [--resample-tied 3] [--out results]
 
 The models: ``--sft DIR`` takes the SFT models that ``benchmarks/sft_bench.py --keep DIR`` left (DIR/sft_<seed>,
 one per seed); without it, this script runs that benchmark's recipe first (the README's base model, then 300 SFT
-steps per seed). Each seed's SFT model is improved by ``rl`` on ``--mix`` (the tasks with checkers and some
-successes to reinforce) with the seed + 1000 (other questions than the ones SFT trained on), and both models
-answer the same 200 held-out questions per task (test seed 0: never trained on by SFT or RL): greedily
-(chat-eval's accuracy) and with 8 samples per question at temperature 1.0 (the sampled pass@1: what RL optimises
-and what nanochat's chat_rl evaluates).
+steps per seed) in a temporary directory it prints (pass it as ``--sft`` to rerun RL on the same SFT models). The
+defaults are the committed results/rl_cpu run's (about 16 minutes a seed on 2 CPU cores, SFT included).
+
+Each seed's SFT model is improved by ``rl`` on ``--mix`` (the tasks with checkers and some successes to reinforce)
+with the seed + 1000 (other questions than the ones SFT trained on), and both models answer the same 200 held-out
+questions per task (test seed 0: never trained on by SFT or RL): greedily (chat-eval's accuracy) and with 8 samples
+per question at temperature 1.0 (the sampled pass@1: what RL optimises and what nanochat's chat_rl evaluates).
 
 Two tests per task and metric, both two-sided: the paired t-test over seeds (each seed's SFT and RL models share
 their data and initialisation), and a test question by question pooled over seeds (greedy: McNemar's exact test
@@ -106,18 +109,19 @@ def rl_time(run_dir: Path) -> dict:
 def main() -> None:  # noqa: PLR0915 - one benchmark, read top to bottom
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sft", default=None, help="a directory of sft_bench.py --keep (DIR/sft_<seed>)")
-    parser.add_argument("--seeds", default="42,43,44")
+    parser.add_argument("--seeds", default="42,43,44,45,46")
     parser.add_argument("--mix", default=MIX)
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--init-lr-frac", type=float, default=0.05)
-    parser.add_argument("--resample-tied", type=int, default=0, help="rl's dynamic sampling (0: nanochat's rule)")
+    parser.add_argument("--resample-tied", type=int, default=3, help="rl's dynamic sampling (0: nanochat's rule)")
     parser.add_argument("--out", default="results")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     work = Path(tempfile.mkdtemp(prefix="rl-bench-"))
     sft_dir = Path(args.sft) if args.sft else work
+    print(f"work directory (base, SFT and RL models; kept): {work}", flush=True)
     if not args.sft:
         base = work / "base"
         if cli(["train", "--no-progress", "--seed", "42", "--out", str(base)]) != 0:
