@@ -189,6 +189,30 @@ def drawn(t: dict, s: dict) -> int:
     return sum(t.get("groups", [])) or len(t["rewards"]) * s["questions"]
 
 
+def unmoved(data: dict) -> str:
+    """Why the tasks without a significant change did not move, from the SFT models' sampled scores: a task they
+    almost never get right has no success to reinforce, one they almost always get right has no failure to remove;
+    one in between has signal, and its gain and spread over seeds are given."""
+    parts = []
+    for name, t in data["tasks"].items():
+        if t["sampled"]["improved"] or t["sampled"]["worse"]:
+            continue
+        sft = t["sampled"]["sft"]
+        low, high, mean = min(sft), max(sft), statistics.mean(sft)
+        if not t["trained_by_rl"]:
+            why = "is not in RL's mixture"
+        elif high < 0.05:
+            why = f"has almost no success to reinforce (SFT {mean:.1%})"
+        elif low > 0.95:
+            why = f"has almost no failure left (SFT {mean:.1%})"
+        else:
+            gains = [a - b for a, b in zip(t["sampled"]["rl"], sft)]
+            why = (f"had signal (SFT {low:.0%}-{high:.0%} over seeds) but moved {min(gains):+.1%} to "
+                   f"{max(gains):+.1%} a seed")
+        parts.append(f"{name} {why}")
+    return ("Without a significant change: " + "; ".join(parts) + ". ") if parts else ""
+
+
 def report(data: dict) -> str:
     s, seeds = data["settings"], data["seeds"]
     lines = ["# RL on CPU: task accuracy of the SFT model before and after `nanochat-next rl`", "",
@@ -248,10 +272,9 @@ def report(data: dict) -> str:
               + (f"dynamic sampling (`--resample-tied {s['resample_tied']}`) replaced {resampled:,} of them by the "
                  "next question's group, so " if resampled else "")
               + f"a step learned from about {s['questions'] * (1 - (tied - resampled) / slots):.1f} of its "
-              f"{s['questions']} questions. A task the SFT model almost never gets right "
-              "(arith) or almost always gets right (identity, and compare, which RL does not train) has nothing to "
-              "reinforce. What a larger budget would change: nanochat's RL samples 16 x 16 per step for hundreds of "
-              f"steps (~30x 100 x 8 x 8 rollouts), at the same LRs; here that is about an hour per seed on 2 "
+              f"{s['questions']} questions. " + unmoved(data)
+              + "What a larger budget would change: nanochat's RL samples 16 x 16 per step for hundreds of "
+              "steps (~30x 100 x 8 x 8 rollouts), at the same LRs; here that is about an hour per seed on 2 "
               "cores, and more samples per question would also untie more groups. Tried on seed 42's SFT model before "
               "this run, scored on other held-out questions (test seed 1): LR x 0.2 for 60 steps and x 0.5 for 200 "
               "on the SFT run's own questions raised the training reward (0.33 -> 0.47 at x 0.5) while held-out "
