@@ -1,0 +1,47 @@
+"""benchmarks/rl_bench.py's report: why each task without a significant change did not move, read from the data;
+and the committed results/rl_cpu.md is what the report renders from results/rl_cpu.json."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "rl_bench.py"
+
+
+@pytest.fixture(scope="module")
+def rl_bench():
+    spec = importlib.util.spec_from_file_location("rl_bench", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def task(sft: list[float], rl: list[float], trained: bool = True, improved: bool = False) -> dict:
+    return {"trained_by_rl": trained, "sampled": {"sft": sft, "rl": rl, "improved": improved, "worse": False}}
+
+
+def test_each_unmoved_task_says_why_from_its_own_scores(rl_bench):
+    data = {"tasks": {"spelling": task([0.18, 0.19], [0.21, 0.22], improved=True),
+                      "arith": task([0.02, 0.03], [0.02, 0.02]),
+                      "easy": task([0.97, 0.99], [0.98, 0.99]),
+                      "letters": task([0.39, 0.42], [0.40, 0.405]),
+                      "compare": task([0.98, 0.99], [0.98, 0.98], trained=False)}}
+    text = rl_bench.unmoved(data)
+    assert "spelling" not in text, "an improved task needs no excuse"
+    assert "arith has almost no success to reinforce (SFT 2.5%)" in text
+    assert "easy has almost no failure left (SFT 98.0%)" in text
+    assert "letters had signal (SFT 39%-42% over seeds) but moved -1.5% to +1.0% a seed" in text
+    assert "compare is not in RL's mixture" in text
+    # a task some seed scores in the middle has signal, even if another seed's model is near the ceiling
+    mixed = rl_bench.unmoved({"tasks": {"identity": task([0.76, 0.99], [0.75, 0.99])}})
+    assert "identity had signal (SFT 76%-99% over seeds)" in mixed
+    assert rl_bench.unmoved({"tasks": {"spelling": task([0.1], [0.2], improved=True)}}) == ""
+
+
+def test_the_committed_report_is_rendered_from_the_committed_data(rl_bench):
+    data = json.loads((REPO / "results" / "rl_cpu.json").read_text())
+    data.pop("metadata")
+    assert rl_bench.report(data).rstrip() + "\n" == (REPO / "results" / "rl_cpu.md").read_text()
