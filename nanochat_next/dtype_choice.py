@@ -14,8 +14,11 @@ decided, whatever the model's size:
 
 1. the shapes are sliced: each distinct shape once (weighted by how often it occurs), with the rows cut so a
    pass is a few GFLOP: the speed ratio of two dtypes on one kernel does not depend on how many rows it runs;
-2. a round times every item in fp32 then bf16; after each item, bf16 already ``CLEARLY_SLOWER`` (2x) than fp32
-   on the work so far, by more than a kernel's first-call cost, ends the probe (the 1.10x bar cannot be met);
+2. each item runs once in both dtypes untimed before its first timed run: a kernel's first call builds it
+   (oneDNN's JIT for AMX tiles took ~0.1 s per bf16 shape, more than the work: timed, it made bf16 look 2.4x
+   slower where it is 1.9x faster); then a round times every item in fp32 then bf16; after each item, bf16
+   already ``CLEARLY_SLOWER`` (2x) than fp32 on the work so far, by more than ``MIN_GAP_SECONDS``, ends the
+   probe (the 1.10x bar cannot be met);
 3. at most ``ROUNDS`` rounds and ``BUDGET_SECONDS`` of wall time; the decision takes the median round;
 4. the figure is cached per probe, CPU model, torch version, thread count, machine and shapes, so a run never
    trusts a figure measured on another CPU or with another torch, and measures each only once.
@@ -48,7 +51,7 @@ MUON_BF16_QUALITY_GAP = 0.0
 ROUNDS = 5
 BUDGET_SECONDS = 3.0
 CLEARLY_SLOWER = 2.0  # bf16 this many times fp32's time on the same work: no further round can reach 1.10x
-FIRST_CALL_SECONDS = 0.1  # and slower by more than this: more than a kernel's first-call (JIT) cost
+MIN_GAP_SECONDS = 0.1  # and slower by more than this (a few ms of timer noise on tiny work is no evidence)
 SLICE_FLOPS = 8e9  # a timed pass of the model's matmuls does about this many FLOPs (fp32: ~0.1 s on 2 cores)
 MIN_ROWS = 128  # but never fewer rows than this: small matmuls measure call overhead, not arithmetic
 Shape = tuple[int, int, int]  # (M, K, N): an (M x K) @ (K x N) matmul
@@ -88,6 +91,9 @@ def race(items: list[WorkItem], rounds: int = ROUNDS, budget: float = BUDGET_SEC
     for round_index in range(rounds):
         so_far = dict.fromkeys(DTYPE_PAIR, 0.0)
         for item in items:
+            if round_index == 0:  # each kernel's first call builds it (oneDNN's JIT: ~0.1 s per shape in bf16 on
+                for dtype in DTYPE_PAIR:  # AMX, 5x the work itself); run once untimed, so only the work is timed
+                    item.run(dtype)
             for dtype in DTYPE_PAIR:  # interleaved: a machine getting busier slows both alike
                 t0 = clock()
                 item.run(dtype)
@@ -96,8 +102,8 @@ def race(items: list[WorkItem], rounds: int = ROUNDS, budget: float = BUDGET_SEC
                 say(f"measuring float32 vs bfloat16 on {what} (once per machine, then cached) ...")
                 told = True
             fp32, bf16 = so_far[torch.float32], so_far[torch.bfloat16]
-            # bf16 already far slower on the same work, by more than a first call's cost: no round can reverse it
-            if bf16 >= CLEARLY_SLOWER * fp32 and bf16 - fp32 >= FIRST_CALL_SECONDS:
+            # bf16 already far slower on the same (warmed) work, by more than noise: no round can reverse it
+            if bf16 >= CLEARLY_SLOWER * fp32 and bf16 - fp32 >= MIN_GAP_SECONDS:
                 return fp32, bf16, round_index + 1, (f"stopped early: bf16 {bf16 / fp32:.1f}x slower on the part "
                                                      "timed")
         for dtype in DTYPE_PAIR:
@@ -161,11 +167,15 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine()
 
 
+PROBE_VERSION = 2  # 2: kernels warmed before timing (figures cached by version 1 timed bf16's JIT: measured again)
+
+
 def cache_key(probe: str, shapes: list[tuple[int, ...]]) -> str:
     distinct = sorted(set(shapes))
     counts = [shapes.count(s) for s in distinct]
-    return "|".join([probe, cpu_model_name(), torch.__version__, f"threads={torch.get_num_threads()}",
-                     platform.node(), ";".join(f"{'x'.join(map(str, s))}*{c}" for s, c in zip(distinct, counts))])
+    return "|".join([f"{probe}-v{PROBE_VERSION}", cpu_model_name(), torch.__version__,
+                     f"threads={torch.get_num_threads()}", platform.node(),
+                     ";".join(f"{'x'.join(map(str, s))}*{c}" for s, c in zip(distinct, counts))])
 
 
 def cache_path():

@@ -53,19 +53,24 @@ CPU_KINDS = {"amx": (150.0, 375.0), "avx512_bf16": (150.0, 75.0), "avx2": (13.0,
 
 
 class SimulatedCPU:
-    """A clock that advances by each work item's FLOPs at the kind's rate; counts what was run."""
+    """A clock that advances by each work item's FLOPs at the kind's rate; counts what was run. ``jit`` seconds
+    more on a kernel's first call in each dtype (oneDNN builds it then)."""
 
-    def __init__(self, monkeypatch, kind: str):
+    def __init__(self, monkeypatch, kind: str, jit: tuple[float, float] = (0.0, 0.0)):
         self.now, self.runs = 0.0, {torch.float32: 0, torch.bfloat16: 0}
         self.rates = dict(zip(dtype_choice.DTYPE_PAIR, CPU_KINDS[kind]))
+        self.jit, self.built = dict(zip(dtype_choice.DTYPE_PAIR, jit)), set()
         monkeypatch.setattr(dtype_choice, "CLOCK", lambda: self.now)
 
     def items(self, items):
-        def run(dtype, flops):
+        def run(dtype, flops, index):
             self.runs[dtype] += 1
             self.now += flops / (self.rates[dtype] * 1e9)
-        return [dtype_choice.WorkItem(lambda dtype, f=item.flops: run(dtype, f), item.weight, item.flops)
-                for item in items]
+            if (index, dtype) not in self.built:
+                self.built.add((index, dtype))
+                self.now += self.jit[dtype]
+        return [dtype_choice.WorkItem(lambda dtype, f=item.flops, i=i: run(dtype, f, i), item.weight, item.flops)
+                for i, item in enumerate(items)]
 
 
 @pytest.mark.parametrize("kind, chosen", [("amx", True), ("avx512_bf16", False), ("avx2", False)])
@@ -75,8 +80,8 @@ def test_the_default_model_gets_the_same_dtype_as_before_on_every_cpu_kind(monke
     use, _ = decide(DtypeMeasurement(fp32, bf16, "k", rounds, stopped))
     assert use is chosen
     assert cpu.now < dtype_choice.BUDGET_SECONDS + 1, f"the probe took {cpu.now:.1f} s of simulated time"
-    if kind == "avx2":  # bf16 emulated: decided after one item, one bf16 run
-        assert cpu.runs[torch.bfloat16] == 1 and rounds == 1 and "stopped early" in stopped
+    if kind == "avx2":  # bf16 emulated: decided after one item, its bf16 run (after one untimed warm-up run)
+        assert cpu.runs[torch.bfloat16] == 2 and rounds == 1 and "stopped early" in stopped
     if kind == "amx":
         assert rounds == dtype_choice.ROUNDS and stopped == ""
 
@@ -98,6 +103,23 @@ def test_every_bench_profile_resolves_on_the_cpu_within_seconds(monkeypatch, tmp
         assert cpu.now - start < 5.0, f"{name} on {kind}: {cpu.now - start:.1f} s"
 
 
+def test_a_kernels_build_time_is_not_timed_as_its_work(monkeypatch):
+    """On a Xeon with AMX (this repository's CI machine, 2026-12-02) oneDNN built each bf16 kernel on its first call:
+    the probe's first round took 508 ms in bf16 and 236 ms in fp32, the later rounds 92-95 ms and 170-181 ms. Timed,
+    the build made bf16 look 2.4x slower and stopped the probe early: fp32 was chosen where bf16 runs 1.9x faster.
+    Simulated: the default model's matmuls at AMX rates, 0.1 s per bf16 kernel build, 0.01 s per fp32 one."""
+    cpu = SimulatedCPU(monkeypatch, "amx", jit=(0.01, 0.1))
+    fp32, bf16, rounds, stopped = dtype_choice.race(cpu.items(dtype_choice.matmul_items(dtype_choice.DEFAULT_SHAPES)))
+    use, _ = decide(DtypeMeasurement(fp32, bf16, "k", rounds, stopped))
+    assert use and stopped == "" and fp32 / bf16 == pytest.approx(375.0 / 150.0)
+
+
+def test_figures_cached_by_the_old_probe_are_measured_again():
+    """Version 1 of the probe timed the kernel builds (above): its cached figures must not decide a run."""
+    assert dtype_choice.cache_key("matmul", [(1, 2, 3)]).startswith(f"matmul-v{dtype_choice.PROBE_VERSION}|")
+    assert dtype_choice.PROBE_VERSION >= 2
+
+
 def test_the_time_budget_ends_the_probe(monkeypatch):
     now = [0.0]
     monkeypatch.setattr(dtype_choice, "CLOCK", lambda: now[0])
@@ -105,7 +127,8 @@ def test_the_time_budget_ends_the_probe(monkeypatch):
     def slow(dtype):  # 1 s fp32, 0.8 s bf16 per item: close, so no early stop; the budget ends it
         now[0] += 1.0 if dtype == torch.float32 else 0.8
 
-    fp32, bf16, rounds, stopped = dtype_choice.race([dtype_choice.WorkItem(slow)], budget=3.0)
+    # round 1: 1.8 s warm-up (untimed, but on the clock) + 1.8 s timed; round 2 ends at 5.4 s, past the budget
+    fp32, bf16, rounds, stopped = dtype_choice.race([dtype_choice.WorkItem(slow)], budget=5.0)
     assert (fp32, bf16) == pytest.approx((1.0, 0.8)) and rounds == 2 and "budget" in stopped
 
 
