@@ -40,9 +40,11 @@ def kind_of(name: str) -> str:
     return "elementwise / other"
 
 
-def build(side: str, nanochat: str | None, compiled: bool):
+def build(side: str, nanochat: str | None, compiled: bool, dtype: str = "float32"):
     """The model and optimizer as each side's training script builds them; the model compiled if asked (nanochat's
-    optimizer compiles its own kernels whatever the model does, as in its base_train)."""
+    optimizer compiles its own kernels whatever the model does, as in its base_train). Ours orthogonalises in
+    float32 in the float32 rows (all float32, the machine-independent comparison) and in the dtype ``--dtype auto``
+    measures for Muon in the bfloat16 rows (what a user on a fast-bf16 CPU gets)."""
     import torch
 
     torch.manual_seed(42)
@@ -58,7 +60,7 @@ def build(side: str, nanochat: str | None, compiled: bool):
         from nanochat_next.train.config import TensorRun, build_model
         from nanochat_next.train.recipe import build_optimizer, scaled_hyperparameters
 
-        run = TensorRun(compile=compiled, muon_dtype="float32")  # the fp32 orthogonalisation --dtype auto picks
+        run = TensorRun(compile=compiled, muon_dtype="float32" if dtype == "float32" else "auto")
         model = build_model(run, 4096)
         optimizer = build_optimizer(run, model, *scaled_hyperparameters(run, model, 4096))
     forward = torch.compile(model, dynamic=False) if compiled else model
@@ -73,7 +75,7 @@ def worker(side: str, dtype: str, mode: str, nanochat: str | None) -> dict:
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    model, forward, optimizer = build(side, nanochat, mode == "compiled")
+    model, forward, optimizer = build(side, nanochat, mode == "compiled", dtype)
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randint(0, 4096, (8, 256), generator=gen), torch.randint(0, 4096, (8, 256), generator=gen)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()
@@ -107,7 +109,9 @@ def worker(side: str, dtype: str, mode: str, nanochat: str | None) -> dict:
         if e.key not in phases:
             kinds[kind_of(e.key)] = kinds.get(kind_of(e.key), 0.0) + e.self_cpu_time_total / STEPS / 1e3
     table = events.table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=48)
+    ortho = sorted({str(g["ortho_dtype"]) for g in optimizer.param_groups if "ortho_dtype" in g})
     return {"phases_ms": phases, "kinds_ms": kinds, "step_ms": statistics.median(wall), "step_ms_timed": wall,
+            "muon_ortho_dtype": ortho,  # ours: the Muon groups' orthogonalisation dtype (auto's pick in bf16 rows)
             "profiled_step_ms": sum(phases.values()), "matmul_by_phase": matmul, "table": table}
 
 
@@ -234,9 +238,14 @@ def write(results: dict, peaks: dict, out: str) -> None:
     lines += ["", "Each run's median step (ms), runs interleaved side by side: " + "; ".join(
         f"{n}: {', '.join(f'{m:.0f}' for m in results[n].get('run_medians_ms', [results[n]['step_ms']]))}"
         for n in names) + "."]
+    ortho = [f"{n}: {', '.join(results[n]['muon_ortho_dtype'])}" for n in names if results[n].get("muon_ortho_dtype")]
+    if ortho:
+        lines += ["", "Our Muon orthogonalisation ran in: " + "; ".join(ortho)
+                  + " (float32 rows: float32; bfloat16 rows: what `--muon-dtype auto` measured on this machine)."]
     speed = {}
-    for ours, theirs in (("ours float32 compiled", "nanochat 92d63d4 float32 compiled"),
-                         ("ours float32 eager", "nanochat 92d63d4 float32 eager")):
+    pairs = [(f"ours {d} {m}", f"nanochat {ref} float32 {m}") for ref in ("92d63d4", "2f09686")
+             for m in ("compiled", "eager") for d in ("float32", "bfloat16")]
+    for ours, theirs in pairs:
         if ours in results and theirs in results:
             speed[f"{ours} vs {theirs}"] = results[theirs]["step_ms"] / results[ours]["step_ms"]
             lines.append(f"**{ours} is {speed[f'{ours} vs {theirs}']:.2f}x {theirs}'s speed** (step time ratio).")
