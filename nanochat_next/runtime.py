@@ -251,6 +251,40 @@ def measure_memory_bandwidth(device: torch.device | str = "cpu", megabytes: int 
     return 2 * src.numel() * 4 * reps / (time.perf_counter() - t0)
 
 
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+KEEP_FREED_BYTES = 1 << 30  # free memory at the heap's top kept for reuse up to this much, not given back
+_malloc_kept: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc reuse freed memory instead of returning it to the OS: True if it does now.
+
+    A training step allocates and frees the same large tensors every step (logits: 8 x 256 x 4096 floats = 32 MiB
+    at the cpu profile). glibc serves every block of 32 MiB or more with a fresh mmap and unmaps it on free, so
+    each step the kernel zero-fills those pages again: 92,000 page faults a step in the cpu profile's eager fp32
+    step (370 MB of fresh pages), 23,000-29,000 compiled (benchmarks/malloc_bench.py). With mmap off and a high
+    trim threshold the heap keeps the pages and the faults fall to ~0 after the first steps; the arithmetic is
+    untouched (same losses, tested). The cost is a higher resident size (the heap keeps its high-water mark).
+    Linux with glibc only (macOS and Windows allocators differ: nothing is done); ``NANOCHAT_NEXT_MALLOC=system``
+    keeps glibc's defaults."""
+    global _malloc_kept
+    if _malloc_kept is None:
+        _malloc_kept = False
+        if os.environ.get("NANOCHAT_NEXT_MALLOC", "").lower() != "system" and sys.platform.startswith("linux") \
+                and platform.libc_ver()[0] == "glibc":
+            import ctypes
+
+            try:
+                libc = ctypes.CDLL("libc.so.6")
+                # mallopt returns 1 on success; mmap off first (every block from the heap), then no trimming
+                _malloc_kept = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD,
+                                                                                       KEEP_FREED_BYTES))
+            except (OSError, AttributeError):
+                pass
+    return _malloc_kept
+
+
 def set_threads(threads: int | None) -> None:
     """Use ``threads`` CPU threads in this process and in the processes it starts (bench, ablate); None keeps
     torch's choice (one per core). Two torch processes on the same cores each want them all and both run several

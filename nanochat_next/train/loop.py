@@ -36,7 +36,7 @@ from nanochat_next.errors import UserError
 from nanochat_next.faults import crash_after_save
 from nanochat_next.interrupt import GracefulStop
 from nanochat_next.model.saving import save_model
-from nanochat_next.runtime import DtypeChoice, busy_note, choose_dtype, measure_matmul_flops
+from nanochat_next.runtime import DtypeChoice, busy_note, choose_dtype, keep_freed_memory, measure_matmul_flops
 from nanochat_next.tokenizer.bpe import BPETokenizer
 from nanochat_next.train import checkpoint
 from nanochat_next.train.config import (
@@ -141,6 +141,8 @@ def assemble_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, load
     decay unless ``hyperparameters`` = (LR scale, weight decay) says otherwise), compile/DDP wrapping, mixed
     precision; the loaders as given."""
     say = log if procs.master else None
+    if procs.device.type == "cpu":  # the same large tensors every step: reuse their pages (runtime.keep_freed_memory)
+        keep_freed_memory()
     # on a CPU, --dtype auto times this model's own matmuls in both dtypes (dtype_choice)
     choice = choose_dtype(procs.device, run.dtype, run_shapes(run, tokenizer.vocab_size), say=say)
     grad_accum = gradient_accumulation(run, procs.world)
