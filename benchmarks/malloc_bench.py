@@ -21,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 CONFIGS = {"float32 eager": ("float32", False), "float32 compiled": ("float32", True),
            "bfloat16 compiled": ("bfloat16", True)}
@@ -86,10 +87,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, of: " + ", ".join(CONFIGS))
     parser.add_argument("--out", default="results")
+    parser.add_argument("--render", metavar="JSON", help="write the report again from a run's malloc_cpu.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print("RESULT", json.dumps(worker(args.worker, args.steps)), flush=True)
+        return
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        args.repeats, args.steps = saved["config"]["repeats"], saved["config"]["steps"]
+        write({c: row["runs"] for c, row in saved["rows"].items()}, args, saved["metadata"])
         return
     configs = [c.strip() for c in args.configs.split(",")]
     if "bfloat16 compiled" in configs and not bf16_is_chosen():
@@ -126,17 +133,21 @@ def summarise(runs: dict[str, dict[str, list[dict]]]) -> dict:
             "max_rss_mb": {m: statistics.median(r["max_rss_mb"] for r in by_mode[m]) for m in MODES},
             "speedup": math.exp(statistics.fmean(log_ratios)),  # geometric mean of the paired ratios
             "p_value": test["p_value"],
-            "same_losses": all(r["last_loss"] == system[0]["last_loss"] for r in system + keep)
-            if config.startswith("float32") else None,  # bf16 compiled varies run to run on its own
+            # each pair (one repeat: both modes) ends on the same loss bit for bit; across repeats a compiled step may
+            # differ by an ulp (a fresh compile vs Inductor's cache) and bf16 compiled varies run to run on its own
+            "same_losses": all(s["last_loss"] == k["last_loss"] for s, k in zip(system, keep))
+            if config.startswith("float32") else None,
             "runs": by_mode,
         }
     return out
 
 
-def write(runs: dict, args) -> None:
-    from nanochat_next.provenance import write_results
+def write(runs: dict, args, metadata: dict | None = None) -> None:
+    from nanochat_next.provenance import run_metadata, write_results
 
     summary = summarise(runs)
+    metadata = metadata or run_metadata()
+    machine = metadata["machine"]
     lines = ["# Page faults: glibc's malloc defaults vs freed memory kept (cpu profile's training step)", "",
              f"{args.repeats} runs of each mode per row, alternating (order swapped every repeat), each its own "
              f"process; per run the median of {args.steps} steps after {WARMUP} warm-up steps. **speed-up** = "
@@ -144,6 +155,8 @@ def write(runs: dict, args) -> None:
              "glibc serves every block of 32 MiB or more with a fresh mmap and unmaps it when freed, so the kernel "
              "zero-fills the same tensors' pages again every step; `runtime.keep_freed_memory` (mmap off, trim "
              "threshold 1 GiB) keeps them in the heap.", "",
+             f"Machine: {machine['cpu']}, {machine['cpu_count']} cores, {machine['torch_threads']} torch threads; "
+             f"torch {metadata['versions']['torch']}; measured {metadata['timestamp_utc']}.", "",
              "| step | page faults a step: defaults | kept | step ms: defaults | kept | best step ms: defaults | kept "
              "| speed-up | p | peak RSS MB: defaults | kept | same losses |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -163,7 +176,7 @@ def write(runs: dict, args) -> None:
     data = {"benchmark": "malloc", "config": {"depth": 4, "n_embd": 256, "vocab": 4096, "batch": [8, 256],
                                               "steps": args.steps, "warmup": WARMUP, "repeats": args.repeats},
             "rows": summary}
-    json_path, md_path = write_results(args.out, "malloc_cpu", data, "\n".join(lines))
+    json_path, md_path = write_results(args.out, "malloc_cpu", data, "\n".join(lines), metadata)
     print("\n".join(lines[:12]))
     print(f"wrote {json_path} and {md_path}")
 
