@@ -42,6 +42,9 @@ def worker(config: str, steps: int) -> dict:
 
     kept = keep_freed_memory()  # NANOCHAT_NEXT_MALLOC=system leaves glibc's defaults
     dtype, compiled = CONFIGS[config]
+    # as `train` runs (TensorRun.deterministic): a compiled embedding backward otherwise adds with atomics, and the
+    # losses of two runs would differ whatever the allocator does
+    torch.use_deterministic_algorithms(True)
     torch.manual_seed(42)
     run = TensorRun(compile=compiled, muon_dtype="float32" if dtype == "float32" else "auto")
     model = build_model(run, 4096)
@@ -133,10 +136,8 @@ def summarise(runs: dict[str, dict[str, list[dict]]]) -> dict:
             "max_rss_mb": {m: statistics.median(r["max_rss_mb"] for r in by_mode[m]) for m in MODES},
             "speedup": math.exp(statistics.fmean(log_ratios)),  # geometric mean of the paired ratios
             "p_value": test["p_value"],
-            # each pair (one repeat: both modes) ends on the same loss bit for bit; across repeats a compiled step may
-            # differ by an ulp (a fresh compile vs Inductor's cache) and bf16 compiled varies run to run on its own
-            "same_losses": all(s["last_loss"] == k["last_loss"] for s, k in zip(system, keep))
-            if config.startswith("float32") else None,
+            # each pair (one repeat: both modes) must end on the same loss, bit for bit
+            "same_losses": all(s["last_loss"] == k["last_loss"] for s, k in zip(system, keep)),
             "runs": by_mode,
         }
     return out
@@ -162,7 +163,7 @@ def write(runs: dict, args, metadata: dict | None = None) -> None:
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for config, s in summary.items():
         p = f"{s['p_value']:.2g}" if s["p_value"] is not None else "-"
-        same = {True: "yes", False: "**no**", None: "(bf16 varies)"}[s["same_losses"]]
+        same = "yes" if s["same_losses"] else "**no**"
         lines.append(f"| {config} | {s['faults_per_step']['system']:,.0f} | {s['faults_per_step']['keep']:,.0f} "
                      f"| {s['step_ms']['system']:.0f} | {s['step_ms']['keep']:.0f} "
                      f"| {s['step_ms_min']['system']:.0f} | {s['step_ms_min']['keep']:.0f} "
