@@ -194,9 +194,11 @@ def test_papermill_runs_the_benchmark_notebook(tmp_path, monkeypatch):
     nbval runs the notebook's own 30 steps)."""
     monkeypatch.setenv("NANOCHAT_NEXT_NANOCHAT_URL", str(tmp_path / "no-network"))
     out = tmp_path / "out.ipynb"
-    subprocess.run([sys.executable, "-m", "papermill", "-k", "python3", str(REPO / "notebooks" / "06_benchmark.ipynb"),
-                    str(out), "-p", "profile", "smoke", "-p", "out_dir", str(tmp_path), "-p", "steps", "5"], check=True,
-                   capture_output=True, cwd=REPO)
+    proc = subprocess.run([sys.executable, "-m", "papermill", "-k", "python3",
+                           str(REPO / "notebooks" / "06_benchmark.ipynb"), str(out), "-p", "profile", "smoke",
+                           "-p", "out_dir", str(tmp_path), "-p", "steps", "5"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-6000:]
     [artifact] = tmp_path.glob("bench_smoke_*.json")
     data = json.loads(artifact.read_text())
     assert data["baseline"]["status"] == "not run"

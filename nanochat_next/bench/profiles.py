@@ -44,6 +44,7 @@ class Profile:
     # profile whose decode row checks the pipeline rather than measures a speed (smoke: 20-60 s less per batch size)
     decode_autotune: bool = True
     dtype_reason: str = ""  # why our side runs in its dtype (set when the profile is resolved on a machine)
+    muon_dtype_reason: str = ""  # why its Muon orthogonalises in its dtype (set with dtype_reason)
 
     @classmethod
     def from_flat(cls, flat: dict) -> Profile:
@@ -114,6 +115,7 @@ def resolve_profile(name: str, steps: int | None = None, device: str | None = No
     ``seeds``: ours and our runs of nanochat's recipes (nanochat's own base_train has no seed flag: always 42)."""
     from nanochat_next.runtime import choose_dtype, resolve_device
     from nanochat_next.train.config import run_shapes
+    from nanochat_next.train.recipe import resolve_muon_dtype
 
     if name not in PROFILES:
         raise UserError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")
@@ -136,4 +138,9 @@ def resolve_profile(name: str, steps: int | None = None, device: str | None = No
     # our dtype: the profile's on its own device (auto on a CPU = measured there), our rule on another device
     requested = run.dtype if resolved.type == run.device else "auto"
     choice = choose_dtype(resolved, requested, run_shapes(run, run.vocab_size))
-    return replace(profile, run=replace(run, device=resolved.type, dtype=choice.name), dtype_reason=choice.reason)
+    run = replace(run, device=resolved.type, dtype=choice.name)
+    # Muon's dtype decided once too (train.recipe.resolve_muon_dtype): every run of the bench orthogonalises alike
+    muon = resolve_muon_dtype(run, resolved, run.vocab_size, compute=choice)
+    if muon is not None:
+        run = replace(run, muon_dtype=muon.name)
+    return replace(profile, run=run, dtype_reason=choice.reason, muon_dtype_reason=muon.reason if muon else "")

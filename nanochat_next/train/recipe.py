@@ -62,14 +62,8 @@ def build_optimizer(run: TensorRun, model: torch.nn.Module, lr_scale: float, wei
         opt = torch.optim.AdamW(model.parameters(), lr=run.lr, betas=(0.9, 0.95), weight_decay=0.0)
     elif run.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=run.lr, momentum=0.9)
-    elif isinstance(model, GPT):
-        opt = MuonAdamW(nanochat_param_groups(
-            model, unembedding_lr=run.unembedding_lr * lr_scale, embedding_lr=run.embedding_lr * lr_scale,
-            matrix_lr=run.matrix_lr * lr_scale, weight_decay=weight_decay, adam_betas=(run.adam_beta1, run.adam_beta2),
-            scalar_lr=run.scalar_lr * lr_scale, adam_groups=run.adam_groups, muon_beta2=run.muon_beta2,
-            equalize=run.muon_eq, norm_factor=run.muon_norm), compile=run.compile)
-    else:  # classic: Muon on block matrices, AdamW (embedding LR) on the rest
-        opt = MuonAdamW(classic_param_groups(run, model, lr_scale, weight_decay), compile=run.compile)
+    else:
+        opt = MuonAdamW(muon_adamw_groups(run, model, lr_scale, weight_decay), compile=run.compile)
     for group in opt.param_groups:
         group["initial_lr"] = group["lr"]  # the schedule multiplies this one each step (set here only)
     device = next(model.parameters()).device
@@ -88,6 +82,48 @@ def default_muon_shapes() -> list[tuple[int, int, int]]:
     return sorted((sum(1 for p in matrices if p.shape == shape), *shape) for shape in {p.shape for p in matrices})
 
 
+def muon_adamw_groups(run: TensorRun, model: torch.nn.Module, lr_scale: float, weight_decay: float) -> list[dict]:
+    """The param groups of the run's MuonAdamW: nanochat's for the modern GPT, else Muon on the block matrices and
+    AdamW (embedding LR) on the rest."""
+    if isinstance(model, GPT):
+        return nanochat_param_groups(
+            model, unembedding_lr=run.unembedding_lr * lr_scale, embedding_lr=run.embedding_lr * lr_scale,
+            matrix_lr=run.matrix_lr * lr_scale, weight_decay=weight_decay, adam_betas=(run.adam_beta1, run.adam_beta2),
+            scalar_lr=run.scalar_lr * lr_scale, adam_groups=run.adam_groups, muon_beta2=run.muon_beta2,
+            equalize=run.muon_eq, norm_factor=run.muon_norm)
+    return classic_param_groups(run, model, lr_scale, weight_decay)
+
+
+def muon_dtype_for_shapes(run: TensorRun, shapes: list[tuple[int, int, int]], device: torch.device | str,
+                          say=None, compute: DtypeChoice | None = None) -> DtypeChoice:
+    """``runtime.choose_muon_dtype`` for these stacked shapes (on a CPU: measured on them, the figures cached)."""
+
+    def measure():
+        return measured(cache_key("muon", shapes), lambda: orthogonalize_items(shapes), say=say,
+                        what="Muon's orthogonalisation")
+
+    return choose_muon_dtype(device, run.muon_dtype, measure, compute)
+
+
+def resolve_muon_dtype(run: TensorRun, device: torch.device | str, vocab_size: int,
+                       compute: DtypeChoice | None = None) -> DtypeChoice | None:
+    """The Muon dtype the run's training would choose, decided before it starts (from a model on the meta device:
+    no memory, no random draws); None for an optimizer without Muon. A benchmark writes the answer into every run's
+    config, so all its runs orthogonalise alike: each run resolving "auto" on its own reads the probe's cache, which
+    a concurrent process measuring the same shapes may rewrite with the other answer where the two dtypes are
+    close (the rerun then differs from the first run)."""
+    if run.optimizer in ("adamw", "sgd"):
+        return None
+    with torch.device("meta"):
+        model = model_class(run)(model_config(run, vocab_size), init=False)
+    shapes = stacked_shapes(muon_adamw_groups(run, model, 1.0, 0.0))
+    if not shapes:
+        return None
+    if run.muon_dtype == "compute" and compute is None:
+        compute = choose_dtype(device, run.dtype, run_shapes(run, vocab_size))
+    return muon_dtype_for_shapes(run, shapes, device, compute=compute)
+
+
 def choose_orthogonalization(run: TensorRun, optimizer: torch.optim.Optimizer, device: torch.device,
                              say=None, compute: DtypeChoice | None = None) -> DtypeChoice | None:
     """Muon's orthogonalisation dtype for this run (``runtime.choose_muon_dtype``; on a CPU measured on this
@@ -95,12 +131,7 @@ def choose_orthogonalization(run: TensorRun, optimizer: torch.optim.Optimizer, d
     shapes = stacked_shapes(optimizer.param_groups)
     if not shapes:
         return None
-
-    def measure():
-        return measured(cache_key("muon", shapes), lambda: orthogonalize_items(shapes), say=say,
-                        what="Muon's orthogonalisation")
-
-    choice = choose_muon_dtype(device, run.muon_dtype, measure, compute)
+    choice = muon_dtype_for_shapes(run, shapes, device, say, compute)
     for group in optimizer.param_groups:
         if group.get("kind") == "muon":
             group["ortho_dtype"] = choice.name

@@ -5,6 +5,7 @@ and a cache that is never trusted across another CPU, torch or shape."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ import torch
 
 from nanochat_next import dtype_choice
 from nanochat_next.dtype_choice import DtypeMeasurement, decide
+from nanochat_next.train import recipe
+from nanochat_next.train.config import build_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,13 +97,44 @@ def test_every_bench_profile_resolves_on_the_cpu_within_seconds(monkeypatch, tmp
 
     monkeypatch.setenv("NANOCHAT_NEXT_CACHE", str(tmp_path))
     cpu = SimulatedCPU(monkeypatch, kind)
-    real = dtype_choice.matmul_items
+    real, real_muon = dtype_choice.matmul_items, recipe.orthogonalize_items
     monkeypatch.setattr(dtype_choice, "matmul_items", lambda shapes: cpu.items(real(shapes)))
+    monkeypatch.setattr(recipe, "orthogonalize_items", lambda shapes: cpu.items(real_muon(shapes)))
     for name in profiles.PROFILES:
         start = cpu.now
-        run = profiles.resolve_profile(name, device="cpu").run
+        profile = profiles.resolve_profile(name, device="cpu")
+        run = profile.run
         assert run.device == "cpu" and run.dtype in {"float32", "bfloat16"}
+        # Muon's dtype decided here, once, for every run of the bench (not "auto" left to each run's process)
+        assert run.muon_dtype in {"float32", "bfloat16"} and "measured" in profile.muon_dtype_reason
+        if kind == "avx2":
+            assert run.muon_dtype == "float32", "bf16 emulated: Muon orthogonalises in fp32"
         assert cpu.now - start < 5.0, f"{name} on {kind}: {cpu.now - start:.1f} s"
+
+
+def test_a_benchmarks_runs_keep_the_muon_dtype_it_resolved(monkeypatch, tmp_path):
+    """CI, 2026-12-02 (Xeon with AMX, where bf16 orthogonalises only 1.1x faster): each run of a bench resolved Muon's
+    "auto" dtype on its own, from the probe's cache; a test running beside the bench measured the same shapes and
+    rewrote that cache with the other answer, so the bench's rerun of its first seed orthogonalised in the other
+    dtype and its losses differed ("identical rerun" failed). The profile now carries the dtype, and a run built
+    from it ignores whatever the cache says later."""
+    from nanochat_next.bench import profiles
+
+    monkeypatch.setenv("NANOCHAT_NEXT_CACHE", str(tmp_path))
+    profile = profiles.resolve_profile("smoke")
+    chosen = profile.run.muon_dtype
+    assert chosen in {"float32", "bfloat16"}
+    other = {"float32": (1.0, 0.01), "bfloat16": (0.01, 1.0)}[chosen]  # (fp32, bf16) seconds: the other answer
+    cache = json.loads(dtype_choice.cache_path().read_text())
+    [key] = [k for k in cache if k.startswith("muon")]
+    cache[key].update(float32_seconds=other[0], bfloat16_seconds=other[1])
+    dtype_choice.cache_path().write_text(json.dumps(cache))
+    auto = replace(profile.run, muon_dtype="auto")
+    model = build_model(profile.run, profile.run.vocab_size)
+    flipped = recipe.build_optimizer(auto, model, 1.0, 0.0).orthogonalization.name
+    assert flipped != chosen, "the rewritten cache flips a run that resolves auto itself"
+    kept = recipe.build_optimizer(profile.run, model, 1.0, 0.0).orthogonalization.name
+    assert kept == chosen
 
 
 def test_a_kernels_build_time_is_not_timed_as_its_work(monkeypatch):
