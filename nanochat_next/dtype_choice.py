@@ -29,12 +29,14 @@ bpb, bf16 minus fp32, at the cpu profile over several seeds) is within ``QUALITY
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
@@ -184,21 +186,49 @@ def cache_path():
     return cache_dir() / "dtype" / "cpu_measurements.json"
 
 
-def measured(key: str, items: Callable[[], list[WorkItem]], use_cache: bool = True,
-             say: Callable[[str], None] | None = None, what: str = "this work") -> DtypeMeasurement:
-    """The measurement stored under ``key`` on this machine, or ``race`` over ``items()`` now (and cached)."""
-    path = cache_path()
+def _cached_entry(path: Path, key: str) -> tuple[dict, DtypeMeasurement | None]:
+    """The cache file's contents and its measurement under ``key`` (None: absent, or written by another version)."""
     cached: dict = {}
-    if use_cache and path.is_file():
+    if path.is_file():
         try:
             cached = json.loads(path.read_text())
         except (OSError, ValueError):
             cached = {}  # a damaged cache is measured again
-    if key in cached:
+    try:
+        return cached, DtypeMeasurement(**cached[key]) if key in cached else None
+    except TypeError:
+        return cached, None  # written by another version: measured again
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock beside ``path`` (POSIX; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return DtypeMeasurement(**cached[key])
-        except TypeError:
-            pass  # written by another version: measured again
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def measured(key: str, items: Callable[[], list[WorkItem]], use_cache: bool = True,
+             say: Callable[[str], None] | None = None, what: str = "this work") -> DtypeMeasurement:
+    """The measurement stored under ``key`` on this machine, or ``race`` over ``items()`` now (and cached).
+
+    The first measurement stored wins: a process that measured the same work as another one that stored its
+    figures first takes those. Where bf16 and fp32 are close the two measurements can decide differently, and two
+    runs that must compute alike (a rerun, a resumed run) would otherwise each follow the measurement of whichever
+    process last wrote the cache (tests/base/test_dtype_choice.py)."""
+    path = cache_path()
+    if use_cache:
+        _, found = _cached_entry(path, key)
+        if found is not None:
+            return found
     warm_up()
     fp32, bf16, rounds, stopped = race(items(), say=say, what=what)
     result = DtypeMeasurement(fp32, bf16, key, rounds, stopped)
@@ -207,7 +237,11 @@ def measured(key: str, items: Callable[[], list[WorkItem]], use_cache: bool = Tr
             from nanochat_next.atomic import write_text
 
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_text(path, json.dumps({**cached, key: asdict(result)}, indent=1))
+            with _locked(path):  # the check and the write as one step: one first writer
+                cached, first = _cached_entry(path, key)
+                if first is not None:
+                    return first
+                write_text(path, json.dumps({**cached, key: asdict(result)}, indent=1))
         except OSError:
             pass  # a read-only cache only costs a new measurement next time
     return result

@@ -209,3 +209,27 @@ def test_the_cache_is_keyed_by_machine_torch_and_shapes(tmp_path, monkeypatch):
     (tmp_path / "dtype" / "cpu_measurements.json").write_text("{broken")
     dtype_choice.measure(shapes)
     assert len(calls) == 5, "a damaged cache is measured again, not trusted"
+
+
+def test_the_first_measurement_stored_wins(tmp_path, monkeypatch):
+    """Two processes that find no figures both measure; where bf16 and fp32 are close they may decide differently.
+    The one that stores second takes the first one's figures, so every process on the machine decides alike (a bench's
+    rerun, a resumed run). Simulated: another process stores its figures while this one measures."""
+    monkeypatch.setenv("NANOCHAT_NEXT_CACHE", str(tmp_path))
+    shapes = [(64, 32, 32)]
+    key = dtype_choice.cache_key("matmul", shapes)
+    theirs = DtypeMeasurement(0.1, 0.2, key, 5, "")  # the other process: bf16 slower, fp32 chosen
+
+    def race_while_another_process_stores(items, **kw):
+        path = dtype_choice.cache_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({key: vars(theirs)}))
+        return 0.2, 0.1, 5, ""  # this process: bf16 2x faster
+
+    monkeypatch.setattr(dtype_choice, "race", race_while_another_process_stores)
+    assert dtype_choice.measure(shapes) == theirs, "the figures stored first decide"
+    assert json.loads(dtype_choice.cache_path().read_text())[key] == vars(theirs), "and stay stored"
+    monkeypatch.setattr(dtype_choice, "race", lambda items, **kw: (0.2, 0.1, 5, ""))
+    mine = dtype_choice.measure([(64, 32, 64)])
+    assert mine.bfloat16_seconds == 0.1, "with nobody first, the process's own figures are stored and used"
+    assert set(json.loads(dtype_choice.cache_path().read_text())) == {key, mine.key}
