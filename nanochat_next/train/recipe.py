@@ -73,13 +73,20 @@ def build_optimizer(run: TensorRun, model: torch.nn.Module, lr_scale: float, wei
     return opt
 
 
+def muon_shapes(run: TensorRun, vocab_size: int) -> list[tuple[int, int, int]]:
+    """The stacked shapes (matrices, rows, cols) the run's Muon orthogonalises each step, from a model on the meta
+    device (no memory, no random draws); empty for an optimizer without Muon."""
+    if run.optimizer in ("adamw", "sgd"):
+        return []
+    with torch.device("meta"):
+        model = model_class(run)(model_config(run, vocab_size), init=False)
+    return sorted(stacked_shapes(muon_adamw_groups(run, model, 1.0, 0.0)))
+
+
 def default_muon_shapes() -> list[tuple[int, int, int]]:
     """The stacked Muon shapes of the default run's model (what ``doctor`` measures)."""
     run = TensorRun()
-    with torch.device("meta"):
-        model = model_class(run)(model_config(run, run.vocab_size), init=False)
-    matrices = model.param_groups()["matrices"]
-    return sorted((sum(1 for p in matrices if p.shape == shape), *shape) for shape in {p.shape for p in matrices})
+    return muon_shapes(run, run.vocab_size)
 
 
 def muon_adamw_groups(run: TensorRun, model: torch.nn.Module, lr_scale: float, weight_decay: float) -> list[dict]:
@@ -107,16 +114,12 @@ def muon_dtype_for_shapes(run: TensorRun, shapes: list[tuple[int, int, int]], de
 
 def resolve_muon_dtype(run: TensorRun, device: torch.device | str, vocab_size: int,
                        compute: DtypeChoice | None = None) -> DtypeChoice | None:
-    """The Muon dtype the run's training would choose, decided before it starts (from a model on the meta device:
-    no memory, no random draws); None for an optimizer without Muon. A benchmark writes the answer into every run's
+    """The Muon dtype the run's training would choose, decided before it starts (``muon_shapes``); None for an
+    optimizer without Muon. A benchmark writes the answer into every run's
     config, so all its runs orthogonalise alike: each run resolving "auto" on its own reads the probe's cache, which
     a concurrent process measuring the same shapes may rewrite with the other answer where the two dtypes are
     close (the rerun then differs from the first run)."""
-    if run.optimizer in ("adamw", "sgd"):
-        return None
-    with torch.device("meta"):
-        model = model_class(run)(model_config(run, vocab_size), init=False)
-    shapes = stacked_shapes(muon_adamw_groups(run, model, 1.0, 0.0))
+    shapes = muon_shapes(run, vocab_size)
     if not shapes:
         return None
     if run.muon_dtype == "compute" and compute is None:
