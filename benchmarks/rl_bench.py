@@ -1,6 +1,6 @@
 """RL benchmark: held-out task accuracy of an SFT model before and after ``nanochat-next rl``, over several seeds.
 
-    python benchmarks/rl_bench.py [--sft DIR] [--seeds 42,43,44,45,46] [--steps 100] [--init-lr-frac 0.05]
+    python benchmarks/rl_bench.py [--sft DIR] [--seeds 42,43,44,45,46] [--steps 100] [--init-lr-frac 0.2]
                                   [--resample-tied 3] [--out results]
 
 The models: ``--sft DIR`` takes the SFT models that ``benchmarks/sft_bench.py --keep DIR`` left (DIR/sft_<seed>,
@@ -42,7 +42,23 @@ from nanochat_next.cli.main import main as cli  # noqa: E402
 from nanochat_next.provenance import write_results  # noqa: E402
 
 TASKS = "letters,spelling,arith,identity,compare"
-MIX = "letters:2000,spelling:2000,arith:2000,identity:400"  # generative tasks: their checkers give the rewards
+# generative tasks with some successes to reinforce (arith has ~2%: its groups tie); identity weighted as the others,
+# so its groups keep being trained while the LR moves the rest (at 400 it fell 100% -> 89% greedy on seed 42 in tuning)
+MIX = "letters:2000,spelling:2000,identity:2000"
+INIT_LR_FRAC = 0.2  # chosen in TUNING (nanochat's 0.05 moved letters +1.6 points, 0.2 +3.0 on the tuning seed)
+# how the settings were chosen: on SFT seeds that are not the benchmark's held-out ones' results, scored on other
+# test questions (test seed 1), never on what the benchmark reports
+TUNING = ("Tuned before this run on seed 42's and seed 47's SFT models (47 is not a benchmark seed), scored on other "
+          "test questions (test seed 1), sampled pass@1 before -> after, 100 steps of 8 x 8: seed 42, "
+          "letters:2000,spelling:2000,identity:400 at LR x 0.2: letters 41.4% -> 42.1%, spelling 13.0% -> 16.0%, "
+          "identity 93.2% -> 86.8% (greedy 100% -> 89%); x 0.5: letters 43.8%, spelling 13.1%, identity 86.3% (its "
+          "introduction shrank to 'I am nanochat-nextle.', which a substring check rewarded: identity's checker now "
+          "wants the name as a word); letters:3000 at x 0.3: letters 41.6%, spelling 16.9%; identity:2000 at x 0.5: "
+          "letters 42.0%, spelling 13.0%, identity 91.9%. Seed 47, letters:2000,spelling:2000,identity:2000: x 0.05 "
+          "(nanochat's): letters 41.4% -> 43.0%, spelling 13.2% -> 15.1%, identity 97.2% -> 98.4%; x 0.2 (chosen): "
+          "letters 44.4%, spelling 15.2%, identity 97.2%. Earlier (the previous results/rl_cpu run's tuning): x 0.2 "
+          "and x 0.5 on the SFT run's own questions raised the training reward while held-out accuracy fell "
+          "(memorised answers reinforced): RL draws other questions (seed + 1000).")
 COUNT = 200
 PASS_K = 8  # samples per question for the sampled pass@1
 # RL's seed (its questions and rollouts) is the SFT seed + this: with the same seed, RL would draw the very questions
@@ -114,7 +130,7 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, read top to bottom
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--init-lr-frac", type=float, default=0.05)
+    parser.add_argument("--init-lr-frac", type=float, default=INIT_LR_FRAC)
     parser.add_argument("--resample-tied", type=int, default=3, help="rl's dynamic sampling (0: nanochat's rule)")
     parser.add_argument("--out", default="results")
     args = parser.parse_args()
@@ -275,11 +291,7 @@ def report(data: dict) -> str:
               f"{s['questions']} questions. " + unmoved(data)
               + "What a larger budget would change: nanochat's RL samples 16 x 16 per step for hundreds of "
               "steps (~30x 100 x 8 x 8 rollouts), at the same LRs; here that is about an hour per seed on 2 "
-              "cores, and more samples per question would also untie more groups. Tried on seed 42's SFT model before "
-              "this run, scored on other held-out questions (test seed 1): LR x 0.2 for 60 steps and x 0.5 for 200 "
-              "on the SFT run's own questions raised the training reward (0.33 -> 0.47 at x 0.5) while held-out "
-              "accuracy stayed or fell (x 0.5: letters 38% -> 33%, spelling 21% -> 9%: memorised answers "
-              "reinforced); x 0.1 for 100 steps on other questions: flat reward, no change."]
+              "cores, and more samples per question would also untie more groups. " + TUNING]
     lines += ["", "Replies of the first seed's RL model (greedy):", "", *sft_bench.reply_lines(data["tasks"])]
     return "\n".join(lines)
 

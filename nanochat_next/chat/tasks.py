@@ -139,9 +139,12 @@ def make_identity(rng: random.Random, words: list[str], index: int) -> tuple[str
     return question, question, answer
 
 
+NAME = re.compile(r"\bnanochat-next\b")  # the name as a word: RL found "I am nanochat-nextle." rewarded by a substring
+
+
 def check_identity(reply: str, answer: str) -> bool:
-    """Names nanochat-next exactly when the question was who it is."""
-    return ("nanochat-next" in reply) == (answer == IDENTITY)
+    """Names nanochat-next (the whole word, not a garbled "nanochat-nextle") exactly when the question was who it is."""
+    return bool(NAME.search(reply)) == (answer == IDENTITY)
 
 
 def make_compare(rng: random.Random, words: list[str], index: int) -> tuple[str, str, str]:

@@ -51,6 +51,10 @@ def test_identity_checks_that_the_model_introduces_itself_only_when_asked():
     check = TASKS["identity"].check
     assert check(IDENTITY, IDENTITY) and not check("Blue.", IDENTITY)
     assert check("Blue.", "Blue.") and not check(IDENTITY, "Blue."), "introducing itself to everything is wrong"
+    # a garbled name is no introduction: RL at a high LR learned to stop at "I am nanochat-nextle." when a
+    # substring test rewarded it
+    assert check("I am nanochat-next.", IDENTITY) and not check("I am nanochat-nextle.", IDENTITY)
+    assert check("nanochat-nextle", "Blue.")
 
 
 def test_majority_baseline_tries_every_answer_as_the_reply():
