@@ -1,12 +1,18 @@
 """RL benchmark: held-out task accuracy of an SFT model before and after ``nanochat-next rl``, over several seeds.
 
-    python benchmarks/rl_bench.py [--sft DIR] [--seeds 42,43,44,45,46] [--steps 100] [--init-lr-frac 0.2]
-                                  [--resample-tied 3] [--out results]
+    python benchmarks/rl_bench.py [--sft DIR] [--seeds 42,43,44,45,46,48,49,50,51,52] [--steps 100]
+                                  [--init-lr-frac 0.2] [--resample-tied 3] [--work DIR] [--replication SEEDS]
+                                  [--out results]
 
 The models: ``--sft DIR`` takes the SFT models that ``benchmarks/sft_bench.py --keep DIR`` left (DIR/sft_<seed>,
-one per seed); without it, this script runs that benchmark's recipe first (the README's base model, then 300 SFT
-steps per seed) in a temporary directory it prints (pass it as ``--sft`` to rerun RL on the same SFT models). The
-defaults are the committed results/rl_cpu run's (about 16 minutes a seed on 2 CPU cores, SFT included).
+one per seed) and trains the missing ones there with that benchmark's recipe (300 SFT steps on DIR/base); without
+it, this script runs that recipe from the start (the README's base model first) in its work directory. Seed 47 is
+left out of the defaults: the RL settings were tuned on it (TUNING). ``--work DIR`` keeps the RL models and every
+evaluation (a new temporary directory, printed, by default): a rerun with the same DIR and settings reuses each seed
+already done and resumes an interrupted RL run, so a crash loses at most one seed's work. ``--replication SEEDS``
+names seeds added after a first run (the first committed run had 42-46): their p over seeds is reported alone too,
+as a replication the first run's result did not choose. The defaults are the committed results/rl_cpu run's (about
+9 minutes a seed on 2 CPU cores, SFT included).
 
 Each seed's SFT model is improved by ``rl`` on ``--mix`` (the tasks with checkers and some successes to reinforce)
 with the seed + 1000 (other questions than the ones SFT trained on), and both models answer the same 200 held-out
@@ -37,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sft_bench beside thi
 
 import sft_bench  # noqa: E402
 
+from nanochat_next.atomic import write_with  # noqa: E402
 from nanochat_next.bench.stats import compare, verdict  # noqa: E402
 from nanochat_next.cli.main import main as cli  # noqa: E402
 from nanochat_next.provenance import write_results  # noqa: E402
@@ -60,6 +67,7 @@ TUNING = ("Tuned before this run on seed 42's and seed 47's SFT models (47 is no
           "and x 0.5 on the SFT run's own questions raised the training reward while held-out accuracy fell "
           "(memorised answers reinforced): RL draws other questions (seed + 1000).")
 COUNT = 200
+SFT_STEPS = 300  # sft_bench's recipe
 PASS_K = 8  # samples per question for the sampled pass@1
 # RL's seed (its questions and rollouts) is the SFT seed + this: with the same seed, RL would draw the very questions
 # SFT trained on, whose answers the SFT model has memorised (its training reward then says nothing about new ones)
@@ -76,6 +84,67 @@ def evaluate(checkpoint: Path) -> dict:
 
     model, tokenizer, _ = load_trained(checkpoint, "cpu")
     return evaluate_tasks(model, tokenizer, TASKS.split(","), COUNT, 0, default_words(), pass_k=PASS_K)
+
+
+def same_settings(work: Path, settings: dict) -> None:
+    """Record the run's settings in the work directory, or refuse a rerun there with other settings (its models and
+    evaluations would be reused for a different benchmark)."""
+    path = work / "settings.json"
+    if path.is_file():
+        kept = json.loads(path.read_text())
+        if kept != settings:
+            changed = ", ".join(f"{k} {kept.get(k)!r} -> {v!r}" for k, v in settings.items() if kept.get(k) != v)
+            raise SystemExit(f"{work} holds a run with other settings ({changed}): choose another --work")
+    else:
+        write_with(path, lambda tmp: tmp.write_text(json.dumps(settings, indent=1)))
+
+
+def cached(path: Path, compute) -> dict:
+    """``compute()``'s result, kept in ``path`` (JSON): a rerun with the same work directory reads it back instead of
+    recomputing, so an interrupted benchmark loses at most the seed it was on."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    write_with(path, lambda tmp: tmp.write_text(json.dumps(value)))
+    return value
+
+
+def sft_model(sft_dir: Path, seed: int) -> Path:
+    """The seed's SFT model in ``sft_dir``, trained there with sft_bench's recipe (300 steps on DIR/base, the README's
+    base model, trained first if missing) when it is not there yet."""
+    model = sft_dir / f"sft_{seed}"
+    if (model / "model").is_dir():
+        return model
+    base = sft_dir / "base"
+    if not (base / "model").is_dir() and cli(["train", "--no-progress", "--seed", "42", "--out", str(base)]) != 0:
+        raise SystemExit("training the base model failed")
+    sft_bench.train_sft(base, seed, SFT_STEPS, model)
+    return model
+
+
+def sft_bench_eval(sft_dir: Path, seed: int) -> dict | None:
+    """sft_bench's chat-eval of the seed's SFT model when it scored the same questions with every outcome this
+    benchmark needs (the sampled ones included), else None."""
+    kept = sft_dir / f"eval_{seed}.json"
+    doc = json.loads(kept.read_text()) if kept.is_file() else {}
+    reusable = (doc.get("count") == COUNT and doc.get("seed") == 0 and set(doc["tasks"]) == set(TASKS.split(","))
+                and all("outcomes" in t and ("sampled_outcomes" in t or t["kind"] != "generative")
+                        for t in doc["tasks"].values()))
+    return doc["tasks"] if reusable else None
+
+
+def run_rl(model: Path, out: Path, rl_args: list[str]) -> dict:
+    """``nanochat-next rl`` from ``model`` into ``out`` (resumed from its last checkpoint if a run was interrupted
+    there) and where its time went. A finished run in ``out`` is used only if it had the same base and settings."""
+    done = out / "rl.json"
+    if done.is_file():
+        raise SystemExit(f"{out} holds a finished RL run whose timing was not recorded; remove it or choose another "
+                         "--work")
+    resume = ["--resume", "latest"] if any((out / "checkpoints").glob("*")) else []
+    start = time.perf_counter()
+    if cli(["rl", "--base", str(model), *rl_args, "--out", str(out), "--no-progress", *resume]) != 0:
+        raise SystemExit(f"rl of {model} failed")
+    return {"wall_seconds": round(time.perf_counter() - start, 1), **rl_time(out)}
 
 
 def metric(result: dict, name: str) -> tuple[float, list[float]]:
@@ -125,7 +194,7 @@ def rl_time(run_dir: Path) -> dict:
 def main() -> None:  # noqa: PLR0915 - one benchmark, read top to bottom
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sft", default=None, help="a directory of sft_bench.py --keep (DIR/sft_<seed>)")
-    parser.add_argument("--seeds", default="42,43,44,45,46")
+    parser.add_argument("--seeds", default="42,43,44,45,46,48,49,50,51,52")
     parser.add_argument("--mix", default=MIX)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--questions", type=int, default=8)
@@ -133,38 +202,35 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, read top to bottom
     parser.add_argument("--init-lr-frac", type=float, default=INIT_LR_FRAC)
     parser.add_argument("--resample-tied", type=int, default=3, help="rl's dynamic sampling (0: nanochat's rule)")
     parser.add_argument("--out", default="results")
+    parser.add_argument("--work", default=None,
+                        help="keep the RL models and every evaluation here (default: a new temporary directory); a "
+                             "rerun with the same DIR reuses each seed already done and resumes an interrupted one")
+    parser.add_argument("--replication", default="",
+                        help="seeds (among --seeds) added after a first run: their p over seeds is reported alone too")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    work = Path(tempfile.mkdtemp(prefix="rl-bench-"))
+    replication = [int(s) for s in args.replication.split(",") if s]
+    if not set(replication) <= set(seeds):
+        raise SystemExit(f"--replication {args.replication}: every seed must be in --seeds {args.seeds}")
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="rl-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     sft_dir = Path(args.sft) if args.sft else work
-    print(f"work directory (base, SFT and RL models; kept): {work}", flush=True)
-    if not args.sft:
-        base = work / "base"
-        if cli(["train", "--no-progress", "--seed", "42", "--out", str(base)]) != 0:
-            raise SystemExit("training the base model failed")
+    settings = {"mix": args.mix, "steps": args.steps, "questions": args.questions, "samples": args.samples,
+                "init_lr_frac": args.init_lr_frac, "resample_tied": args.resample_tied,
+                "rl_seed_offset": RL_SEED_OFFSET, "sft": str(args.sft or "trained here (sft_bench recipe)")}
+    same_settings(work, settings)
+    print(f"work directory (RL models and evaluations; kept, pass it as --work to resume): {work}", flush=True)
     sft, rl, times = {}, {}, {}
     for seed in seeds:
-        model = sft_dir / f"sft_{seed}"
-        if not args.sft and cli(["sft", "--base", str(work / "base"), "--mix", sft_bench.MIX, "--steps", "300",
-                                 "--seed", str(seed), "--out", str(model), "--no-progress"]) != 0:
-            raise SystemExit(f"sft seed {seed} failed")
-        if not (model / "model").is_dir():
-            raise SystemExit(f"{model} has no model: run benchmarks/sft_bench.py --keep {sft_dir} first")
-        kept = sft_dir / f"eval_{seed}.json"  # sft_bench's chat-eval of this model on the same questions
-        doc = json.loads(kept.read_text()) if kept.is_file() else {}
-        reusable = (doc.get("count") == COUNT and doc.get("seed") == 0 and set(doc["tasks"]) == set(TASKS.split(","))
-                    and all("outcomes" in t and ("sampled_outcomes" in t or t["kind"] != "generative")
-                            for t in doc["tasks"].values()))
-        sft[seed] = doc["tasks"] if reusable else evaluate(model)
+        model = sft_model(sft_dir, seed)
+        sft[seed] = cached(work / f"eval_sft_{seed}.json", lambda m=model, s=seed: sft_bench_eval(sft_dir, s) or
+                           evaluate(m))
         out = work / f"rl_{seed}"
-        start = time.perf_counter()
-        if cli(["rl", "--base", str(model), "--mix", args.mix, "--steps", str(args.steps), "--questions",
-                str(args.questions), "--samples", str(args.samples), "--init-lr-frac", str(args.init_lr_frac),
-                "--resample-tied", str(args.resample_tied), "--seed", str(seed + RL_SEED_OFFSET), "--out", str(out),
-                "--no-progress"]) != 0:
-            raise SystemExit(f"rl seed {seed} failed")
-        times[seed] = {"wall_seconds": round(time.perf_counter() - start, 1), **rl_time(out)}
-        rl[seed] = evaluate(out)
+        rl_args = ["--mix", args.mix, "--steps", str(args.steps), "--questions", str(args.questions), "--samples",
+                   str(args.samples), "--init-lr-frac", str(args.init_lr_frac), "--resample-tied",
+                   str(args.resample_tied), "--seed", str(seed + RL_SEED_OFFSET)]
+        times[seed] = cached(work / f"time_{seed}.json", lambda m=model, o=out, a=rl_args: run_rl(m, o, a))
+        rl[seed] = cached(work / f"eval_rl_{seed}.json", lambda o=out: evaluate(o))
         print(f"seed {seed}: " + ", ".join(f"{n} {metric(sft[seed][n], 'sampled')[0]:.1%} -> "
                                            f"{metric(rl[seed][n], 'sampled')[0]:.1%}" for n in TASKS.split(",")),
               flush=True)
@@ -186,15 +252,16 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, read top to bottom
                         "questions_lost": pooled["lost"],
                         "improved": verdict(by_seed, lower_is_better=False) == "improvement" and min(after) > majority,
                         "worse": verdict(by_seed, lower_is_better=False) == "regression"}
+            if replication:
+                entry[m]["p_seeds_replication"] = compare([metric(rl[s][name], m)[0] for s in replication],
+                                                          [metric(sft[s][name], m)[0] for s in replication],
+                                                          paired=True)["p_value"]
         # the headline fields: the sampled pass@1 (nanochat's RL measure)
         entry.update({k: entry["sampled"][k] for k in ("sft", "rl", "p_seeds", "p_questions", "improved")})
         tasks[name] = entry
     data = {"benchmark": "rl", "tasks": tasks, "seeds": seeds, "test_examples_per_task": COUNT,
             "pass_k": PASS_K, "metrics": list(METRICS),
-            "settings": {"mix": args.mix, "steps": args.steps, "questions": args.questions, "samples": args.samples,
-                         "init_lr_frac": args.init_lr_frac, "resample_tied": args.resample_tied,
-                         "rl_seed_offset": RL_SEED_OFFSET,
-                         "sft": str(args.sft or "trained here (sft_bench recipe)")},
+            "settings": {**settings, "replication": replication},
             "time": times}
     json_path, md_path = write_results(args.out, "rl_cpu", data, report(data))
     print(f"wrote {json_path} and {md_path}")
@@ -227,6 +294,25 @@ def unmoved(data: dict) -> str:
                    f"{max(gains):+.1%} a seed")
         parts.append(f"{name} {why}")
     return ("Without a significant change: " + "; ".join(parts) + ". ") if parts else ""
+
+
+def replicated(data: dict) -> str:
+    """The replication seeds' own result (seeds added after a first run): each trained task's gain over them alone
+    and its p over seeds, so a verdict that needed the added seeds can be read against them."""
+    seeds, added = data["seeds"], data["settings"].get("replication") or []
+    if not added:
+        return ""
+    first = [s for s in seeds if s not in added]
+    parts = []
+    for name, t in data["tasks"].items():
+        if not t["trained_by_rl"]:
+            continue
+        for m in METRICS:
+            r = t[m]
+            gains = [a - b for s, a, b in zip(seeds, r["rl"], r["sft"]) if s in added]
+            parts.append(f"{name} {m} {statistics.mean(gains):+.1%} (p {r['p_seeds_replication']:.2g})")
+    return (f"Seeds {', '.join(map(str, added))} were added after a first run on {', '.join(map(str, first))}, "
+            f"with every setting fixed before; over them alone: {'; '.join(parts)}. ")
 
 
 def report(data: dict) -> str:
@@ -283,6 +369,7 @@ def report(data: dict) -> str:
               f"{', '.join(worse) or 'no task'}. "
               + (f"Up on every seed and significant question by question (p < 0.01), but not over the "
                  f"{len(seeds)} seeds: {'; '.join(steady)}. " if steady else "")
+              + replicated(data)
               + f"{tied / groups:.0%} of the rollout groups sampled tied ({tied:,} of {groups:,}: every sample "
               "right, or every one wrong) and teach nothing; "
               + (f"dynamic sampling (`--resample-tied {s['resample_tied']}`) replaced {resampled:,} of them by the "

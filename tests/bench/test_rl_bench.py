@@ -40,3 +40,34 @@ def test_the_committed_report_is_rendered_from_the_committed_data(rl_bench):
     data = json.loads((REPO / "results" / "rl_cpu.json").read_text())
     data.pop("metadata")
     assert rl_bench.report(data).rstrip() + "\n" == (REPO / "results" / "rl_cpu.md").read_text()
+
+
+def test_a_rerun_reads_kept_results_back_and_refuses_other_settings(rl_bench, tmp_path):
+    calls = []
+    first = rl_bench.cached(tmp_path / "eval.json", lambda: calls.append(1) or {"letters": 0.4})
+    again = rl_bench.cached(tmp_path / "eval.json", lambda: calls.append(1) or {"letters": 0.9})
+    assert first == again == {"letters": 0.4} and calls == [1], "the second run must reuse the kept result"
+    settings = {"mix": "letters:2000", "steps": 100}
+    rl_bench.same_settings(tmp_path, settings)
+    rl_bench.same_settings(tmp_path, dict(settings))  # the same settings: reuse allowed
+    with pytest.raises(SystemExit, match=r"other settings \(steps 100 -> 200\)"):
+        rl_bench.same_settings(tmp_path, {**settings, "steps": 200})
+
+
+def test_a_finished_rl_run_without_its_timing_is_not_silently_reused(rl_bench, tmp_path):
+    (tmp_path / "rl_42").mkdir()
+    (tmp_path / "rl_42" / "rl.json").write_text("{}")
+    with pytest.raises(SystemExit, match="finished RL run"):
+        rl_bench.run_rl(tmp_path / "sft_42", tmp_path / "rl_42", [])
+
+
+def test_the_replication_seeds_are_reported_alone(rl_bench):
+    data = {"seeds": [1, 2, 3, 4], "settings": {"replication": [3, 4]},
+            "tasks": {"letters": {"trained_by_rl": True,
+                                  **{m: {"sft": [0.4, 0.4, 0.4, 0.5], "rl": [0.5, 0.4, 0.42, 0.54],
+                                         "p_seeds_replication": 0.2} for m in rl_bench.METRICS}},
+                      "compare": {"trained_by_rl": False}}}
+    text = rl_bench.replicated(data)
+    assert "Seeds 3, 4 were added after a first run on 1, 2" in text
+    assert "letters sampled +3.0% (p 0.2)" in text and "compare" not in text
+    assert rl_bench.replicated({**data, "settings": {}}) == ""
