@@ -12,7 +12,7 @@ evaluation (a new temporary directory, printed, by default): a rerun with the sa
 already done and resumes an interrupted RL run, so a crash loses at most one seed's work. ``--replication SEEDS``
 names seeds added after a first run (the first committed run had 42-46): their p over seeds is reported alone too,
 as a replication the first run's result did not choose. The defaults are the committed results/rl_cpu run's (about
-9 minutes a seed on 2 CPU cores, SFT included).
+9-12 minutes a seed on 2 CPU cores, SFT included).
 
 Each seed's SFT model is improved by ``rl`` on ``--mix`` (the tasks with checkers and some successes to reinforce)
 with the seed + 1000 (other questions than the ones SFT trained on), and both models answer the same 200 held-out
@@ -310,7 +310,8 @@ def replicated(data: dict) -> str:
         for m in METRICS:
             r = t[m]
             gains = [a - b for s, a, b in zip(seeds, r["rl"], r["sft"]) if s in added]
-            parts.append(f"{name} {m} {statistics.mean(gains):+.1%} (p {r['p_seeds_replication']:.2g})")
+            p = r["p_seeds_replication"]  # None when every added seed's two models scored the same
+            parts.append(f"{name} {m} {statistics.mean(gains):+.1%} (p {'n/a' if p is None else f'{p:.2g}'})")
     return (f"Seeds {', '.join(map(str, added))} were added after a first run on {', '.join(map(str, first))}, "
             f"with every setting fixed before; over them alone: {'; '.join(parts)}. ")
 

@@ -71,3 +71,5 @@ def test_the_replication_seeds_are_reported_alone(rl_bench):
     assert "Seeds 3, 4 were added after a first run on 1, 2" in text
     assert "letters sampled +3.0% (p 0.2)" in text and "compare" not in text
     assert rl_bench.replicated({**data, "settings": {}}) == ""
+    data["tasks"]["letters"]["greedy"].update(rl=[0.4, 0.4, 0.4, 0.5], p_seeds_replication=None)  # no change: no p
+    assert "letters greedy +0.0% (p n/a)" in rl_bench.replicated(data)
