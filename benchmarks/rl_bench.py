@@ -12,7 +12,7 @@ evaluation (a new temporary directory, printed, by default): a rerun with the sa
 already done and resumes an interrupted RL run, so a crash loses at most one seed's work. ``--replication SEEDS``
 names seeds added after a first run (the first committed run had 42-46): their p over seeds is reported alone too,
 as a replication the first run's result did not choose. The defaults are the committed results/rl_cpu run's (about
-9-12 minutes a seed on 2 CPU cores, SFT included).
+9-12 minutes a seed on a 2-core Xeon with AMX, SFT included; longer where bf16 is slow).
 
 Each seed's SFT model is improved by ``rl`` on ``--mix`` (the tasks with checkers and some successes to reinforce)
 with the seed + 1000 (other questions than the ones SFT trained on), and both models answer the same 200 held-out
@@ -135,7 +135,8 @@ def sft_bench_eval(sft_dir: Path, seed: int) -> dict | None:
 
 def run_rl(model: Path, out: Path, rl_args: list[str]) -> dict:
     """``nanochat-next rl`` from ``model`` into ``out`` (resumed from its last checkpoint if a run was interrupted
-    there) and where its time went. A finished run in ``out`` is used only if it had the same base and settings."""
+    there) and where its time went. A finished run is reused through its kept timing (``cached``), under the work
+    directory's settings check; one finished without that record is refused rather than trusted."""
     done = out / "rl.json"
     if done.is_file():
         raise SystemExit(f"{out} holds a finished RL run whose timing was not recorded; remove it or choose another "
