@@ -212,7 +212,7 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, read top to bottom
     seeds = [int(s) for s in args.seeds.split(",")]
     replication = [int(s) for s in args.replication.split(",") if s]
     if not set(replication) <= set(seeds):
-        raise SystemExit(f"--replication {args.replication}: every seed must be in --seeds {args.seeds}")
+        parser.error(f"--replication {args.replication}: every seed must be in --seeds {args.seeds}")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="rl-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     sft_dir = Path(args.sft) if args.sft else work
