@@ -50,8 +50,10 @@ from nanochat_next.bench.scorecard import (
     our_seed_keys,
     parse_our_metrics,
     report,
+    run_dtype,
     scorecard,
     smooth,
+    speed_by_dtype,
     summarize,
 )
 from nanochat_next.errors import UserError
@@ -283,11 +285,6 @@ def measure_peaks(device: str, dtypes: set[str]) -> dict:
             "memory_bandwidth_bytes_s": measure_memory_bandwidth(device)}
 
 
-def run_dtype(run: dict) -> str:
-    """The dtype a run's matmuls ran in, as a torch name."""
-    return next((d for d in ("bfloat16", "float16") if run["dtype"].startswith(d)), "float32")
-
-
 def add_utilisation(runs: dict, decode: dict, peaks: dict) -> None:
     """Each training run's MFU (nanochat's FLOPs per token x median tok/s / the measured peak in its dtype) and
     each decode's MBU (bytes a step reads x steps per second / the measured bandwidth), in place."""
@@ -308,13 +305,19 @@ REFERENCE_RECIPES = {"nanochat": ("nanochat_recipe", "nanochat_recipe.json", "na
                      "nanochat_newest": ("newest_recipe", "newest_recipe.json", NANOCHAT_NEWEST)}
 
 
+FP32_CONFIG = "fp32_config.json"  # our run config with the model in float32 (Profile.fp32_speed_row)
+
+
 def our_runs(profile: Profile, newest: bool = False) -> list[tuple[str, int, str]]:
     """(key, seed, config file) of every training run of ours: the recipe on each seed (``ours`` = the first,
-    ``ours_seed<k>`` the k-th), the first seed again, then the nanochat recipe on each seed (if ours differs)
-    and, with ``newest`` (the second baseline runs), the nanochat-92d63d4 recipe on each seed."""
+    ``ours_seed<k>`` the k-th), the first seed again, the first seed in float32 (``ours_fp32``, when the profile
+    asks for the fp32 speed row and ours computes in another dtype), then the nanochat recipe on each seed (if ours
+    differs) and, with ``newest`` (the second baseline runs), the nanochat-92d63d4 recipe on each seed."""
     seeds = profile.seeds
     runs = [("ours", seeds[0], "run_config.json"), ("ours_rerun", seeds[0], "run_config.json")]
     runs += [(f"ours_seed{i + 1}", s, "run_config.json") for i, s in enumerate(seeds) if i]
+    if profile.fp32_speed_row and profile.run.dtype != "float32":  # where ours already runs fp32, "ours" is it
+        runs.append(("ours_fp32", seeds[0], FP32_CONFIG))
     for key in ("nanochat", "nanochat_newest")[:1 + newest]:
         prefix, config, recipe = REFERENCE_RECIPES[key]
         if profile.run.recipe != recipe:
@@ -436,6 +439,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
         data_info, same_tokenizer = prepare(profile, baselines, work)
         run = replace(profile.run, data=str(work / "ncbase" / "base_data"), tokenizer=str(work / "tokenizer"))
         write_config(work / "run_config.json", "tensor", run)
+        write_config(work / FP32_CONFIG, "tensor", replace(run, dtype="float32"))
         for _, config, recipe in REFERENCE_RECIPES.values():
             # Muon's orthogonalisation in the dtype ours runs it in (auto: measured on this machine), not the
             # recipe's own (2f09686: always bf16): the dtypes agree within 2.3e-4 bpb (results/muon_dtype.md), and
@@ -479,6 +483,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
         "same_tokenizer": same_tokenizer, "same_greedy_tokens": same_greedy_tokens(decode),
         "data": data_info, "recipe": profile.run.recipe, "thresholds": thresholds(profile),
         "quality": quality, "scorecard": scorecard(profile, runs, baseline, repro, quality, newest),
+        "speed_by_dtype": speed_by_dtype(runs, profile.run.muon_dtype),
         "decode": without_tokens(decode), "peaks": peaks, "reproducibility": repro, "runs": runs,
         "wall_seconds": time.perf_counter() - phases.t0,
     }

@@ -43,6 +43,9 @@ class Profile:
     # the compiled decode step with its autotuned CPU kernels (what --compile gives); False: Inductor's defaults, for a
     # profile whose decode row checks the pipeline rather than measures a speed (smoke: 20-60 s less per batch size)
     decode_autotune: bool = True
+    # also train our first seed with the model forced to float32 (Muon in the dtype measured for the bench): the
+    # speed where both sides compute in fp32, the part of our speed that no dtype choice gives (harness.our_runs)
+    fp32_speed_row: bool = False
     dtype_reason: str = ""  # why our side runs in its dtype (set when the profile is resolved on a machine)
     muon_dtype_reason: str = ""  # why its Muon orthogonalises in its dtype (set with dtype_reason)
 
@@ -79,7 +82,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             _run(device="cpu", dtype="auto", vocab_size=4096, depth=4, max_seq_len=256, device_batch_size=8,
                  total_batch_size=2048, steps=200, eval_every=25, eval_tokens=16384),
             corpus="tinyshakespeare", target_bpb=2.5, quality_margin=0.02, seeds=(42, 43, 44),
-            time_ratio_target=1.3),
+            time_ratio_target=1.3, fp32_speed_row=True),
     Profile("t4", "Colab T4 (16 GB, no bf16): ours fp16 + GradScaler, depth 6, seq 512, 300 steps on FineWeb-EDU",
             _run(device="cuda", dtype="auto", vocab_size=8192, depth=6, max_seq_len=512, device_batch_size=32,
                  total_batch_size=32768, steps=300, eval_tokens=262144),

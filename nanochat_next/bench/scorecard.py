@@ -19,6 +19,10 @@ from nanochat_next.bench.profiles import NEWEST_NANOCHAT, PINNED_NANOCHAT, PROFI
 from nanochat_next.bench.stats import ACCEPT_P
 
 OUTLIER_FACTOR = 3.0
+# #26's targets for our tok/s over nanochat's (pinned) on a CPU: where both compute in float32 (the speed of the step
+# itself), and where our dtype choice runs bfloat16 because it was measured faster there
+FP32_SPEED_TARGET = 1.3
+BF16_SPEED_TARGET = 2.0
 
 
 def steady_steps(step_seconds: list[float], warmup: int) -> list[int]:
@@ -193,6 +197,54 @@ def scorecard(profile: Profile, runs: dict, baseline: Baseline, reproducibility:
     return rows
 
 
+def run_dtype(run: dict) -> str:
+    """The dtype a run's matmuls ran in, as a torch name."""
+    return next((d for d in ("bfloat16", "float16") if run["dtype"].startswith(d)), "float32")
+
+
+def speed_by_dtype(runs: dict, muon_dtype: str) -> list[dict] | None:
+    """Our median tok/s over nanochat's (pinned ref, float32 on a CPU) twice: with our model forced to float32
+    (``ours_fp32``, or ``ours`` where our dtype choice is float32 anyway) and in the dtype our choice made (the speed
+    row's run). Reported beside the scorecard, not part of it. None without nanochat's run."""
+    nc, ours = runs.get("nanochat"), runs.get("ours")
+    if not nc or not ours:
+        return None
+    fp32 = runs.get("ours_fp32") or (ours if run_dtype(ours) == "float32" else None)
+    rows = []
+    for key, run, forced in (("ours_fp32" if runs.get("ours_fp32") else "ours", fp32, True), ("ours", ours, False)):
+        if run is None or (not forced and run is fp32):  # one row where the choice is float32
+            continue
+        dtype = run_dtype(run)
+        target = FP32_SPEED_TARGET if dtype == "float32" else BF16_SPEED_TARGET if dtype == "bfloat16" else None
+        ratio = run["tok_per_s"]["median"] / nc["tok_per_s"]["median"]
+        rows.append({"run": key, "ours_dtype": dtype, "forced": forced, "muon_dtype": muon_dtype,
+                     "ours_tok_per_s": run["tok_per_s"]["median"], "nanochat_tok_per_s": nc["tok_per_s"]["median"],
+                     "nanochat_dtype": nc.get("dtype"), "ratio": ratio, "target": target,
+                     "met": None if target is None else ratio >= target})
+    return rows
+
+
+def speed_by_dtype_section(data: dict) -> list[str]:
+    """The report's table of speed_by_dtype (nothing when it was not measured)."""
+    rows = data.get("speed_by_dtype")
+    if not rows:
+        return []
+    lines = ["## Speed by dtype", "",
+             "| ours computes in | Muon orthogonalises in | ours tok/s | nanochat tok/s | ratio | target |",
+             "|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        how = "forced" if r["forced"] else "our dtype choice"
+        target = "-" if r["target"] is None else f">= {r['target']:g}x: {'met' if r['met'] else 'MISSED'}"
+        lines.append(f"| {r['ours_dtype']} ({how}) | {r['muon_dtype']} | {r['ours_tok_per_s']:,.0f} | "
+                     f"{r['nanochat_tok_per_s']:,.0f} ({r['nanochat_dtype']}) | {r['ratio']:.2f}x | {target} |")
+    lines += ["", "Median tok/s of each run after warm-up, our first seed, against nanochat's run at the pinned ref. "
+              "The float32 row is the speed of our step itself (the model and its loss in fp32 on both sides; "
+              "Muon in the dtype measured for this bench, where nanochat 2f09686 always orthogonalises in bf16); "
+              "its target is #26's 1.3x, the other row's 2x where bfloat16 was measured faster. Single runs on a "
+              "shared machine: read them with the tok/s spread of our two identical runs (the speed row).", ""]
+    return lines
+
+
 def missing_metadata(metadata: dict, baseline: Baseline) -> list[str]:
     required = {"our commit": metadata["git"]["commit"], "our dirty flag": metadata["git"]["dirty"],
                 "torch version": metadata["versions"].get("torch"),
@@ -265,6 +317,7 @@ def runs_table(data: dict, nanochat_name: str, newest_name: str) -> list[str]:
              ("ours", f"ours ({recipe}) seed {seeds[0]}"),
              ("ours_rerun", f"ours ({recipe}) seed {seeds[0]} again")]
     names += [(f"ours_seed{i + 1}", f"ours ({recipe}) seed {s}") for i, s in enumerate(seeds) if i]
+    names += [("ours_fp32", f"ours ({recipe}) seed {seeds[0]}, float32")]
     names += [(f"nanochat_recipe_seed{i + 1}", f"ours (nanochat recipe) seed {s}") for i, s in enumerate(seeds)]
     names += [(f"newest_recipe_seed{i + 1}", f"ours (nanochat-{NEWEST_NANOCHAT[:7]} recipe) seed {s}")
               for i, s in enumerate(seeds)]
@@ -329,6 +382,7 @@ def report(data: dict, metadata: dict) -> str:
            "bytes of its decoded text: the two differ only for tokens that are not whole UTF-8 characters."
            if newest else ""),
         "",
+        *speed_by_dtype_section(data),
         *decode_section(data),
         "## Reproducibility",
         "",

@@ -232,8 +232,8 @@ def test_mfu_and_mbu_against_the_measured_peaks():
     # batch 1: 100 steps/s x (1 MB of weights + 50 positions x 1 kB); batch 8: 50 steps/s x (1 MB + 8 x 50 kB)
     assert decode["ours"]["by_batch"][1]["mbu"] == pytest.approx(100 * 1_050_000 / 1e9)
     assert decode["ours"]["by_batch"][8]["mbu"] == pytest.approx(50 * 1_400_000 / 1e9)
-    assert harness.run_dtype({"dtype": "bfloat16 autocast"}) == "bfloat16"
-    assert harness.run_dtype({"dtype": "float32"}) == "float32"
+    assert scorecard.run_dtype({"dtype": "bfloat16 autocast"}) == "bfloat16"
+    assert scorecard.run_dtype({"dtype": "float32"}) == "float32"
 
 
 def test_summarize_time_axis_and_target():
@@ -379,7 +379,38 @@ def test_seeds_override_every_run_of_ours_and_the_rerun_uses_the_first():
     for prefix, seeds in (("ours_seed", [102, 103, 104, 105]), ("nanochat_recipe_seed", [101, 102, 103, 104, 105]),
                           ("newest_recipe_seed", [101, 102, 103, 104, 105])):
         assert sorted(s for k, s, _ in runs if k.startswith(prefix)) == seeds
-    assert len(runs) == 2 + 4 + 5 + 5
+    fp32 = [(k, s, c) for k, s, c in runs if k == "ours_fp32"]  # only where our dtype choice is not float32
+    assert fp32 == ([] if profile.run.dtype == "float32" else [("ours_fp32", 101, harness.FP32_CONFIG)])
+    assert len(runs) == 2 + 4 + 5 + 5 + len(fp32)
+
+
+def test_the_fp32_run_is_asked_for_by_the_cpu_profile_only_and_only_where_ours_is_not_fp32():
+    cpu = replace(CPU, run=replace(CPU.run, dtype="bfloat16"))
+    assert ("ours_fp32", CPU.seeds[0], harness.FP32_CONFIG) in harness.our_runs(cpu)
+    assert "ours_fp32" not in [k for k, _, _ in harness.our_runs(replace(CPU, run=replace(CPU.run, dtype="float32")))]
+    smoke = replace(PROFILES["smoke"], run=replace(PROFILES["smoke"].run, dtype="bfloat16"))
+    assert "ours_fp32" not in [k for k, _, _ in harness.our_runs(smoke)]
+
+
+def test_speed_by_dtype_rows_and_targets():
+    def run(dtype: str, tps: float) -> dict:
+        return {"dtype": dtype, "tok_per_s": {"median": tps}}
+
+    nanochat = {**run("float32", 1000.0)}
+    rows = scorecard.speed_by_dtype({"nanochat": nanochat, "ours": run("bfloat16", 2100.0),
+                                     "ours_fp32": run("float32", 1200.0)}, "bfloat16")
+    assert [(r["run"], r["ours_dtype"], r["forced"]) for r in rows] == [("ours_fp32", "float32", True),
+                                                                         ("ours", "bfloat16", False)]
+    assert [r["ratio"] for r in rows] == pytest.approx([1.2, 2.1])
+    assert [(r["target"], r["met"]) for r in rows] == [(1.3, False), (2.0, True)]
+    assert all(r["muon_dtype"] == "bfloat16" for r in rows)
+    # our choice is float32: one row, the first seed's own run
+    rows = scorecard.speed_by_dtype({"nanochat": nanochat, "ours": run("float32", 1400.0)}, "float32")
+    assert [(r["run"], r["forced"], r["met"]) for r in rows] == [("ours", True, True)]
+    assert scorecard.speed_by_dtype({"nanochat": None, "ours": run("float32", 1.0)}, "float32") is None
+    md = "\n".join(scorecard.speed_by_dtype_section({"speed_by_dtype": rows}))
+    assert "| float32 (forced) | float32 | 1,400 | 1,000 (float32) | 1.40x | >= 1.3x: met |" in md
+    assert scorecard.speed_by_dtype_section({"speed_by_dtype": None}) == []
 
 
 def test_reproducibility_rules():
