@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -206,11 +207,13 @@ print("rows:", ", ".join(rows), "| identical reruns:", repro["identical_rerun"],
 # %%
 FAMILIES = {"nanochat": "nanochat 2f09686 (its own code, seed 42)",
             "nanochat_newest": "nanochat 92d63d4 (its own code, seed 42)", "ours": "ours (next)",
-            "ours_rerun": "ours, first seed again", "nanochat_recipe": "ours, nanochat 2f09686's recipe",
+            "ours_rerun": "ours, first seed again", "ours_fp32": "ours (next), first seed in float32",
+            "nanochat_recipe": "ours, nanochat 2f09686's recipe",
             "newest_recipe": "ours, nanochat 92d63d4's recipe"}
 FAMILY_STYLES = {"nanochat 2f09686 (its own code, seed 42)": dict(color="black", lw=2.5),
                  "nanochat 92d63d4 (its own code, seed 42)": dict(color="dimgray", lw=2.5, ls="--"),
                  "ours (next)": dict(color="C0"), "ours, first seed again": dict(color="C0", ls=":"),
+                 "ours (next), first seed in float32": dict(color="C3", ls="-."),
                  "ours, nanochat 2f09686's recipe": dict(color="C1"),
                  "ours, nanochat 92d63d4's recipe": dict(color="C2")}
 

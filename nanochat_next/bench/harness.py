@@ -441,9 +441,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
         write_config(work / "run_config.json", "tensor", run)
         write_config(work / FP32_CONFIG, "tensor", replace(run, dtype="float32"))
         for _, config, recipe in REFERENCE_RECIPES.values():
-            # Muon's orthogonalisation in the dtype ours runs it in (auto: measured on this machine), not the
-            # recipe's own (2f09686: always bf16): the dtypes agree within 2.3e-4 bpb (results/muon_dtype.md), and
-            # where bf16 is emulated the recipe's own would make each of these runs ~13x slower
+            # Muon in our measured dtype, not 2f09686's fixed bf16 (13x slower where emulated; results/muon_dtype.md)
             write_config(work / config, "tensor", replace(run, **{**recipe_values(recipe),
                                                                   "muon_dtype": run.muon_dtype}))
         phases.done()
