@@ -439,7 +439,8 @@ def run_bench(options: BenchOptions, log=print) -> dict:
         data_info, same_tokenizer = prepare(profile, baselines, work)
         run = replace(profile.run, data=str(work / "ncbase" / "base_data"), tokenizer=str(work / "tokenizer"))
         write_config(work / "run_config.json", "tensor", run)
-        write_config(work / FP32_CONFIG, "tensor", replace(run, dtype="float32"))
+        if any(config == FP32_CONFIG for _, _, config in ours):
+            write_config(work / FP32_CONFIG, "tensor", replace(run, dtype="float32"))
         for _, config, recipe in REFERENCE_RECIPES.values():
             # Muon in our measured dtype, not 2f09686's fixed bf16 (13x slower where emulated; results/muon_dtype.md)
             write_config(work / config, "tensor", replace(run, **{**recipe_values(recipe),

@@ -209,11 +209,11 @@ def speed_by_dtype(runs: dict, muon_dtype: str) -> list[dict] | None:
     nc, ours = runs.get("nanochat"), runs.get("ours")
     if not nc or not ours:
         return None
-    fp32 = runs.get("ours_fp32") or (ours if run_dtype(ours) == "float32" else None)
+    fp32_key = "ours_fp32" if runs.get("ours_fp32") else "ours" if run_dtype(ours) == "float32" else None
+    keys = ([(fp32_key, True)] if fp32_key else []) + ([] if fp32_key == "ours" else [("ours", False)])
     rows = []
-    for key, run, forced in (("ours_fp32" if runs.get("ours_fp32") else "ours", fp32, True), ("ours", ours, False)):
-        if run is None or (not forced and run is fp32):  # one row where the choice is float32
-            continue
+    for key, forced in keys:  # one row where our choice is float32 anyway
+        run = runs[key]
         dtype = run_dtype(run)
         target = FP32_SPEED_TARGET if dtype == "float32" else BF16_SPEED_TARGET if dtype == "bfloat16" else None
         ratio = run["tok_per_s"]["median"] / nc["tok_per_s"]["median"]

@@ -396,7 +396,7 @@ def test_speed_by_dtype_rows_and_targets():
     def run(dtype: str, tps: float) -> dict:
         return {"dtype": dtype, "tok_per_s": {"median": tps}}
 
-    nanochat = {**run("float32", 1000.0)}
+    nanochat = run("float32", 1000.0)
     rows = scorecard.speed_by_dtype({"nanochat": nanochat, "ours": run("bfloat16", 2100.0),
                                      "ours_fp32": run("float32", 1200.0)}, "bfloat16")
     assert [(r["run"], r["ours_dtype"], r["forced"]) for r in rows] == [("ours_fp32", "float32", True),
