@@ -4,7 +4,9 @@
                                       [--out results]
 
 The cpu profile's model (depth 4, width 256, vocab 4096) on one micro-batch of 8 x 256 random tokens: forward +
-backward + optimizer step. Each side runs in its own process, eager and compiled: ours in float32 and in
+backward + optimizer step. Each side runs in its own process, eager and compiled: ours in float32 (Muon's
+orthogonalisation in float32 too, and, the ``float32+muon_auto`` rows, in the dtype ``--muon-dtype auto`` measures:
+bfloat16 where it is faster, as nanochat 2f09686 always does, so that row compares the step's own code) and in
 bfloat16 autocast (what ``--dtype auto`` picks where it is faster), compiled as ``train --compile`` does (the
 model with its loss as one graph, the optimizer's updates as compiled kernels); nanochat (at the pinned ref
 and/or its newest commit) as its base_train runs on a CPU: float32, the model compiled, its optimizer kernels
@@ -44,7 +46,7 @@ def build(side: str, nanochat: str | None, compiled: bool, dtype: str = "float32
     """The model and optimizer as each side's training script builds them; the model compiled if asked (nanochat's
     optimizer compiles its own kernels whatever the model does, as in its base_train). Ours orthogonalises in
     float32 in the float32 rows (all float32, the machine-independent comparison) and in the dtype ``--dtype auto``
-    measures for Muon in the bfloat16 rows (what a user on a fast-bf16 CPU gets)."""
+    measures for Muon in the others (float32+muon_auto and bfloat16: what a user on a fast-bf16 CPU gets)."""
     import torch
 
     torch.manual_seed(42)
@@ -152,7 +154,7 @@ def main() -> None:
         return
     python = args.nanochat_python or sys.executable
     sides = [(f"ours {dtype} {mode}", "ours", dtype, mode, sys.executable, None)
-             for mode in ("eager", "compiled") for dtype in ("float32", "bfloat16")]
+             for mode in ("eager", "compiled") for dtype in ("float32", "float32+muon_auto", "bfloat16")]
     for label, checkout in (("nanochat 2f09686", args.nanochat), ("nanochat 92d63d4", args.nanochat_newest)):
         if checkout:
             sides += [(f"{label} float32 {mode}", "nanochat", "float32", mode, python, checkout)
@@ -241,10 +243,11 @@ def write(results: dict, peaks: dict, out: str) -> None:
     ortho = [f"{n}: {', '.join(results[n]['muon_ortho_dtype'])}" for n in names if results[n].get("muon_ortho_dtype")]
     if ortho:
         lines += ["", "Our Muon orthogonalisation ran in: " + "; ".join(ortho)
-                  + " (float32 rows: float32; bfloat16 rows: what `--muon-dtype auto` measured on this machine)."]
+                  + " (float32 rows: float32; float32+muon_auto and bfloat16 rows: what `--muon-dtype auto` "
+                  "measured on this machine)."]
     speed = {}
     pairs = [(f"ours {d} {m}", f"nanochat {ref} float32 {m}") for ref in ("92d63d4", "2f09686")
-             for m in ("compiled", "eager") for d in ("float32", "bfloat16")]
+             for m in ("compiled", "eager") for d in ("float32", "float32+muon_auto", "bfloat16")]
     for ours, theirs in pairs:
         if ours in results and theirs in results:
             speed[f"{ours} vs {theirs}"] = results[theirs]["step_ms"] / results[ours]["step_ms"]

@@ -45,3 +45,17 @@ def test_roofline_on_hand_numbers(profile_step):
     bf16 = profile_step.roofline({"ours bfloat16 eager": results["ours float32 compiled"]},
                                  {"float32": 100e9, "bfloat16": 400e9})[1]["ours bfloat16 eager"]
     assert bf16["at_peak_ms"] == pytest.approx(75.0)  # the bf16 peak for a bf16 side
+
+
+def test_the_fp32_muon_auto_side_differs_from_fp32_only_in_muon(profile_step):
+    """float32+muon_auto: the float32 model with Muon in auto's dtype, the same the bfloat16 side's Muon uses."""
+    def build(dtype):
+        model, _, optimizer = profile_step.build("ours", None, False, dtype)
+        ortho = [str(g["ortho_dtype"]) for g in optimizer.param_groups if "ortho_dtype" in g]
+        return {p.dtype for p in model.parameters()}, ortho
+
+    params32, ortho32 = build("float32")
+    params_auto, ortho_auto = build("float32+muon_auto")
+    assert params32 == params_auto == {torch.float32}
+    assert ortho32 and set(ortho32) == {"float32"}
+    assert ortho_auto == build("bfloat16")[1]  # what --muon-dtype auto measured, as in the bfloat16 rows
