@@ -441,10 +441,9 @@ def run_bench(options: BenchOptions, log=print) -> dict:
         write_config(work / "run_config.json", "tensor", run)
         if any(config == FP32_CONFIG for _, _, config in ours):
             write_config(work / FP32_CONFIG, "tensor", replace(run, dtype="float32"))
-        for _, config, recipe in REFERENCE_RECIPES.values():
+        for _, cfg, recipe in REFERENCE_RECIPES.values():
             # Muon in our measured dtype, not 2f09686's fixed bf16 (13x slower where emulated; results/muon_dtype.md)
-            write_config(work / config, "tensor", replace(run, **{**recipe_values(recipe),
-                                                                  "muon_dtype": run.muon_dtype}))
+            write_config(work / cfg, "tensor", replace(run, **recipe_values(recipe) | {"muon_dtype": run.muon_dtype}))
         phases.done()
         # --- nanochat (each baseline), then ours on every seed
         for key, base in baselines.items():
