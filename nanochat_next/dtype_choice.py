@@ -4,10 +4,13 @@ bfloat16 is faster than float32 on some CPUs and much slower on others, and CPU 
 AMX tiles (a recent Xeon) torch's bf16 matmuls measured 2.5x its fp32 ones; on a Xeon with avx512_bf16 but no
 AMX, 0.5x; on an AVX2-only CPU (most laptops: Intel since 12th gen, AMD Zen 2/3) bf16 is emulated and ran 0.1x
 for matmuls and 0.02x for Muon's batched orthogonalisation (results/cpu_dtype.md, results/muon_dtype.md).
-Two decisions use one method:
+Three decisions use one method:
 
 - the model's compute dtype (bf16 autocast or fp32), timed on the model's own matmuls, forward + backward;
-- Muon's orthogonalisation dtype, timed on the optimizer's own stacked update shapes (``train.muon``).
+- Muon's orthogonalisation dtype, timed on the optimizer's own stacked update shapes (``train.muon``);
+- under bf16 autocast, the attention's dtype, timed on one layer's causal attention, forward + backward: a CPU's
+  bf16 flash attention was slower than its fp32 one on both fast-bf16 CPUs measured (its backward 2x on an AMX
+  Xeon, results/profile_step_xeon_amx.md), so there the attention runs in fp32 inside the bf16 model.
 
 The probe (``race``) times both dtypes on the same work items, interleaved, and stops as soon as the answer is
 decided, whatever the model's size:
@@ -158,6 +161,29 @@ def matmul_items(shapes: list[Shape]) -> list[WorkItem]:
     return items
 
 
+AttentionShape = tuple[int, int, int, int]  # (batch, heads, sequence, head_dim) of one layer's causal attention
+
+
+def attention_items(shape: AttentionShape) -> list[WorkItem]:
+    """Forward + backward of one layer's causal attention under bf16 autocast, attending in bf16 (autocast's own
+    choice) or in fp32 (the bf16 queries, keys and values cast up, the result cast back: the casts are timed too).
+    Batch x heads is cut so a pass is a few GFLOP, as the matmuls' rows are."""
+    batch, heads, seq, head_dim = shape
+    per_head = 14 * seq * seq * head_dim  # causal flash attention forward + backward, roughly
+    rows = max(1, min(batch * heads, int(SLICE_FLOPS // per_head)))
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, rows, seq, head_dim, generator=gen).bfloat16().requires_grad_() for _ in range(3))
+
+    def run(dtype: torch.dtype) -> None:  # as model.gpt.causal_attention does with its ``dtype``
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            cast = (lambda t: t) if dtype == torch.bfloat16 else (lambda t: t.float())
+            out = torch.nn.functional.scaled_dot_product_attention(cast(q), cast(k), cast(v), is_causal=True)
+            out.bfloat16().float().sum().backward()
+        q.grad, k.grad, v.grad = None, None, None
+
+    return [WorkItem(run, 1.0, rows * per_head)]
+
+
 def cpu_model_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -253,6 +279,13 @@ def measure(shapes: list[Shape] | None = None, use_cache: bool = True,
     shapes = shapes or DEFAULT_SHAPES
     return measured(cache_key("matmul", shapes), lambda: matmul_items(shapes), use_cache, say,
                     "this model's matmuls")
+
+
+def measure_attention(shape: AttentionShape, use_cache: bool = True,
+                      say: Callable[[str], None] | None = None) -> DtypeMeasurement:
+    """The attention measurement for this shape on this machine (cached)."""
+    return measured(cache_key("attention", [shape]), lambda: attention_items(shape), use_cache, say,
+                    "this model's attention")
 
 
 def decide(m: DtypeMeasurement, quality_gap: float = BF16_QUALITY_GAP, work: str = "this model's matmuls",

@@ -15,6 +15,8 @@ Rules (the same everywhere, printed at the start of every run):
 - Muon's orthogonalisation dtype for ``auto`` (``choose_muon_dtype``; nanochat 2f09686 always uses bfloat16):
   CUDA 8.0+ bfloat16; older CUDA float32 (no bf16 there, and fp16's range is too narrow for the iteration);
   MPS float32; CPU measured on the optimizer's own stacked shapes, by the same rule as the model's matmuls.
+- Attention dtype (``choose_attention_dtype``): the compute dtype, except under a CPU's bf16 autocast, where one
+  layer's attention is timed in bf16 and in fp32 (the casts included): bf16 only if it is at least 10% faster.
 """
 
 from __future__ import annotations
@@ -192,6 +194,29 @@ def choose_muon_dtype(device: torch.device | str, requested: str = "auto",
                                             "Muon's orthogonalisation of this model's matrices")
         return DtypeChoice(torch.bfloat16 if use_bf16 else torch.float32, False, why)
     return DtypeChoice(torch.float32, False, f"{device.type}: float32 (bf16 not measured there)")
+
+
+ATTENTION_DTYPE_CHOICES = ("auto", "compute", "float32", "bfloat16")
+
+
+def choose_attention_dtype(device: torch.device | str, compute: DtypeChoice, requested: str = "auto",
+                           measure_cpu: Callable[[], object] | None = None) -> DtypeChoice | None:
+    """The dtype the model attends in (module docstring); None: the compute dtype, nothing to set (the setting only
+    applies under a CPU's bf16 autocast; ``compute`` asks for autocast's dtype there too). ``measure_cpu()``
+    returns the CPU's ``DtypeMeasurement`` of one layer's attention (``dtype_choice.measure_attention``)."""
+    if requested not in ATTENTION_DTYPE_CHOICES:
+        raise UserError(f"unknown attention dtype {requested!r}; choose one of {', '.join(ATTENTION_DTYPE_CHOICES)}")
+    if torch.device(device).type != "cpu" or compute.dtype != torch.bfloat16 or requested == "compute":
+        return None
+    if requested != "auto":
+        return DtypeChoice(DTYPES[requested], False, f"requested with --attention-dtype {requested}")
+    if measure_cpu is None:
+        raise ValueError("attention dtype 'auto' on a CPU needs its measurement")
+    from nanochat_next import dtype_choice
+
+    # bf16 must win clearly: fp32 attention is the more precise one, so a tie goes to it (no quality cost to weigh)
+    use_bf16, why = dtype_choice.decide(measure_cpu(), 0.0, "this model's attention")
+    return DtypeChoice(torch.bfloat16 if use_bf16 else torch.float32, False, why)
 
 
 def compile_support(device: torch.device | str = "cpu") -> tuple[bool, str]:

@@ -118,7 +118,7 @@ def resolve_profile(name: str, steps: int | None = None, device: str | None = No
     ``seeds``: ours and our runs of nanochat's recipes (nanochat's own base_train has no seed flag: always 42)."""
     from nanochat_next.runtime import choose_dtype, resolve_device
     from nanochat_next.train.config import run_shapes
-    from nanochat_next.train.recipe import resolve_muon_dtype
+    from nanochat_next.train.recipe import resolve_attention_dtype, resolve_muon_dtype
 
     if name not in PROFILES:
         raise UserError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")
@@ -146,4 +146,7 @@ def resolve_profile(name: str, steps: int | None = None, device: str | None = No
     muon = resolve_muon_dtype(run, resolved, run.vocab_size, compute=choice)
     if muon is not None:
         run = replace(run, muon_dtype=muon.name)
+    attention = resolve_attention_dtype(run, resolved, run.vocab_size, choice)  # and the attention's dtype
+    if attention is not None:
+        run = replace(run, attention_dtype=attention.name)
     return replace(profile, run=run, dtype_reason=choice.reason, muon_dtype_reason=muon.reason if muon else "")

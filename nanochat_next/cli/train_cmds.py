@@ -23,7 +23,7 @@ from nanochat_next.cli.args import (
 )
 from nanochat_next.errors import UserError
 from nanochat_next.run_config import flag, from_fields, read_config, write_config
-from nanochat_next.runtime import DTYPE_CHOICES, MUON_DTYPE_CHOICES
+from nanochat_next.runtime import ATTENTION_DTYPE_CHOICES, DTYPE_CHOICES, MUON_DTYPE_CHOICES
 from nanochat_next.scalar.config import ScalarRun
 from nanochat_next.train.config import MUON_LRS, RECIPES, TensorRun, recipe_values, with_recipe_fields
 
@@ -86,6 +86,10 @@ TENSOR_FLAGS = [
      "Muon's orthogonalisation: auto = bfloat16 where measured faster (see `nanochat-next doctor`), else float32; "
      "compute = the model's compute dtype (nanochat 92d63d4's rule); the nanochat recipe uses bfloat16 as nanochat "
      "2f09686 does"),
+    (("--attention-dtype",), {"choices": list(ATTENTION_DTYPE_CHOICES)},
+     "the attention's dtype under a CPU's bf16 autocast: auto = float32 unless bfloat16 is measured >= 1.10x faster "
+     "(a CPU's bf16 flash attention was slower on both fast-bf16 CPUs measured); compute = autocast's bfloat16; "
+     "elsewhere the compute dtype"),
     (("--compile",), {"action": argparse.BooleanOptionalAction}, "torch.compile the model and the optimizer"),
     (("--deterministic",), {"action": argparse.BooleanOptionalAction},
      "torch deterministic algorithms: one seed gives identical runs"),

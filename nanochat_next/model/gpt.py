@@ -182,9 +182,17 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return torch.cat([x1 * cos + x2 * sin, x1 * (-sin) + x2 * cos], -1)
 
 
-def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) -> torch.Tensor:
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int,
+                     dtype: torch.dtype | None = None) -> torch.Tensor:
     """q (B, H, Tq, D), k/v (B, H_kv, Tk, D), the queries being the last Tq of Tk positions: query at
-    absolute position p attends to keys p - window .. p."""
+    absolute position p attends to keys p - window .. p. ``dtype``: under a CPU's autocast, attend in this dtype
+    instead of autocast's (a CPU's bf16 flash attention can be slower than its fp32 one, its backward 2x on an AMX
+    Xeon: ``runtime.choose_attention_dtype`` measures which), the result back in autocast's dtype."""
+    if dtype is not None and q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        autocast_dtype = torch.get_autocast_dtype("cpu")
+        if dtype != autocast_dtype:
+            with torch.autocast("cpu", enabled=False):
+                return causal_attention(q.to(dtype), k.to(dtype), v.to(dtype), window).to(autocast_dtype)
     n_q, n_k = q.size(2), k.size(2)
     gqa = q.size(1) != k.size(1)  # grouped-query: several query heads share one key/value head (a smaller cache)
     if window >= n_k and n_q == n_k:  # the common case: plain causal attention, the fastest kernel
@@ -214,6 +222,7 @@ class CausalSelfAttention(nn.Module):
                                                                     config.ve_gate_channels)
         self.ve_gate = (nn.Linear(config.ve_gate_channels, config.n_kv_head, bias=False)
                         if has_value_embedding(layer, config.n_layer) else None)
+        self.attention_dtype: torch.dtype | None = None  # None: autocast's dtype (GPT.set_attention_dtype)
 
     def forward(self, x: torch.Tensor, ve: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor,
                 window: int, cache=None) -> torch.Tensor:
@@ -232,7 +241,8 @@ class CausalSelfAttention(nn.Module):
             q, k = q * self.qk_scale, k * self.qk_scale
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, head_dim) for attention
         # without a cache: causal attention over this sequence; with one, over everything cached so far too
-        y = causal_attention(q, k, v, window) if cache is None else cache.attend(self.layer, q, k, v, window)
+        y = (causal_attention(q, k, v, window, self.attention_dtype) if cache is None
+             else cache.attend(self.layer, q, k, v, window))
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, n_tok, C))  # heads side by side, mixed
 
 
@@ -293,6 +303,12 @@ class GPT(nn.Module):
         self.register_buffer("sin", sin, persistent=False)
         if init:
             self.init_weights()
+
+    def set_attention_dtype(self, dtype: torch.dtype | None) -> None:
+        """Attend in ``dtype`` under a CPU's autocast (None: in autocast's dtype); training sets the measured
+        choice (``runtime.choose_attention_dtype``). Without autocast it changes nothing."""
+        for block in self.transformer.h:
+            block.attn.attention_dtype = dtype
 
     @torch.no_grad()
     def init_weights(self) -> None:

@@ -19,7 +19,7 @@ from nanochat_next.model.gpt import INITS, GPTConfig, config_for_depth
 from nanochat_next.model.gpt import RECIPE_FIELDS as MODEL_RECIPE_FIELDS
 from nanochat_next.model.saving import MODEL_CLASSES
 from nanochat_next.run_config import flag
-from nanochat_next.runtime import DEVICE_CHOICES, DTYPE_CHOICES, MUON_DTYPE_CHOICES
+from nanochat_next.runtime import ATTENTION_DTYPE_CHOICES, DEVICE_CHOICES, DTYPE_CHOICES, MUON_DTYPE_CHOICES
 from nanochat_next.schedule import LRSchedule
 
 # "gpt" was called "mini-gpt" before (the scalar path's name): old config files and flags still say so
@@ -32,7 +32,7 @@ MUON_LRS = ("embedding_lr", "unembedding_lr", "matrix_lr", "scalar_lr")  # the M
 # and dtype may change too (e.g. to recover from a NaN): the resume is then no longer exact.
 RESUMABLE_CHANGES = frozenset({"eval_every", "eval_tokens", "device", "compile", "deterministic", "peak_flops",
                                "save_every", "keep_last", "keep_best", "early_stop", "out", "tokenizer", "lr",
-                               *MUON_LRS, "dtype", "muon_dtype"})
+                               *MUON_LRS, "dtype", "muon_dtype", "attention_dtype"})
 MUON_MOMENTUM = ("nanochat", "next")  # 0.85 -> 0.95 over 300 steps | -> 0.97 over 400, down to 0.90 in warmdown
 WD_SCHEDULES = ("linear", "cosine")  # Muon's weight decay over the run: linear to 0 | half-cosine to 0
 ADAM_GROUPS = ("nanochat", "next")  # per-group AdamW settings (train.muon.nanochat_param_groups)
@@ -105,6 +105,9 @@ class TensorRun:
     dtype: str = "auto"  # compute dtype; weights stay float32
     # Muon's orthogonalisation: auto = bf16 where measured faster (next); nanochat always bf16 (RECIPES)
     muon_dtype: str = "auto"
+    # the attention's dtype under a CPU's bf16 autocast: auto = timed (fp32 unless bf16 is clearly faster), compute =
+    # autocast's bf16; elsewhere it computes in the compute dtype whatever this says (runtime.choose_attention_dtype)
+    attention_dtype: str = "auto"
     compile: bool = False
     # torch deterministic algorithms: a compiled model's embedding backward otherwise accumulates with
     # atomic adds, so two runs with one seed differ in the last bits (measured on CPU)
@@ -123,6 +126,7 @@ class TensorRun:
             object.__setattr__(self, "model_kind", OLD_MODEL_KINDS[self.model_kind])
         for name, allowed in (("model_kind", MODEL_KINDS), ("style", STYLES), ("optimizer", OPTIMIZERS),
                               ("device", DEVICE_CHOICES), ("dtype", DTYPE_CHOICES), ("muon_dtype", MUON_DTYPE_CHOICES),
+                              ("attention_dtype", ATTENTION_DTYPE_CHOICES),
                               ("documents", ("auto", "paragraphs", "lines")),
                               ("recipe", tuple(RECIPES)), ("init", INITS), ("adam_groups", ADAM_GROUPS),
                               ("muon_momentum", MUON_MOMENTUM), ("wd_schedule", WD_SCHEDULES)):
@@ -232,6 +236,13 @@ def run_shapes(run: TensorRun, vocab_size: int) -> list[tuple[int, int, int]]:
     c = model_config(run, vocab_size)
     return model_shapes(run.tokens_per_micro_batch, c.n_embd, c.n_kv_head * c.head_dim, c.padded_vocab_size,
                         c.n_layer)
+
+
+def attention_shape(run: TensorRun, vocab_size: int) -> tuple[int, int, int, int]:
+    """One layer's causal attention in one micro-batch (batch, heads, sequence, head_dim): what the attention's
+    dtype is timed on under a CPU's bf16 autocast."""
+    c = model_config(run, vocab_size)
+    return run.device_batch_size, c.n_head, run.max_seq_len, c.head_dim
 
 
 def model_class(run: TensorRun) -> type[torch.nn.Module]:

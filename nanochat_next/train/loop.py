@@ -53,7 +53,12 @@ from nanochat_next.train.evaluate import evaluate_bpb
 from nanochat_next.train.memory import available_bytes, estimate_training_bytes, gigabytes
 from nanochat_next.train.packing import MicroBatchStream, PackingLoader
 from nanochat_next.train.processes import Processes, gradient_accumulation, setup_processes
-from nanochat_next.train.recipe import build_optimizer, scaled_hyperparameters, set_step_hyperparameters
+from nanochat_next.train.recipe import (
+    build_optimizer,
+    choose_attention,
+    scaled_hyperparameters,
+    set_step_hyperparameters,
+)
 
 
 @dataclass
@@ -79,6 +84,7 @@ class Job:
     # "tokens": every trained token of the step counts equally, whatever micro-batch it is in (SFT, where masks
     # leave micro-batches with few or no targets: a fully masked one adds nothing instead of a NaN)
     loss_weighting: str = "micro_batch"
+    attention_choice: DtypeChoice | None = None  # the attention's dtype where it is not the compute dtype, and why
 
 
 BuildJob = Callable[[Processes, dict | None], Job]  # (processes, the loader state to resume from) -> the job
@@ -164,7 +170,8 @@ def assemble_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, load
         else nullcontext()
     scaler = torch.amp.GradScaler(procs.device.type) if choice.grad_scaler else None  # fp16 needs loss scaling
     return Job(run, procs, tokenizer, model, forward, optimizer, choice, optimizer.orthogonalization, autocast, scaler,
-               grad_accum, weight_decay, loader, make_val_loader, Path(run.out) / "checkpoints", loss_weighting)
+               grad_accum, weight_decay, loader, make_val_loader, Path(run.out) / "checkpoints", loss_weighting,
+               choose_attention(run, model, choice, say))  # set before the model is first called (and compiled)
 
 
 def restore(job: Job, loaded: checkpoint.Loaded, log) -> LoopState:
@@ -486,6 +493,8 @@ def announce(job: Job, log) -> None:
         f"compile {run.compile} | processes {procs.world} | threads {torch.get_num_threads()}")
     if job.muon_choice is not None:
         log(f"Muon orthogonalisation in {job.muon_choice.name} ({job.muon_choice.reason})")
+    if job.attention_choice is not None:
+        log(f"attention in {job.attention_choice.name} ({job.attention_choice.reason})")
     note = busy_note() if procs.device.type == "cpu" and procs.world == 1 else None
     if note:  # under torchrun the ranks themselves load the cores: no note
         log(note)

@@ -19,10 +19,10 @@ import math
 
 import torch
 
-from nanochat_next.dtype_choice import cache_key, measured
+from nanochat_next.dtype_choice import cache_key, measure_attention, measured
 from nanochat_next.model.gpt import GPT, config_for_depth
-from nanochat_next.runtime import DtypeChoice, choose_dtype, choose_muon_dtype
-from nanochat_next.train.config import TensorRun, model_class, model_config, run_shapes
+from nanochat_next.runtime import DtypeChoice, choose_attention_dtype, choose_dtype, choose_muon_dtype
+from nanochat_next.train.config import TensorRun, attention_shape, model_class, model_config, run_shapes
 from nanochat_next.train.muon import MuonAdamW, orthogonalize_items, stacked_shapes
 
 B_REF = 2**19  # nanochat's reference batch size (tokens) for its LR and weight-decay scaling
@@ -125,6 +125,25 @@ def resolve_muon_dtype(run: TensorRun, device: torch.device | str, vocab_size: i
     if run.muon_dtype == "compute" and compute is None:
         compute = choose_dtype(device, run.dtype, run_shapes(run, vocab_size))
     return muon_dtype_for_shapes(run, shapes, device, compute=compute)
+
+
+def resolve_attention_dtype(run: TensorRun, device: torch.device | str, vocab_size: int, compute: DtypeChoice,
+                            say=None) -> DtypeChoice | None:
+    """``runtime.choose_attention_dtype`` for this run (on a CPU under bf16 autocast, ``auto`` measured on one
+    layer's attention at this run's shape, the figures cached); None where the model attends in its compute
+    dtype. A benchmark writes the answer into its runs' configs, as it does Muon's (``resolve_muon_dtype``)."""
+    shape = attention_shape(run, vocab_size)
+    return choose_attention_dtype(device, compute, run.attention_dtype, lambda: measure_attention(shape, say=say))
+
+
+def choose_attention(run: TensorRun, model: torch.nn.Module, compute: DtypeChoice, say=None) -> DtypeChoice | None:
+    """``resolve_attention_dtype``, set on the model (before it is first called and compiled); None where the
+    model attends in its compute dtype, or has no such setting (the classic GPT)."""
+    if not hasattr(model, "set_attention_dtype"):
+        return None
+    choice = resolve_attention_dtype(run, next(model.parameters()).device, model.config.vocab_size, compute, say)
+    model.set_attention_dtype(None if choice is None else choice.dtype)
+    return choice
 
 
 def choose_orthogonalization(run: TensorRun, optimizer: torch.optim.Optimizer, device: torch.device,

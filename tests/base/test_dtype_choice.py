@@ -100,6 +100,8 @@ def test_every_bench_profile_resolves_on_the_cpu_within_seconds(monkeypatch, tmp
     real, real_muon = dtype_choice.matmul_items, recipe.orthogonalize_items
     monkeypatch.setattr(dtype_choice, "matmul_items", lambda shapes: cpu.items(real(shapes)))
     monkeypatch.setattr(recipe, "orthogonalize_items", lambda shapes: cpu.items(real_muon(shapes)))
+    real_attention = dtype_choice.attention_items
+    monkeypatch.setattr(dtype_choice, "attention_items", lambda shape: cpu.items(real_attention(shape)))
     for name in profiles.PROFILES:
         start = cpu.now
         profile = profiles.resolve_profile(name, device="cpu")
