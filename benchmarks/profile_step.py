@@ -7,7 +7,8 @@ The cpu profile's model (depth 4, width 256, vocab 4096) on one micro-batch of 8
 backward + optimizer step. Each side runs in its own process, eager and compiled: ours in float32 (Muon's
 orthogonalisation in float32 too, and, the ``float32+muon_auto`` rows, in the dtype ``--muon-dtype auto`` measures:
 bfloat16 where it is faster, as nanochat 2f09686 always does, so that row compares the step's own code) and in
-bfloat16 autocast (what ``--dtype auto`` picks where it is faster), compiled as ``train --compile`` does (the
+bfloat16 autocast (what ``--dtype auto`` picks where it is faster; the attention in the dtype training measures
+for it, and, the ``bfloat16+bf16_attention`` rows, in autocast's bf16), compiled as ``train --compile`` does (the
 model with its loss as one graph, the optimizer's updates as compiled kernels); nanochat (at the pinned ref
 and/or its newest commit) as its base_train runs on a CPU: float32, the model compiled, its optimizer kernels
 compiled. First ``WARMUP`` steps (compilation), then the wall time of ``TIMED`` steps without the profiler
@@ -33,6 +34,7 @@ KINDS = {  # operation name fragments -> kind (first match wins)
 }
 STEPS, WARMUP, TIMED = 5, 3, 10
 MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+OUR_DTYPES = ("float32", "float32+muon_auto", "bfloat16", "bfloat16+bf16_attention")  # ours, each eager and compiled
 
 
 def kind_of(name: str) -> str:
@@ -59,12 +61,17 @@ def build(side: str, nanochat: str | None, compiled: bool, dtype: str = "float32
         model.init_weights()
         optimizer = model.setup_optimizer()
     else:
+        from nanochat_next.runtime import DtypeChoice
         from nanochat_next.train.config import TensorRun, build_model
-        from nanochat_next.train.recipe import build_optimizer, scaled_hyperparameters
+        from nanochat_next.train.recipe import build_optimizer, choose_attention, scaled_hyperparameters
 
         run = TensorRun(compile=compiled, muon_dtype="float32" if dtype == "float32" else "auto")
         model = build_model(run, 4096)
         optimizer = build_optimizer(run, model, *scaled_hyperparameters(run, model, 4096))
+        if dtype.startswith("bfloat16"):  # the attention's dtype as training picks it under bf16 autocast
+            choose_attention(run, model, DtypeChoice(torch.bfloat16, False, "bf16 autocast"))
+        if dtype == "bfloat16+bf16_attention":  # before that choice: attention in autocast's bf16
+            model.set_attention_dtype(None)
     forward = torch.compile(model, dynamic=False) if compiled else model
     return model, forward, optimizer
 
@@ -80,7 +87,7 @@ def worker(side: str, dtype: str, mode: str, nanochat: str | None) -> dict:
     model, forward, optimizer = build(side, nanochat, mode == "compiled", dtype)
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randint(0, 4096, (8, 256), generator=gen), torch.randint(0, 4096, (8, 256), generator=gen)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype.startswith("bfloat16") else contextlib.nullcontext()
 
     def step() -> None:
         with record_function("forward"), autocast:
@@ -112,8 +119,11 @@ def worker(side: str, dtype: str, mode: str, nanochat: str | None) -> dict:
             kinds[kind_of(e.key)] = kinds.get(kind_of(e.key), 0.0) + e.self_cpu_time_total / STEPS / 1e3
     table = events.table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=48)
     ortho = sorted({str(g["ortho_dtype"]) for g in optimizer.param_groups if "ortho_dtype" in g})
+    attention = sorted({str(m.attention_dtype or "autocast's").removeprefix("torch.") for m in model.modules()
+                        if hasattr(m, "attention_dtype")}) if dtype.startswith("bfloat16") else []
     return {"phases_ms": phases, "kinds_ms": kinds, "step_ms": statistics.median(wall), "step_ms_timed": wall,
             "muon_ortho_dtype": ortho,  # ours: the Muon groups' orthogonalisation dtype (auto's pick in bf16 rows)
+            "attention_dtype": attention,  # ours, bf16 rows: what the attention ran in under autocast
             "profiled_step_ms": sum(phases.values()), "matmul_by_phase": matmul, "table": table}
 
 
@@ -154,7 +164,7 @@ def main() -> None:
         return
     python = args.nanochat_python or sys.executable
     sides = [(f"ours {dtype} {mode}", "ours", dtype, mode, sys.executable, None)
-             for mode in ("eager", "compiled") for dtype in ("float32", "float32+muon_auto", "bfloat16")]
+             for mode in ("eager", "compiled") for dtype in OUR_DTYPES]
     for label, checkout in (("nanochat 2f09686", args.nanochat), ("nanochat 92d63d4", args.nanochat_newest)):
         if checkout:
             sides += [(f"{label} float32 {mode}", "nanochat", "float32", mode, python, checkout)
@@ -245,9 +255,14 @@ def write(results: dict, peaks: dict, out: str) -> None:
         lines += ["", "Our Muon orthogonalisation ran in: " + "; ".join(ortho)
                   + " (float32 rows: float32; float32+muon_auto and bfloat16 rows: what `--muon-dtype auto` "
                   "measured on this machine)."]
+    attention = [f"{n}: {', '.join(results[n]['attention_dtype'])}" for n in names if results[n].get("attention_dtype")]
+    if attention:
+        lines += ["", "Our attention under bf16 autocast ran in: " + "; ".join(attention)
+                  + " (bfloat16 rows: what training measures, `runtime.choose_attention_dtype`; "
+                  "bfloat16+bf16_attention rows: autocast's bf16, as before that choice)."]
     speed = {}
     pairs = [(f"ours {d} {m}", f"nanochat {ref} float32 {m}") for ref in ("92d63d4", "2f09686")
-             for m in ("compiled", "eager") for d in ("float32", "float32+muon_auto", "bfloat16")]
+             for m in ("compiled", "eager") for d in OUR_DTYPES]
     for ours, theirs in pairs:
         if ours in results and theirs in results:
             speed[f"{ours} vs {theirs}"] = results[theirs]["step_ms"] / results[ours]["step_ms"]
