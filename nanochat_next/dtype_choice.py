@@ -9,8 +9,9 @@ Three decisions use one method:
 - the model's compute dtype (bf16 autocast or fp32), timed on the model's own matmuls, forward + backward;
 - Muon's orthogonalisation dtype, timed on the optimizer's own stacked update shapes (``train.muon``);
 - under bf16 autocast, the attention's dtype, timed on one layer's causal attention, forward + backward: a CPU's
-  bf16 flash attention was slower than its fp32 one on both fast-bf16 CPUs measured (its backward 2x on an AMX
-  Xeon, results/profile_step_xeon_amx.md), so there the attention runs in fp32 inside the bf16 model.
+  bf16 flash attention was slower than its fp32 one in the training step on both fast-bf16 CPUs measured (its
+  backward 2x on an AMX Xeon, results/profile_step_xeon_amx.md; 71 vs 52-59 ms a step on an EPYC with avx512_bf16,
+  results/profile_step_epyc_avx512bf16.md), so there the attention runs in fp32 inside the bf16 model.
 
 The probe (``race``) times both dtypes on the same work items, interleaved, and stops as soon as the answer is
 decided, whatever the model's size:
