@@ -10,8 +10,9 @@ Three decisions use one method:
 - Muon's orthogonalisation dtype, timed on the optimizer's own stacked update shapes (``train.muon``);
 - under bf16 autocast, the attention's dtype, timed on one layer's causal attention, forward + backward: a CPU's
   bf16 flash attention was slower than its fp32 one in the training step on both fast-bf16 CPUs measured (its
-  backward 2x on an AMX Xeon, results/profile_step_xeon_amx.md; 71 vs 52-59 ms a step on an EPYC with avx512_bf16,
-  results/profile_step_epyc_avx512bf16.md), so there the attention runs in fp32 inside the bf16 model.
+  backward 2x on an AMX Xeon, results/profile_step_xeon_amx.md; its self time 82 vs 69 ms a compiled step on an
+  EPYC with avx512_bf16, side by side in results/profile_step_epyc_avx512bf16_attention.md, where the whole step
+  was a tie), so there the attention runs in fp32 inside the bf16 model.
 
 The probe (``race``) times both dtypes on the same work items, interleaved, and stops as soon as the answer is
 decided, whatever the model's size:

@@ -83,10 +83,11 @@ def polar_express_gram(x: Tensor, steps: int) -> Tensor:
     exact arithmetic; in float32 the Gram matrix's rounding grows with Q^2 each step and is never corrected, so
     after ``GRAM_RESTART`` steps the product is applied and A recomputed from x (measured, relative to a float64
     reference, spectra down to 1e-3: 1e-5 with the restart, 2-4e-4 without, 5-7e-6 step by step; bf16 ~1e-2).
-    Used in float32 only: in bf16 the squared conditioning of A is too coarse. Tried on 2026-12-04 (an EPYC, the
-    cpu profile's `next` run, seeds 42 and 43): with the bf16 Gram form training stopped learning (val bpb 3.6235
-    from step 50 on, vs 2.25-2.27 with the standard bf16 form), though on synthetic matrices its error looked
-    like the standard form's (6e-2 vs 4e-2 relative to float64) and it ran 1.5x faster."""
+    Used in float32 only: in bf16 the squared conditioning of A is too coarse. Tried on 2026-12-04 (an A/B kept
+    in issue #26's note, not in results/; an EPYC, the cpu profile's `next` run, seeds 42 and 43): with the bf16
+    Gram form training stopped learning (val bpb 3.6235 from step 50 on, vs 2.25-2.27 with the standard bf16
+    form), though on synthetic matrices its error looked like the standard form's (6e-2 vs 4e-2 relative to
+    float64) and it ran 1.5x faster."""
     tall = x.size(-2) > x.size(-1)
     if tall:
         x = x.mT
