@@ -37,7 +37,7 @@ def worker(config: str, steps: int) -> dict:
     import torch
 
     from nanochat_next.runtime import keep_freed_memory
-    from nanochat_next.train.config import TensorRun, build_model
+    from nanochat_next.train.config import TensorRun, build_model, compile_forward
     from nanochat_next.train.recipe import build_optimizer, scaled_hyperparameters
 
     kept = keep_freed_memory()  # NANOCHAT_NEXT_MALLOC=system leaves glibc's defaults
@@ -49,7 +49,7 @@ def worker(config: str, steps: int) -> dict:
     run = TensorRun(compile=compiled, muon_dtype="float32" if dtype == "float32" else "auto")
     model = build_model(run, 4096)
     optimizer = build_optimizer(run, model, *scaled_hyperparameters(run, model, 4096))
-    forward = torch.compile(model, dynamic=False) if compiled else model
+    forward = compile_forward(model) if compiled else model
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randint(0, 4096, (8, 256), generator=gen), torch.randint(0, 4096, (8, 256), generator=gen)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()

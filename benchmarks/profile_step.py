@@ -9,10 +9,11 @@ orthogonalisation in float32 too, and, the ``float32+muon_auto`` rows, in the dt
 bfloat16 where it is faster, as nanochat 2f09686 always does, so that row compares the step's own code) and in
 bfloat16 autocast (what ``--dtype auto`` picks where it is faster; the attention in the dtype training measures
 for it, and, the ``bfloat16+bf16_attention`` rows, in autocast's bf16), compiled as ``train --compile`` does (the
-model with its loss as one graph, the optimizer's updates as compiled kernels); nanochat (at the pinned ref
-and/or its newest commit) as its base_train runs on a CPU: float32, the model compiled, its optimizer kernels
-compiled. First ``WARMUP`` steps (compilation), then the wall time of ``TIMED`` steps without the profiler
-(median: the number to compare), then ``STEPS`` profiled steps: time split by phase (forward, backward,
+model with its loss as one graph, with ``train.config.COMPILE_OPTIONS``, the optimizer's updates as compiled
+kernels; the compiled-only ``+sleef_tanh`` rows: the same model compiled with inductor's defaults); nanochat
+(at the pinned ref and/or its newest commit) as its base_train runs on a CPU: float32, the model compiled, its
+optimizer kernels compiled. First ``WARMUP`` steps (compilation), then the wall time of ``TIMED`` steps without
+the profiler (median: the number to compare), then ``STEPS`` profiled steps: time split by phase (forward, backward,
 optimizer: record_function scopes around each, compiled or not) and by kind of operation
 (matmul, attention, softcap + cross-entropy, compiled kernels, elementwise/other), from self CPU time. Writes
 results/profile_step.json and .md (the top operations of each side, as torch.profiler's table).
@@ -34,7 +35,9 @@ KINDS = {  # operation name fragments -> kind (first match wins)
 }
 STEPS, WARMUP, TIMED = 5, 3, 10
 MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
-OUR_DTYPES = ("float32", "float32+muon_auto", "bfloat16", "bfloat16+bf16_attention")  # ours, each eager and compiled
+OUR_DTYPES = ("float32", "float32+muon_auto", "bfloat16", "bfloat16+bf16_attention",  # ours, each eager and compiled
+              "float32+sleef_tanh", "bfloat16+sleef_tanh")
+SLEEF_TANH = ("float32+sleef_tanh", "bfloat16+sleef_tanh")  # compiled only: without train.config.COMPILE_OPTIONS
 
 
 def kind_of(name: str) -> str:
@@ -65,15 +68,20 @@ def build(side: str, nanochat: str | None, compiled: bool, dtype: str = "float32
         from nanochat_next.train.config import TensorRun, build_model
         from nanochat_next.train.recipe import build_optimizer, choose_attention, scaled_hyperparameters
 
-        run = TensorRun(compile=compiled, muon_dtype="float32" if dtype == "float32" else "auto")
+        run = TensorRun(compile=compiled, muon_dtype="float32" if dtype in ("float32", SLEEF_TANH[0]) else "auto")
         model = build_model(run, 4096)
         optimizer = build_optimizer(run, model, *scaled_hyperparameters(run, model, 4096))
         if dtype.startswith("bfloat16"):  # the attention's dtype as training picks it under bf16 autocast
             choose_attention(run, model, DtypeChoice(torch.bfloat16, False, "bf16 autocast"))
         if dtype == "bfloat16+bf16_attention":  # before that choice: attention in autocast's bf16
             model.set_attention_dtype(None)
-    forward = torch.compile(model, dynamic=False) if compiled else model
-    return model, forward, optimizer
+    if not compiled:
+        return model, model, optimizer
+    if side == "nanochat" or dtype in SLEEF_TANH:  # inductor's defaults (its tanh from Sleef)
+        return model, torch.compile(model, dynamic=False), optimizer
+    from nanochat_next.train.config import compile_forward
+
+    return model, compile_forward(model), optimizer  # as train --compile: with COMPILE_OPTIONS
 
 
 def worker(side: str, dtype: str, mode: str, nanochat: str | None) -> dict:
@@ -164,7 +172,7 @@ def main() -> None:
         return
     python = args.nanochat_python or sys.executable
     sides = [(f"ours {dtype} {mode}", "ours", dtype, mode, sys.executable, None)
-             for mode in ("eager", "compiled") for dtype in OUR_DTYPES]
+             for mode in ("eager", "compiled") for dtype in OUR_DTYPES if mode == "compiled" or dtype not in SLEEF_TANH]
     for label, checkout in (("nanochat 2f09686", args.nanochat), ("nanochat 92d63d4", args.nanochat_newest)):
         if checkout:
             sides += [(f"{label} float32 {mode}", "nanochat", "float32", mode, python, checkout)
@@ -260,6 +268,10 @@ def write(results: dict, peaks: dict, out: str) -> None:
         lines += ["", "Our attention under bf16 autocast ran in: " + "; ".join(attention)
                   + " (bfloat16 rows: what training measures, `runtime.choose_attention_dtype`; "
                   "bfloat16+bf16_attention rows: autocast's bf16, as before that choice)."]
+    if any(dtype in n for n in names for dtype in SLEEF_TANH):
+        lines += ["", "The +sleef_tanh rows compile the model with inductor's defaults, its tanh from Sleef; every "
+                  "other compiled row of ours as `train --compile` does, with `train.config.COMPILE_OPTIONS` "
+                  "(tanh as 2 / (1 + exp(-2x)) - 1)."]
     speed = {}
     pairs = [(f"ours {d} {m}", f"nanochat {ref} float32 {m}") for ref in ("92d63d4", "2f09686")
              for m in ("compiled", "eager") for d in OUR_DTYPES]

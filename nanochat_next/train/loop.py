@@ -43,6 +43,7 @@ from nanochat_next.train.config import (
     RESUMABLE_CHANGES,
     TensorRun,
     build_model,
+    compile_forward,
     model_class,
     model_config,
     run_shapes,
@@ -161,7 +162,7 @@ def assemble_job(run: TensorRun, procs: Processes, tokenizer: BPETokenizer, load
     lr_scale, weight_decay = hyperparameters or scaled_hyperparameters(run, model, tokenizer.vocab_size)
     # Muon's dtype measured like the matmuls (or following the compute dtype, for nanochat 92d63d4's recipe)
     optimizer = build_optimizer(run, model, lr_scale, weight_decay, say, choice)
-    forward = torch.compile(model, dynamic=False) if run.compile else model
+    forward = compile_forward(model) if run.compile else model
     if procs.world > 1:
         device_ids = [procs.local_rank] if procs.device.type == "cuda" else None
         forward = torch.nn.parallel.DistributedDataParallel(forward, device_ids=device_ids)
