@@ -259,11 +259,12 @@ def build_model(run: TensorRun, vocab_size: int, device: torch.device | str = "c
     return model
 
 
-# Inductor's C++ code for tanh, written as 2 / (1 + exp(-2x)) - 1 rather than with Sleef's tanh (a few times slower).
-# The soft cap's tanh runs over all (B, T, vocab) logits, forward and backward: the step's largest elementwise
-# kernels. Measured (cpu profile, bf16 step on an avx512_bf16 EPYC, interleaved runs): the two loss kernels 34-44 ->
-# 21-29 ms a step. The formula loses relative accuracy only near x = 0 (absolute error ~1e-7, far below a logit's
-# rounding), which is why torch leaves it off by default (pytorch#148241: tanh fed to atan2). CPU-only: CUDA ignores it
+# Inductor's C++ code for tanh, written as 2 / (1 + exp(-2x)) - 1 rather than with Sleef's (slower) tanh. The soft
+# cap's tanh runs over all (B, T, vocab) logits, forward and backward: the step's largest elementwise kernels.
+# Measured on the cpu profile, the same weights compiled both ways, steps paired (results/compile_options.md, an
+# avx512_bf16 EPYC): forward + backward 1.025x faster in fp32, 1.027x in bf16. The formula loses relative accuracy
+# only near x = 0 (absolute error ~1e-7, far below a logit's rounding), which is why torch leaves it off by default
+# (pytorch#148241: tanh fed to atan2). CPU-only: CUDA ignores it
 COMPILE_OPTIONS = {"cpp.use_decompose_tanh": True}
 
 
