@@ -166,22 +166,29 @@ def matmul_items(shapes: list[Shape]) -> list[WorkItem]:
 AttentionShape = tuple[int, int, int, int]  # (batch, heads, sequence, head_dim) of one layer's causal attention
 
 
-def attention_items(shape: AttentionShape) -> list[WorkItem]:
+def attention_items(shape: AttentionShape, attend: Callable, compiled: bool = False) -> list[WorkItem]:
     """Forward + backward of one layer's causal attention under bf16 autocast, attending in bf16 (autocast's own
-    choice) or in fp32 (the bf16 queries, keys and values cast up, the result cast back: the casts are timed too).
-    Batch x heads is cut so a pass is a few GFLOP, as the matmuls' rows are."""
+    choice) or in fp32 (the bf16 queries, keys and values cast up, the result cast back: the casts are timed too),
+    by ``attend(q, k, v, window, dtype)``: the model's own ``model.gpt.causal_attention``, compiled for a compiled
+    run (whose bf16 attention is other kernels: ``model.gpt.explicit_attention_applies``), so both dtypes run the
+    kernels training runs. Batch x heads is cut so a pass is a few GFLOP, as the matmuls' rows are."""
+    if compiled:
+        attend = torch.compile(attend, dynamic=False)
     batch, heads, seq, head_dim = shape
     per_head = 14 * seq * seq * head_dim  # causal flash attention forward + backward, roughly
     rows = max(1, min(batch * heads, int(SLICE_FLOPS // per_head)))
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, rows, seq, head_dim, generator=gen).bfloat16().requires_grad_() for _ in range(3))
 
-    def run(dtype: torch.dtype) -> None:  # as model.gpt.causal_attention does with its ``dtype``
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-            cast = (lambda t: t) if dtype == torch.bfloat16 else (lambda t: t.float())
-            out = torch.nn.functional.scaled_dot_product_attention(cast(q), cast(k), cast(v), is_causal=True)
-            out.bfloat16().float().sum().backward()
+    def run(dtype: torch.dtype) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = attend(q, k, v, seq, None if dtype == torch.bfloat16 else torch.float32)
+            out.float().sum().backward()
         q.grad, k.grad, v.grad = None, None, None
+
+    if compiled:  # compile both graphs here: the race's time budget is for the work, not for compiling
+        for dtype in (torch.float32, torch.bfloat16):
+            run(dtype)
 
     return [WorkItem(run, 1.0, rows * per_head)]
 
@@ -283,11 +290,12 @@ def measure(shapes: list[Shape] | None = None, use_cache: bool = True,
                     "this model's matmuls")
 
 
-def measure_attention(shape: AttentionShape, use_cache: bool = True,
+def measure_attention(shape: AttentionShape, attend: Callable, compiled: bool = False, use_cache: bool = True,
                       say: Callable[[str], None] | None = None) -> DtypeMeasurement:
-    """The attention measurement for this shape on this machine (cached)."""
-    return measured(cache_key("attention", [shape]), lambda: attention_items(shape), use_cache, say,
-                    "this model's attention")
+    """The attention measurement for this shape on this machine, eager or compiled (cached apart)."""
+    name = "attention-compiled" if compiled else "attention"
+    return measured(cache_key(name, [shape]), lambda: attention_items(shape, attend, compiled), use_cache, say,
+                    "this model's compiled attention" if compiled else "this model's attention")
 
 
 def decide(m: DtypeMeasurement, quality_gap: float = BF16_QUALITY_GAP, work: str = "this model's matmuls",

@@ -182,6 +182,32 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return torch.cat([x1 * cos + x2 * sin, x1 * (-sin) + x2 * cos], -1)
 
 
+EXPLICIT_ATTENTION_MAX_SEQ = 512  # its (T x T) scores are kept for the backward: memory grows with T^2
+
+
+def explicit_attention_applies(q: torch.Tensor, gqa: bool) -> bool:
+    """In a compiled graph under a CPU's bf16 autocast, a whole causal sequence of up to
+    ``EXPLICIT_ATTENTION_MAX_SEQ`` positions attends by ``explicit_causal_attention`` rather than the CPU's bf16
+    flash kernel: its two matmuls run as bf16 GEMMs and Inductor fuses the mask and softmax around them.
+    Measured on the cpu profile, paired steps (results/attention_kernel.md, an avx512_bf16 EPYC): compiled, its
+    forward + backward 1.047x faster than fp32 flash attention; eager, 0.974x (slower: the softmax's separate
+    passes), so eager runs keep the flash kernel. Whether bf16 attention runs at all is measured
+    (``runtime.choose_attention_dtype``, timing this same function, compiled for a compiled run)."""
+    return (q.device.type == "cpu" and torch.compiler.is_compiling() and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16 and not gqa
+            and q.size(2) <= EXPLICIT_ATTENTION_MAX_SEQ)
+
+
+def explicit_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(head_dim), future keys masked) v, written out: two matmuls (in autocast's dtype) and a
+    float32 softmax, as nanoGPT's attention without flash. q, k, v (B, H, T, D), one whole sequence."""
+    n = q.size(2)
+    scores = (q @ k.transpose(-2, -1)) * q.size(-1) ** -0.5  # (B, H, T, T): every query against every key
+    future = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)  # keys after the query's position
+    weights = torch.softmax(scores.float().masked_fill(future, float("-inf")), dim=-1)  # each row sums to 1
+    return weights.to(v.dtype) @ v  # each query's mix of the values it attends to
+
+
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int,
                      dtype: torch.dtype | None = None) -> torch.Tensor:
     """q (B, H, Tq, D), k/v (B, H_kv, Tk, D), the queries being the last Tq of Tk positions: query at
@@ -195,7 +221,9 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: 
                 return causal_attention(q.to(dtype), k.to(dtype), v.to(dtype), window).to(autocast_dtype)
     n_q, n_k = q.size(2), k.size(2)
     gqa = q.size(1) != k.size(1)  # grouped-query: several query heads share one key/value head (a smaller cache)
-    if window >= n_k and n_q == n_k:  # the common case: plain causal attention, the fastest kernel
+    if window >= n_k and n_q == n_k:  # the common case: plain causal attention
+        if explicit_attention_applies(q, gqa):
+            return explicit_causal_attention(q, k, v)
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
     if n_q == 1:  # decoding one token: it sees the last window + 1 keys, no mask needed
         start = max(0, n_k - 1 - window)

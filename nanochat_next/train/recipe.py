@@ -20,7 +20,7 @@ import math
 import torch
 
 from nanochat_next.dtype_choice import cache_key, measure_attention, measured
-from nanochat_next.model.gpt import GPT, config_for_depth
+from nanochat_next.model.gpt import GPT, causal_attention, config_for_depth
 from nanochat_next.runtime import DtypeChoice, choose_attention_dtype, choose_dtype, choose_muon_dtype
 from nanochat_next.train.config import TensorRun, attention_shape, model_class, model_config, run_shapes
 from nanochat_next.train.muon import MuonAdamW, orthogonalize_items, stacked_shapes
@@ -130,10 +130,12 @@ def resolve_muon_dtype(run: TensorRun, device: torch.device | str, vocab_size: i
 def resolve_attention_dtype(run: TensorRun, device: torch.device | str, vocab_size: int, compute: DtypeChoice,
                             say=None) -> DtypeChoice | None:
     """``runtime.choose_attention_dtype`` for this run (on a CPU under bf16 autocast, ``auto`` measured on one
-    layer's attention at this run's shape, the figures cached); None where the model attends in its compute
+    layer's attention at this run's shape, compiled for a compiled run, the figures cached); None where the model
+    attends in its compute
     dtype. A benchmark writes the answer into its runs' configs, as it does Muon's (``resolve_muon_dtype``)."""
     shape = attention_shape(run, vocab_size)
-    return choose_attention_dtype(device, compute, run.attention_dtype, lambda: measure_attention(shape, say=say))
+    return choose_attention_dtype(device, compute, run.attention_dtype,
+                                  lambda: measure_attention(shape, causal_attention, run.compile, say=say))
 
 
 def choose_attention(run: TensorRun, model: torch.nn.Module, compute: DtypeChoice, say=None) -> DtypeChoice | None:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from nanochat_next import dtype_choice
 from nanochat_next.dtype_choice import DtypeMeasurement
 from nanochat_next.errors import UserError
+from nanochat_next.model import gpt
 from nanochat_next.model.gpt import GPT, GPTConfig, causal_attention
 from nanochat_next.runtime import DtypeChoice, choose_attention_dtype
 from nanochat_next.train import recipe
@@ -114,7 +115,7 @@ def test_an_unknown_attention_dtype_is_one_clear_error():
 
 
 def test_the_probe_times_both_dtypes_on_a_tiny_attention():
-    fp32, bf16, rounds, _ = dtype_choice.race(dtype_choice.attention_items((1, 2, 16, 8)), rounds=2)
+    fp32, bf16, rounds, _ = dtype_choice.race(dtype_choice.attention_items((1, 2, 16, 8), causal_attention), rounds=2)
     assert fp32 > 0 and bf16 > 0 and 1 <= rounds <= 2
 
 
@@ -136,7 +137,7 @@ def test_a_benchmark_profile_carries_the_attention_dtype(monkeypatch, tmp_path):
 
     monkeypatch.setenv("NANOCHAT_NEXT_CACHE", str(tmp_path))
     monkeypatch.setattr(dtype_choice, "race", lambda items, **kw: (0.2, 0.1, 5, ""))  # bf16 2x faster: bf16 model
-    monkeypatch.setattr(recipe, "measure_attention", lambda shape, **kw: DtypeMeasurement(0.01, 0.02, "k"))
+    monkeypatch.setattr(recipe, "measure_attention", lambda *args, **kw: DtypeMeasurement(0.01, 0.02, "k"))
     run = profiles.resolve_profile("smoke", device="cpu").run
     assert run.dtype == "bfloat16" and run.attention_dtype == "float32"
 
@@ -148,3 +149,54 @@ def test_a_train_run_says_where_it_attends(tmp_path):
                      "--dtype", "bfloat16", "--attention-dtype", "float32", *TINY)
     assert result.returncode == 0, result.stderr
     assert "attention in float32 (requested with --attention-dtype float32)" in result.stdout
+
+
+def test_explicit_attention_is_causal_attention():
+    q, k, v = (t.double() for t in qkv(3, (2, 3, 24, 8)))
+    out = gpt.explicit_causal_attention(q, k, v)  # its softmax runs in float32
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, is_causal=True), rtol=1e-5, atol=1e-6)
+
+
+def test_explicit_attention_applies_only_in_a_compiled_graph_under_cpu_bf16_autocast(monkeypatch):
+    q = torch.randn(1, 2, 16, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not gpt.explicit_attention_applies(q, False)  # eager: the flash kernel (explicit measured slower)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert not gpt.explicit_attention_applies(q, False)  # float32: the flash kernel
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert gpt.explicit_attention_applies(q, False)
+        assert not gpt.explicit_attention_applies(q, True)  # grouped-query heads: the flash kernel's enable_gqa
+        long = torch.randn(1, 1, gpt.EXPLICIT_ATTENTION_MAX_SEQ + 1, 8)
+        assert not gpt.explicit_attention_applies(long, False)  # its T x T scores would grow with T^2
+
+
+def test_a_compiled_bf16_model_attends_explicitly_with_the_eager_models_loss_and_gradients(monkeypatch):
+    calls = []
+    explicit = gpt.explicit_causal_attention
+    monkeypatch.setattr(gpt, "explicit_causal_attention", lambda *a: calls.append(1) or explicit(*a))
+    torch.manual_seed(0)
+    run = TensorRun(depth=2, aspect_ratio=32, head_dim=32, max_seq_len=64)
+    model = build_model(run, 256)
+    with torch.no_grad():  # the blocks' outputs start at 0 in nanochat's init: let attention reach the loss
+        for p in model.parameters():
+            if p.dim() == 2 and not p.any():
+                p.normal_(0, 0.05)
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randint(0, 256, (2, 64), generator=gen), torch.randint(0, 256, (2, 64), generator=gen)
+
+    def loss_and_grad(forward, autocast: bool):
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = forward(x, y)
+        loss.backward()
+        return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    exact_loss, exact_grad = loss_and_grad(model, autocast=False)  # float32 throughout
+    eager_loss, eager_grad = loss_and_grad(model, autocast=True)  # bf16, the flash kernel
+    assert not calls
+    compiled_loss, compiled_grad = loss_and_grad(torch.compile(model, dynamic=False), autocast=True)
+    assert calls, "the compiled bf16 graph attends by explicit matmuls"
+    # both bf16 runs land as near the float32 loss and gradient as each other: bf16 rounding, nothing more
+    for loss, grad in ((eager_loss, eager_grad), (compiled_loss, compiled_grad)):
+        assert abs(loss - exact_loss) <= 1e-2 * abs(exact_loss)
+        assert F.cosine_similarity(grad, exact_grad, dim=0) > 0.99

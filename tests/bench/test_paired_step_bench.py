@@ -1,4 +1,4 @@
-"""benchmarks/compile_options_bench.py's summary: paired ratios, their p-value, and the loss check."""
+"""benchmarks/paired_step_bench.py's summary: paired ratios, their p-value, and the loss check."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def bench(load_script):
-    return load_script("benchmarks/compile_options_bench.py")
+    return load_script("benchmarks/paired_step_bench.py")
 
 
 def test_summary_of_hand_pairs(bench):
