@@ -12,7 +12,9 @@ Three decisions use one method:
   bf16 flash attention was slower than its fp32 one in the training step on both fast-bf16 CPUs measured (its
   backward 2x on an AMX Xeon, results/profile_step_xeon_amx.md; its self time 82 vs 69 ms a compiled step on an
   EPYC with avx512_bf16, side by side in results/profile_step_epyc_avx512bf16_attention.md, where the whole step
-  was a tie), so there the attention runs in fp32 inside the bf16 model.
+  was a tie), so there the attention runs in fp32 inside the bf16 model, eager. A compiled run times the
+  compiled attention: its bf16 side is explicit matmuls (``model.gpt.explicit_attention_applies``), measured
+  faster than fp32 flash attention on that EPYC (results/attention_kernel.md), so there it attends in bf16.
 
 The probe (``race``) times both dtypes on the same work items, interleaved, and stops as soon as the answer is
 decided, whatever the model's size:

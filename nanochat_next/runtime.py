@@ -16,7 +16,9 @@ Rules (the same everywhere, printed at the start of every run):
   CUDA 8.0+ bfloat16; older CUDA float32 (no bf16 there, and fp16's range is too narrow for the iteration);
   MPS float32; CPU measured on the optimizer's own stacked shapes, by the same rule as the model's matmuls.
 - Attention dtype (``choose_attention_dtype``): the compute dtype, except under a CPU's bf16 autocast, where one
-  layer's attention is timed in bf16 and in fp32 (the casts included): bf16 only if it is at least 10% faster.
+  layer's attention is timed in bf16 and in fp32 (the casts included; compiled for a compiled run, whose bf16
+  attention over a short sequence is explicit matmuls, not the flash kernel): bf16 only if it is at least 10%
+  faster.
 """
 
 from __future__ import annotations
