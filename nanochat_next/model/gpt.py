@@ -189,9 +189,10 @@ def explicit_attention_applies(q: torch.Tensor, gqa: bool) -> bool:
     """In a compiled graph under a CPU's bf16 autocast, a whole causal sequence of up to
     ``EXPLICIT_ATTENTION_MAX_SEQ`` positions attends by ``explicit_causal_attention`` rather than the CPU's bf16
     flash kernel: its two matmuls run as bf16 GEMMs and Inductor fuses the mask and softmax around them.
-    Measured on the cpu profile, paired steps (results/attention_kernel.md, an avx512_bf16 EPYC): compiled, its
-    forward + backward 1.047x faster than fp32 flash attention; eager, 0.974x (slower: the softmax's separate
-    passes), so eager runs keep the flash kernel. Whether bf16 attention runs at all is measured
+    Measured on the cpu profile, paired steps (results/attention_kernel.md, an avx512_bf16 EPYC): compiled, the
+    forward + backward 1.07x faster than with fp32 flash attention, at the same val bpb in training
+    (results/ablate_attention_kernel_*). Eager it ran 0.974x (the softmax's separate passes; #26's note), so
+    eager runs keep the flash kernel. Whether bf16 attention runs at all is measured
     (``runtime.choose_attention_dtype``, timing this same function, compiled for a compiled run)."""
     return (q.device.type == "cpu" and torch.compiler.is_compiling() and torch.is_autocast_enabled("cpu")
             and torch.get_autocast_dtype("cpu") == torch.bfloat16 and not gqa
