@@ -68,7 +68,8 @@ def build(side: str, nanochat: str | None, compiled: bool, dtype: str = "float32
         from nanochat_next.train.config import TensorRun, build_model
         from nanochat_next.train.recipe import build_optimizer, choose_attention, scaled_hyperparameters
 
-        run = TensorRun(compile=compiled, muon_dtype="float32" if dtype in ("float32", SLEEF_TANH[0]) else "auto")
+        muon_dtype = "float32" if dtype in ("float32", "float32+sleef_tanh") else "auto"
+        run = TensorRun(compile=compiled, muon_dtype=muon_dtype)
         model = build_model(run, 4096)
         optimizer = build_optimizer(run, model, *scaled_hyperparameters(run, model, 4096))
         if dtype.startswith("bfloat16"):  # the attention's dtype as training picks it under bf16 autocast

@@ -191,9 +191,10 @@ def explicit_attention_applies(q: torch.Tensor, gqa: bool) -> bool:
     flash kernel: its two matmuls run as bf16 GEMMs and Inductor fuses the mask and softmax around them.
     Measured on the cpu profile, paired steps (results/attention_kernel.md, an avx512_bf16 EPYC): compiled, the
     forward + backward 1.06x faster than with fp32 flash attention, at the same val bpb in training
-    (results/ablate_attention_kernel_*). Eager it ran 0.974x (the softmax's separate passes; #26's note), so
-    eager runs keep the flash kernel. Whether bf16 attention runs at all is measured
-    (``runtime.choose_attention_dtype``, timing this same function, compiled for a compiled run)."""
+    (results/ablate_attention_kernel_*). Eager, its mask and softmax run as separate passes (slower than the
+    flash kernel in a development run, not kept in results/), so eager runs keep the flash kernel. Whether bf16
+    attention runs at all is measured (``runtime.choose_attention_dtype``, timing this same function, compiled
+    for a compiled run)."""
     return (q.device.type == "cpu" and torch.compiler.is_compiling() and torch.is_autocast_enabled("cpu")
             and torch.get_autocast_dtype("cpu") == torch.bfloat16 and not gqa
             and q.size(2) <= EXPLICIT_ATTENTION_MAX_SEQ)

@@ -131,8 +131,8 @@ def resolve_attention_dtype(run: TensorRun, device: torch.device | str, vocab_si
                             say=None) -> DtypeChoice | None:
     """``runtime.choose_attention_dtype`` for this run (on a CPU under bf16 autocast, ``auto`` measured on one
     layer's attention at this run's shape, compiled for a compiled run, the figures cached); None where the model
-    attends in its compute
-    dtype. A benchmark writes the answer into its runs' configs, as it does Muon's (``resolve_muon_dtype``)."""
+    attends in its compute dtype. A benchmark writes the answer into its runs' configs, as it does Muon's
+    (``resolve_muon_dtype``)."""
     shape = attention_shape(run, vocab_size)
     return choose_attention_dtype(device, compute, run.attention_dtype,
                                   lambda: measure_attention(shape, causal_attention, run.compile, say=say))
